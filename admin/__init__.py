@@ -1,0 +1,1 @@
+"""Operating lakeops on Prefect: local server and worker lifecycle, setup, the demo story."""

@@ -1,0 +1,67 @@
+"""Setting up a Prefect server for lakeops: block types, the lakehouse block, pool, deployments."""
+
+import subprocess
+import sys
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists
+from prefect.workers.process import ProcessWorker
+from pydantic import SecretStr
+
+from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
+from blocks.lakehouse import IcebergLakehouse
+from lakeops import lake
+from lakeops.provenance import code_version
+from lakeops.settings import LakeSettings
+
+
+def lakehouse_from_settings(settings: LakeSettings) -> IcebergLakehouse:
+    """The IcebergLakehouse block for the embedded default described by LAKEOPS_* settings."""
+    settings.resolved_home().mkdir(parents=True, exist_ok=True)
+    return IcebergLakehouse(
+        catalog_name=settings.catalog_name,
+        catalog_uri=SecretStr(settings.resolved_catalog_uri()),
+        warehouse=settings.resolved_warehouse(),
+        landing=str(settings.resolved_landing()),
+    )
+
+
+def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLakehouse:
+    """Register the block type, save the lakehouse document and create the tables (idempotent)."""
+    IcebergLakehouse.register_type_and_schema()
+    block = lakehouse_from_settings(settings)
+    block.save(name, overwrite=True)
+    lake.ensure_tables(block.catalog())
+    return block
+
+
+def ensure_work_pool(name: str = WORK_POOL) -> None:
+    """Create the process work pool unless it exists."""
+    template = ProcessWorker.get_default_base_job_template()
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(
+                WorkPoolCreate(name=name, type="process", base_job_template=template)
+            )
+        except ObjectAlreadyExists:
+            pass
+
+
+def deploy_all(stack: LocalStack) -> None:
+    """Apply every deployment in prefect.yaml, with its triggers (`prefect deploy --all`)."""
+    env = stack.env(LAKEOPS_CODE_VERSION=code_version())
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:
+    """Everything a fresh server needs before flows can run."""
+    block = save_lakehouse(settings)
+    ensure_work_pool()
+    deploy_all(stack)
+    return block

@@ -1,0 +1,122 @@
+"""A local Prefect server and process worker, started in the background and stopped again."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+WORK_POOL = "lakeops-local"
+DEFAULT_API_URL = "http://127.0.0.1:4200/api"
+
+
+def reachable(api_url: str, timeout: float = 2.0) -> bool:
+    """True when a Prefect API answers its health check at `api_url`."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalStack:
+    """Processes this stack started (and only those are stopped)."""
+
+    api_url: str
+    home: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment for Prefect commands and flow runs against this stack."""
+        return {
+            **os.environ,
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "LAKEOPS_PROJECT_DIR": str(PROJECT_DIR),
+            "LAKEOPS_WORK_POOL": WORK_POOL,
+            **extra,
+        }
+
+    def start_server(self, port: int, ui: bool = True, timeout: float = 180) -> None:
+        """Start `prefect server start` on SQLite under `home` and wait until it is healthy."""
+        prefect_home = self.home / "prefect"
+        prefect_home.mkdir(parents=True, exist_ok=True)
+        env = self.env(
+            PREFECT_HOME=str(prefect_home),
+            PREFECT_UI_ENABLED=str(ui).lower(),
+            PREFECT_SERVER_API_HOST="127.0.0.1",
+            PREFECT_SERVER_API_PORT=str(port),
+        )
+        env.pop("PREFECT_API_URL")
+        self._spawn(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)],
+            env, self.home / "server.log",
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not reachable(self.api_url):
+            if self.started[-1].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Prefect server did not start; see {self.home / 'server.log'}")
+            time.sleep(0.5)
+
+    def start_worker(self, poll_seconds: float = 1.0, **extra_env: str) -> None:
+        """Start a process worker on the lakeops pool that polls every `poll_seconds`."""
+        env = self.env(
+            PREFECT_WORKER_QUERY_SECONDS=str(poll_seconds),
+            PREFECT_WORKER_PREFETCH_SECONDS="0",
+            **extra_env,
+        )
+        self._spawn(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
+             "--type", "process", "--name", f"lakeops-{os.getpid()}"],
+            env, self.home / "worker.log",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop what this stack started, newest first."""
+        for proc in reversed(self.started):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self.started):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.started.clear()
+
+    def _spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                cmd, env=env, cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.started.append(proc)
+
+
+def ensure_server(home: Path, api_url: str | None = None) -> LocalStack:
+    """Use the server at `api_url` (or PREFECT_API_URL, or :4200) if reachable; else start one."""
+    url = api_url or os.environ.get("PREFECT_API_URL") or DEFAULT_API_URL
+    stack = LocalStack(api_url=url, home=home)
+    if not reachable(url):
+        port = 4200 if url == DEFAULT_API_URL else free_port()
+        stack.api_url = f"http://127.0.0.1:{port}/api"
+        stack.start_server(port)
+    return stack

@@ -1,0 +1,5 @@
+"""Prefect blocks: configuration only, one factory method each."""
+
+from blocks.lakehouse import IcebergLakehouse
+
+__all__ = ["IcebergLakehouse"]

@@ -1,0 +1,1 @@
+"""Thin Prefect flows: load blocks, call the core, publish signals, return states."""

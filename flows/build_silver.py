@@ -1,0 +1,26 @@
+"""Consumer: rebuild one window of silver.flights from the Bronze snapshot its event names."""
+
+from prefect import flow
+from pyiceberg.catalog import Catalog
+
+from flows.common import io_task, open_lakehouse, publish_ready, run_info
+from flows.params import BuildParams
+from lakeops import pipeline
+from lakeops.datasets import SILVER_FLIGHTS
+from lakeops.readiness import ReadySignal
+from lakeops.windows import Window
+
+
+@io_task
+def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
+    return pipeline.build_silver(
+        catalog, Window.parse(params.window), params.snapshot_id, run_info(),
+        stale=params.stale, version=params.transform_version,
+    )  # fmt: skip
+
+
+@flow(name="build-silver-flights")
+def build_silver(params: BuildParams) -> ReadySignal:
+    """Read bronze.flights at exactly `snapshot_id`, replace Silver's window, signal readiness."""
+    _, catalog = open_lakehouse(params.lakehouse)
+    return publish_ready(catalog, SILVER_FLIGHTS, build(catalog, params))

@@ -1,0 +1,38 @@
+"""Names of tables, datasets, events and resource ids: defined here once and imported elsewhere."""
+
+from dataclasses import dataclass
+
+READY_EVENT = "lakeops.dataset.ready"
+RESOURCE_PREFIX = "lakeops.dataset."
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """An Iceberg table identified by namespace and name."""
+
+    namespace: str
+    name: str
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    @property
+    def resource_id(self) -> str:
+        """The Prefect event resource id that names this dataset."""
+        return f"{RESOURCE_PREFIX}{self.identifier}"
+
+    def __str__(self) -> str:
+        return self.identifier
+
+
+BRONZE_FLIGHTS = TableRef("bronze", "flights")
+SILVER_FLIGHTS = TableRef("silver", "flights")
+GOLD_DAILY_DELAYS = TableRef("gold", "daily_delays")
+QUARANTINE_FLIGHTS = TableRef("quarantine", "flights")
+
+MEDALLION = (BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
+ALL_TABLES = (*MEDALLION, QUARANTINE_FLIGHTS)
+NAMESPACES = ("bronze", "silver", "gold", "ops", "quarantine")
+
+FLIGHTS_NATURAL_KEY = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")

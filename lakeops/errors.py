@@ -1,0 +1,38 @@
+"""One error root for the project; leaf names say what happened."""
+
+
+class LakeopsError(Exception):
+    """Root of every error lakeops raises on purpose."""
+
+
+class TransientError(LakeopsError):
+    """A failure that is expected to pass if the same work is tried again."""
+
+
+class SignalNotDelivered(TransientError):
+    """The orchestrator did not acknowledge a readiness event."""
+
+
+class MalformedBatch(LakeopsError):
+    """An incoming batch cannot be parsed; names the file, the column and the row."""
+
+    def __init__(self, source: str, reason: str, column: str | None = None, row: int | None = None):
+        self.source, self.reason, self.column, self.row = source, reason, column, row
+        where = ", ".join(
+            part
+            for part in (f"column {column!r}" if column else "", f"row {row}" if row else "")
+            if part
+        )
+        super().__init__(f"{source}: {where + ': ' if where else ''}{reason}")
+
+
+class SnapshotNotFound(LakeopsError):
+    """A table has no snapshot with the requested id."""
+
+
+class TableNotFound(LakeopsError):
+    """A table the pipeline needs does not exist in the catalog."""
+
+
+class EmptyWindow(LakeopsError):
+    """An input snapshot holds no rows for the window a consumer was asked to build."""

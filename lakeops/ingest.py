@@ -1,0 +1,127 @@
+"""Parsing a source system's day file into a typed batch, or a MalformedBatch naming file, column, row."""
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from lakeops.errors import MalformedBatch
+from lakeops.schemas import SOURCE_COLUMNS
+from lakeops.windows import Window
+
+NA_TOKENS = ("", "NA")
+HEADER_LINE = 1  # data row i (0-based) sits on line i + 2 of the file
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """The bytes of one day file as delivered, before any parsing."""
+
+    source: str
+    window: Window
+    content: bytes
+
+    @property
+    def batch_id(self) -> str:
+        """Same bytes, same id: re-delivering a file is recognised as the same batch."""
+        return f"{self.window.key}-{hashlib.sha256(self.content).hexdigest()[:12]}"
+
+    @property
+    def lines(self) -> list[str]:
+        return self.content.decode("utf-8", errors="replace").splitlines()
+
+
+def read_raw(path: Path, window: Window) -> RawBatch:
+    """Read a day file's bytes; raises MalformedBatch if it does not exist."""
+    if not path.is_file():
+        raise MalformedBatch(str(path), "file not found in the landing zone")
+    return RawBatch(source=str(path), window=window, content=path.read_bytes())
+
+
+def parse(batch: RawBatch) -> pd.DataFrame:
+    """Typed rows of the batch; raises MalformedBatch at the first problem found."""
+    if not batch.content.strip():
+        raise MalformedBatch(batch.source, "empty file: no header and no rows")
+    frame = _read_strings(batch)
+    missing = [c for c in SOURCE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise MalformedBatch(batch.source, "missing column(s) in header", missing[0], HEADER_LINE)
+    if frame.empty:
+        raise MalformedBatch(batch.source, "header but no data rows")
+    typed = pd.DataFrame({name: _typed(frame, name, typ, batch) for name, typ in SOURCE_COLUMNS.items()})
+    _check_window(typed, batch)
+    return typed
+
+
+def _read_strings(batch: RawBatch) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            io.BytesIO(batch.content),
+            dtype=str,
+            keep_default_na=False,
+            na_values=list(NA_TOKENS),
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise MalformedBatch(batch.source, f"not a readable CSV file: {exc}") from exc
+
+
+def _typed(frame: pd.DataFrame, name: str, typ: pa.DataType, batch: RawBatch) -> pd.Series:
+    raw = frame[name]
+    if pa.types.is_string(typ):
+        return raw.astype("str").where(raw.notna(), None)
+    numbers = pd.to_numeric(raw, errors="coerce")
+    bad = raw.notna() & numbers.isna()
+    if pa.types.is_integer(typ):
+        bad |= numbers.notna() & (numbers % 1 != 0)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        kind = "an integer" if pa.types.is_integer(typ) else "a number"
+        raise MalformedBatch(
+            batch.source, f"value {raw.iloc[row]!r} is not {kind}", name, row + HEADER_LINE + 1
+        )
+    return numbers.astype("Int64") if pa.types.is_integer(typ) else numbers.astype("Float64")
+
+
+def _check_window(typed: pd.DataFrame, batch: RawBatch) -> None:
+    day = batch.window.day
+    for column, expected in (("year", day.year), ("month", day.month), ("day", day.day)):
+        outside = typed[column].isna() | (typed[column] != expected)
+        if outside.any():
+            row = int(outside.to_numpy().nonzero()[0][0])
+            raise MalformedBatch(
+                batch.source,
+                f"value {typed[column].iloc[row]!r} is outside window {batch.window}",
+                column,
+                row + HEADER_LINE + 1,
+            )
+
+
+def with_lineage(typed: pd.DataFrame, batch: RawBatch, ingested_at: datetime) -> pd.DataFrame:
+    """Bronze rows: the typed source rows plus batch id, source and ingestion time."""
+    return typed.assign(
+        _batch_id=batch.batch_id,
+        _source=Path(batch.source).name,
+        _ingested_at=pd.Timestamp(ingested_at.astimezone(UTC)),
+    )
+
+
+def quarantine_rows(batch: RawBatch, error: MalformedBatch, at: datetime) -> pd.DataFrame:
+    """The whole raw batch, one row per line (header included), with the reason it was rejected."""
+    lines = batch.lines or [None]
+    return pd.DataFrame(
+        {
+            "batch_id": batch.batch_id,
+            "source": Path(batch.source).name,
+            "window": batch.window.key,
+            "line_number": [i + 1 if line is not None else None for i, line in enumerate(lines)],
+            "raw_line": lines,
+            "reason": str(error),
+            "error_column": error.column,
+            "error_row": error.row,
+            "quarantined_at": pd.Timestamp(at.astimezone(UTC)),
+        }
+    )

@@ -1,0 +1,158 @@
+"""pyiceberg access: the catalog, table creation, reads at a snapshot, commits with provenance."""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pandas as pd
+import pyarrow as pa
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import (
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
+from pyiceberg.expressions import BooleanExpression
+from pyiceberg.table import Table
+
+from lakeops import schemas
+from lakeops.datasets import (
+    BRONZE_FLIGHTS,
+    GOLD_DAILY_DELAYS,
+    NAMESPACES,
+    QUARANTINE_FLIGHTS,
+    SILVER_FLIGHTS,
+    TableRef,
+)
+from lakeops.errors import SnapshotNotFound, TableNotFound
+from lakeops.provenance import Provenance
+from lakeops.readiness import ReadySignal, marker_paths
+from lakeops.settings import LakeSettings
+
+TABLE_SCHEMAS: dict[TableRef, pa.Schema] = {
+    BRONZE_FLIGHTS: schemas.BRONZE,
+    SILVER_FLIGHTS: schemas.SILVER,
+    GOLD_DAILY_DELAYS: schemas.GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS: schemas.QUARANTINE,
+}
+
+
+def open_catalog(name: str, properties: Mapping[str, str]) -> Catalog:
+    """A pyiceberg catalog from its properties (`type`, `uri`, `warehouse`, ...)."""
+    return load_catalog(name, **dict(properties))
+
+
+def embedded_properties(settings: LakeSettings) -> dict[str, str]:
+    """Catalog properties for the embedded default: a SQL catalog and a local warehouse."""
+    settings.resolved_home().mkdir(parents=True, exist_ok=True)
+    return {
+        "type": "sql",
+        "uri": settings.resolved_catalog_uri(),
+        "warehouse": settings.resolved_warehouse(),
+    }
+
+
+def ensure_tables(catalog: Catalog) -> None:
+    """Create the namespaces and tables that are missing; safe to run concurrently and twice."""
+    for namespace in NAMESPACES:
+        try:
+            catalog.create_namespace(namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+    for ref, schema in TABLE_SCHEMAS.items():
+        try:
+            catalog.create_table(ref.identifier, schema=schema)
+        except TableAlreadyExistsError:
+            pass
+
+
+def load(catalog: Catalog, ref: TableRef) -> Table:
+    """Load a table; raises TableNotFound with the table's name."""
+    try:
+        return catalog.load_table(ref.identifier)
+    except NoSuchTableError as exc:
+        raise TableNotFound(f"table {ref} does not exist in catalog {catalog.name}") from exc
+
+
+def to_arrow(frame: pd.DataFrame, ref: TableRef) -> pa.Table:
+    """Cast a frame to the table's declared Arrow schema (column order and types)."""
+    schema = TABLE_SCHEMAS[ref]
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def read(
+    table: Table,
+    row_filter: BooleanExpression,
+    snapshot_id: int | None = None,
+    columns: tuple[str, ...] = ("*",),
+) -> pd.DataFrame:
+    """Rows matching `row_filter` as of `snapshot_id` (current when None)."""
+    if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
+        raise SnapshotNotFound(f"table {'.'.join(table.name())} has no snapshot {snapshot_id}")
+    scan = table.scan(row_filter=row_filter, snapshot_id=snapshot_id, selected_fields=columns)
+    return scan.to_pandas()
+
+
+def replace_rows(
+    table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance
+) -> int:
+    """Atomically replace the rows matching `where` with `rows`; return the new snapshot id."""
+    table.overwrite(rows, overwrite_filter=where, snapshot_properties=provenance.to_properties())
+    snapshot = table.current_snapshot()
+    assert snapshot is not None, "a commit always leaves a current snapshot"
+    return snapshot.snapshot_id
+
+
+def append_rows(table: Table, rows: pa.Table, provenance: Provenance) -> int:
+    """Append `rows` in one commit; return the new snapshot id."""
+    table.append(rows, snapshot_properties=provenance.to_properties())
+    snapshot = table.current_snapshot()
+    assert snapshot is not None, "a commit always leaves a current snapshot"
+    return snapshot.snapshot_id
+
+
+def schema_fingerprint(table: Table) -> str:
+    """A short hash of the table's column names, types and nullability."""
+    fields = [(f.name, str(f.field_type), f.required) for f in table.schema().fields]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
+
+
+def ready_signal(
+    table: Table, ref: TableRef, snapshot_id: int, provenance: Provenance, row_count: int
+) -> ReadySignal:
+    """The readiness signal describing a committed window."""
+    snapshot = table.snapshot_by_id(snapshot_id)
+    if snapshot is None:
+        raise SnapshotNotFound(f"table {ref} has no snapshot {snapshot_id}")
+    return ReadySignal(
+        dataset=ref.identifier,
+        snapshot_id=snapshot_id,
+        window=provenance.window,
+        row_count=row_count,
+        schema_fingerprint=schema_fingerprint(table),
+        code_version=provenance.code_version,
+        stale=provenance.stale,
+        committed_at=datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC),
+    )
+
+
+def write_marker(table: Table, signal: ReadySignal) -> str:
+    """Write the window's marker file and the table's `_READY` file; return the window's path."""
+    window_path, latest_path = marker_paths(table.location(), signal.window)
+    body = signal.to_json().encode()
+    for path in (window_path, latest_path):
+        with table.io.new_output(path).create(overwrite=True) as out:
+            out.write(body)
+    return window_path
+
+
+def read_marker(table: Table, window: str | None = None) -> ReadySignal | None:
+    """The signal in a window's marker (the latest one when window is None); None if absent."""
+    window_path, latest_path = marker_paths(table.location(), window or "")
+    path = window_path if window else latest_path
+    source = table.io.new_input(path)
+    if not source.exists():
+        return None
+    with source.open() as handle:
+        return ReadySignal.from_json(handle.read().decode())

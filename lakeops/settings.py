@@ -1,0 +1,39 @@
+"""Typed settings (env prefix LAKEOPS_) with embedded defaults: read once at the edge, passed down."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LakeSettings(BaseSettings):
+    """Where the lake lives. The embedded default is a SQLite catalog and a local warehouse."""
+
+    model_config = SettingsConfigDict(env_prefix="LAKEOPS_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".lakeops"),
+        description="Project-local folder for the embedded catalog, warehouse and landing zone.",
+    )
+    catalog_name: str = Field(default="lakeops", min_length=1, description="Iceberg catalog name.")
+    catalog_uri: str | None = Field(
+        default=None, description="SQLAlchemy URI of the SQL catalog; default: SQLite in home."
+    )
+    warehouse: str | None = Field(
+        default=None, description="Warehouse location (file:// or s3://); default: home/warehouse."
+    )
+    landing: str | None = Field(
+        default=None, description="Folder where the source system drops day files."
+    )
+
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    def resolved_catalog_uri(self) -> str:
+        return self.catalog_uri or f"sqlite:///{self.resolved_home() / 'catalog.db'}"
+
+    def resolved_warehouse(self) -> str:
+        return self.warehouse or (self.resolved_home() / "warehouse").as_uri()
+
+    def resolved_landing(self) -> Path:
+        return Path(self.landing).resolve() if self.landing else self.resolved_home() / "landing"
