@@ -56,7 +56,9 @@ def deploy_all(stack: LocalStack) -> None:
         cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if result.returncode != 0:
-        raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
 
 
 def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:

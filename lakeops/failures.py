@@ -26,7 +26,13 @@ _TRANSIENT_NAMES = {
     "OperationalError",  # sqlalchemy/sqlite: database is locked, connection dropped
     "ServiceUnavailableError",
 }
-_TRANSIENT_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EPIPE, errno.EAGAIN}
+_TRANSIENT_ERRNOS = {
+    errno.ECONNRESET,
+    errno.ECONNREFUSED,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+    errno.EAGAIN,
+}
 _DATA_LOGIC_NAMES = {"MalformedBatch", "EmptyWindow", "SnapshotNotFound", "TableNotFound"}
 
 

@@ -52,7 +52,9 @@ def parse(batch: RawBatch) -> pd.DataFrame:
         raise MalformedBatch(batch.source, "missing column(s) in header", missing[0], HEADER_LINE)
     if frame.empty:
         raise MalformedBatch(batch.source, "header but no data rows")
-    typed = pd.DataFrame({name: _typed(frame, name, typ, batch) for name, typ in SOURCE_COLUMNS.items()})
+    typed = pd.DataFrame(
+        {name: _typed(frame, name, typ, batch) for name, typ in SOURCE_COLUMNS.items()}
+    )
     _check_window(typed, batch)
     return typed
 

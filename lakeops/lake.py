@@ -3,6 +3,7 @@
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -15,6 +16,7 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
 from lakeops import schemas
 from lakeops.datasets import (
@@ -156,3 +158,47 @@ def read_marker(table: Table, window: str | None = None) -> ReadySignal | None:
         return None
     with source.open() as handle:
         return ReadySignal.from_json(handle.read().decode())
+
+
+def provenance_of(snapshot: Snapshot) -> Provenance | None:
+    """The provenance recorded in a snapshot's summary, or None."""
+    return Provenance.from_properties(
+        snapshot.summary.additional_properties if snapshot.summary else {}
+    )
+
+
+def snapshot_of_run(table: Table, flow_run_id: str) -> Snapshot | None:
+    """The newest snapshot committed by the given flow run, or None."""
+    for snapshot in sorted(table.snapshots(), key=lambda s: s.timestamp_ms, reverse=True):
+        made_by = provenance_of(snapshot)
+        if made_by and made_by.flow_run_id == flow_run_id:
+            return snapshot
+    return None
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    """One line of `lakeops status`."""
+
+    table: str
+    snapshot_id: int | None
+    rows: int
+    last_signal: ReadySignal | None
+
+
+def status(catalog: Catalog, refs: tuple[TableRef, ...]) -> list[TableStatus]:
+    """Current snapshot, row count and last readiness signal of each table that exists."""
+    lines = []
+    for ref in refs:
+        try:
+            table = load(catalog, ref)
+        except TableNotFound:
+            continue
+        current = table.current_snapshot()
+        rows = int(current.summary["total-records"] or 0) if current and current.summary else 0
+        lines.append(
+            TableStatus(
+                ref.identifier, current.snapshot_id if current else None, rows, read_marker(table)
+            )
+        )
+    return lines

