@@ -45,8 +45,9 @@ def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
             f"   {day}  bronze {trace.bronze_snapshot} -> silver +{trace.silver_lag_s:.1f}s "
             f"-> gold +{trace.gold_lag_s:.1f}s   gold run {runs.run_url(stack.ui_url, trace.gold)}"
         )
-    print("\n2. The same file delivered again: the producer commits nothing new.")
+    print("\n2. The same file delivered again: Bronze commits nothing new; the signal is re-sent.")
     again = ingest(FIRST_DAY)
+    runs.follow_window(catalog, Window(FIRST_DAY), again)  # the re-published signal refreshes downstream
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
     copies = len(lake.read(bronze, Window(FIRST_DAY).source_filter(), columns=("_batch_id",)))
     print(

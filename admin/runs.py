@@ -16,9 +16,8 @@ from lakeops import lake
 from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
 from lakeops.windows import Window
 
-PRODUCER = "ingest-bronze-flights/lakeops"
-SILVER = "build-silver-flights/lakeops"
-GOLD = "build-gold-daily-delays/lakeops"
+DEPLOYMENT = "lakeops"  # the deployment name every flow has in prefect.yaml
+PRODUCER = f"ingest-bronze-flights/{DEPLOYMENT}"
 
 
 def deployment_id(name: str) -> UUID:
@@ -48,9 +47,15 @@ def wait_for_run(
     raise TimeoutError(f"no finished run of {deployment} matched within {timeout:.0f} s")
 
 
-def consumer_of(snapshot_id: int) -> Callable[[FlowRun], bool]:
-    """Matches a consumer run started for the ready event naming `snapshot_id`."""
-    return lambda run: run.parameters.get("params", {}).get("snapshot_id") == snapshot_id
+def consumer_of(snapshot_id: int, window: Window, after: FlowRun) -> Callable[[FlowRun], bool]:
+    """Matches a consumer run created after `after` for the event naming `snapshot_id` and `window`."""
+
+    def matches(run: FlowRun) -> bool:
+        params = run.parameters.get("params", {})
+        newer = run.created is not None and after.created is not None and run.created > after.created
+        return newer and params.get("snapshot_id") == snapshot_id and params.get("window") == window.key
+
+    return matches
 
 
 def run_url(ui_url: str, run: FlowRun) -> str:
@@ -72,12 +77,15 @@ class WindowTrace:
     gold_lag_s: float
 
 
-def follow_window(catalog: Catalog, window: Window, producer: FlowRun) -> WindowTrace:
+def follow_window(
+    catalog: Catalog, window: Window, producer: FlowRun, deployment: str = DEPLOYMENT
+) -> WindowTrace:
     """Wait for the Silver and Gold runs that the window's ready events start; measure the lags."""
     bronze = _committed_by(catalog, BRONZE_FLIGHTS, producer)
-    silver_run = wait_for_run(SILVER, consumer_of(bronze.snapshot_id))
+    silver_run = wait_for_run(f"build-silver-flights/{deployment}", consumer_of(bronze.snapshot_id, window, producer))
     silver = _committed_by(catalog, SILVER_FLIGHTS, silver_run)
-    gold_run = wait_for_run(GOLD, consumer_of(silver.snapshot_id))
+    gold_matches = consumer_of(silver.snapshot_id, window, silver_run)
+    gold_run = wait_for_run(f"build-gold-daily-delays/{deployment}", gold_matches)
     gold = _committed_by(catalog, GOLD_DAILY_DELAYS, gold_run)
     return WindowTrace(
         window, producer, silver_run, gold_run,

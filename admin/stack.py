@@ -64,7 +64,7 @@ class LocalStack:
             PREFECT_SERVER_API_PORT=str(port),
         )
         env.pop("PREFECT_API_URL")
-        self._spawn(
+        self.spawn(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(port)],
             env, self.home / "server.log",
@@ -82,7 +82,7 @@ class LocalStack:
             PREFECT_WORKER_PREFETCH_SECONDS="0",
             **extra_env,
         )
-        self._spawn(
+        self.spawn(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
              "--type", "process", "--name", f"lakeops-{os.getpid()}"],
             env, self.home / "worker.log",
@@ -101,7 +101,8 @@ class LocalStack:
                 proc.wait()
         self.started.clear()
 
-    def _spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+    def spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        """Start a background process in its own session, logging to `log`; stop() ends it."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             proc = subprocess.Popen(

