@@ -1,5 +1,6 @@
 """Parsing a source system's day file into a typed batch, or a MalformedBatch naming file, column, row."""
 
+import csv
 import hashlib
 import io
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from lakeops.schemas import SOURCE_COLUMNS
 from lakeops.windows import Window
 
 NA_TOKENS = ("", "NA")
-HEADER_LINE = 1  # data row i (0-based) sits on line i + 2 of the file
+HEADER_LINE = 1
 
 
 @dataclass(frozen=True)
@@ -52,23 +53,30 @@ def parse(batch: RawBatch) -> pd.DataFrame:
         raise MalformedBatch(batch.source, "missing column(s) in header", missing[0], HEADER_LINE)
     if frame.empty:
         raise MalformedBatch(batch.source, "header but no data rows")
-    typed = pd.DataFrame(
-        {name: _typed(frame, name, typ, batch) for name, typ in SOURCE_COLUMNS.items()}
-    )
+    typed = pd.DataFrame({name: _typed(frame, name, typ, batch) for name, typ in SOURCE_COLUMNS.items()})
     _check_window(typed, batch)
-    return typed
+    return typed.reset_index(drop=True)
 
 
 def _read_strings(batch: RawBatch) -> pd.DataFrame:
+    """Every cell as a string (None for NA), indexed by the line number each row sits on."""
     try:
-        return pd.read_csv(
-            io.BytesIO(batch.content),
-            dtype=str,
-            keep_default_na=False,
-            na_values=list(NA_TOKENS),
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        reader = csv.reader(io.StringIO(batch.content.decode("utf-8")))
+        header = next(reader)
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        for record in reader:
+            if not record:
+                continue  # a blank line holds no row
+            if len(record) != len(header):
+                reason = f"{len(record)} fields where the header has {len(header)}"
+                raise MalformedBatch(batch.source, reason, None, reader.line_num)
+            rows.append(record)
+            lines.append(reader.line_num)
+    except (csv.Error, UnicodeDecodeError) as exc:
         raise MalformedBatch(batch.source, f"not a readable CSV file: {exc}") from exc
+    frame = pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype="str")
+    return frame.mask(frame.isin(NA_TOKENS), None)
 
 
 def _typed(frame: pd.DataFrame, name: str, typ: pa.DataType, batch: RawBatch) -> pd.Series:
@@ -80,11 +88,9 @@ def _typed(frame: pd.DataFrame, name: str, typ: pa.DataType, batch: RawBatch) ->
     if pa.types.is_integer(typ):
         bad |= numbers.notna() & (numbers % 1 != 0)
     if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
+        line = int(bad.idxmax())
         kind = "an integer" if pa.types.is_integer(typ) else "a number"
-        raise MalformedBatch(
-            batch.source, f"value {raw.iloc[row]!r} is not {kind}", name, row + HEADER_LINE + 1
-        )
+        raise MalformedBatch(batch.source, f"value {raw.loc[line]!r} is not {kind}", name, line)
     return numbers.astype("Int64") if pa.types.is_integer(typ) else numbers.astype("Float64")
 
 
@@ -93,13 +99,10 @@ def _check_window(typed: pd.DataFrame, batch: RawBatch) -> None:
     for column, expected in (("year", day.year), ("month", day.month), ("day", day.day)):
         outside = typed[column].isna() | (typed[column] != expected)
         if outside.any():
-            row = int(outside.to_numpy().nonzero()[0][0])
-            raise MalformedBatch(
-                batch.source,
-                f"value {typed[column].iloc[row]!r} is outside window {batch.window}",
-                column,
-                row + HEADER_LINE + 1,
-            )
+            line = int(outside.idxmax())
+            value = typed[column].loc[line]
+            reason = f"value {value!r} is outside window {batch.window}"
+            raise MalformedBatch(batch.source, reason, column, line)
 
 
 def with_lineage(typed: pd.DataFrame, batch: RawBatch, ingested_at: datetime) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Processing windows: one window is one calendar day of data."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from pyiceberg.expressions import And, BooleanExpression, EqualTo
 
@@ -17,6 +17,8 @@ class Window:
         """Accept a Window, a date or an ISO date string; raise ValueError otherwise."""
         if isinstance(value, Window):
             return value
+        if isinstance(value, datetime):
+            return cls(value.date())
         if isinstance(value, date):
             return cls(value)
         try:

@@ -9,16 +9,17 @@ ON_TIME_MINUTES = 15
 
 def to_silver(bronze: pd.DataFrame) -> pd.DataFrame:
     """Clean one window of Bronze rows; the last ingested copy of each natural key wins."""
-    rows = bronze.sort_values("_ingested_at", kind="stable")
-    rows = rows.drop_duplicates(subset=list(FLIGHTS_NATURAL_KEY), keep="last")
-    cleaned = rows.assign(
-        carrier=rows["carrier"].str.strip().str.upper(),
-        origin=rows["origin"].str.strip().str.upper(),
-        dest=rows["dest"].str.strip().str.upper(),
-        tailnum=rows["tailnum"].str.strip(),
-        time_hour=pd.to_datetime(rows["time_hour"], utc=True, format="ISO8601"),
-        flight_date=pd.to_datetime(rows[["year", "month", "day"]].astype("int64")).dt.date,
+    cleaned = bronze.assign(
+        carrier=bronze["carrier"].str.strip().str.upper(),
+        origin=bronze["origin"].str.strip().str.upper(),
+        dest=bronze["dest"].str.strip().str.upper(),
+        tailnum=bronze["tailnum"].str.strip(),
+        time_hour=pd.to_datetime(bronze["time_hour"], utc=True, format="ISO8601"),
+        flight_date=pd.to_datetime(bronze[["year", "month", "day"]].astype("int64")).dt.date,
     )
+    # Deduplicate on the cleaned key: " ua " and "UA" are the same carrier.
+    cleaned = cleaned.sort_values("_ingested_at", kind="stable")
+    cleaned = cleaned.drop_duplicates(subset=list(FLIGHTS_NATURAL_KEY), keep="last")
     return cleaned.sort_values(list(FLIGHTS_NATURAL_KEY)).reset_index(drop=True)
 
 

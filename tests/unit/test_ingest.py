@@ -112,7 +112,7 @@ def test_the_line_named_is_the_line_holding_the_bad_value(drop_day, column, bad)
         ("", "empty"),
         ("\n  \n", "empty"),
         (GOOD.splitlines()[0] + "\n", "no data rows"),
-        (edit_cell(GOOD, 5, "time_hour", "2013-01-02T10:00:00Z,extra"), "not a readable CSV"),
+        (edit_cell(GOOD, 5, "time_hour", "2013-01-02T10:00:00Z,extra"), "row 6: 20 fields where the header has 19"),
     ],
     ids=["empty", "blank lines only", "header only", "more cells than the header"],
 )
