@@ -75,7 +75,7 @@ class LocalStack:
                 raise RuntimeError(f"Prefect server did not start; see {self.home / 'server.log'}")
             time.sleep(0.5)
 
-    def start_worker(self, poll_seconds: float = 1.0, **extra_env: str) -> None:
+    def start_worker(self, poll_seconds: float = 0.5, **extra_env: str) -> None:
         """Start a process worker on the lakeops pool that polls every `poll_seconds`."""
         env = self.env(
             PREFECT_WORKER_QUERY_SECONDS=str(poll_seconds),

@@ -57,7 +57,7 @@ def measure(mode: str, windows: int, root: Path) -> list[runs.WindowTrace]:
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
             if mode == "lakeops":
                 setup(stack, settings)
-                stack.start_worker(poll_seconds=1.0)
+                stack.start_worker()
                 return drive(stack, settings, windows, runs.DEPLOYMENT)
             save_lakehouse(settings)
             stack.spawn([sys.executable, "benchmarks/stock_serve.py"], stack.env(), stack.home / "serve.log")
