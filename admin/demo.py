@@ -23,9 +23,7 @@ MALFORMED = "year,month,day,dep_time\n2013,1,{day},517\n2013,1,{day},not-a-time\
 
 def ingest(day: date) -> FlowRun:
     """Run the producer deployment for one day and wait for it to finish."""
-    return run_deployment(
-        runs.PRODUCER, parameters={"params": {"window": day.isoformat()}}, timeout=300
-    )
+    return run_deployment(runs.PRODUCER, parameters={"params": {"window": day.isoformat()}}, timeout=300)
 
 
 def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
@@ -50,16 +48,12 @@ def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
     runs.follow_window(catalog, Window(FIRST_DAY), again)  # the re-published signal refreshes downstream
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
     copies = len(lake.read(bronze, Window(FIRST_DAY).source_filter(), columns=("_batch_id",)))
-    print(
-        f"   {FIRST_DAY}: producer {again.state_name}, bronze rows for the day: {copies} (one copy)"
-    )
+    print(f"   {FIRST_DAY}: producer {again.state_name}, bronze rows for the day: {copies} (one copy)")
     print("\n3. A malformed file: the run fails, the batch is kept whole in quarantine.")
     bad_day = FIRST_DAY + timedelta(days=days)
     landing.drop_day_file(landing_dir, bad_day, MALFORMED.format(day=bad_day.day))
     failed = ingest(bad_day)
-    print(
-        f"   {bad_day}: producer {failed.state_name}: {failed.state.message if failed.state else ''}"
-    )
+    print(f"   {bad_day}: producer {failed.state_name}: {failed.state.message if failed.state else ''}")
     _print_summary(stack, catalog, traces)
 
 
@@ -72,12 +66,8 @@ def _print_summary(stack: LocalStack, catalog: Catalog, traces: list[runs.Window
     gold = lake.read(lake.load(catalog, GOLD_DAILY_DELAYS), Window(FIRST_DAY).date_filter())
     print(f"\ngold.daily_delays on {FIRST_DAY}:\n{gold.to_string(index=False)}")
     lags = sorted(t.gold_lag_s for t in traces)
-    print(
-        f"\nBronze commit -> Gold commit: median {lags[len(lags) // 2]:.1f}s over {len(lags)} windows"
-    )
-    print(
-        f"Flow runs: {stack.ui_url}/runs   Events: {stack.ui_url}/events   Automations: {stack.ui_url}/automations"
-    )
+    print(f"\nBronze commit -> Gold commit: median {lags[len(lags) // 2]:.1f}s over {len(lags)} windows")
+    print(f"Flow runs: {stack.ui_url}/runs   Events: {stack.ui_url}/events   Automations: {stack.ui_url}/automations")
 
 
 def main(days: int = 4) -> None:

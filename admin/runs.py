@@ -25,18 +25,14 @@ def deployment_id(name: str) -> UUID:
         return client.read_deployment_by_name(name).id
 
 
-def wait_for_run(
-    deployment: str, matches: Callable[[FlowRun], bool], timeout: float = 120
-) -> FlowRun:
+def wait_for_run(deployment: str, matches: Callable[[FlowRun], bool], timeout: float = 120) -> FlowRun:
     """The newest run of `deployment` for which `matches` holds, once it reached a final state."""
     dep_id = deployment_id(deployment)
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    deployment_id=FlowRunFilterDeploymentId(any_=[dep_id])
-                ),
+                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep_id])),
                 sort=FlowRunSort.EXPECTED_START_TIME_DESC,
                 limit=50,
             )
@@ -77,9 +73,7 @@ class WindowTrace:
     gold_lag_s: float
 
 
-def follow_window(
-    catalog: Catalog, window: Window, producer: FlowRun, deployment: str = DEPLOYMENT
-) -> WindowTrace:
+def follow_window(catalog: Catalog, window: Window, producer: FlowRun, deployment: str = DEPLOYMENT) -> WindowTrace:
     """Wait for the Silver and Gold runs that the window's ready events start; measure the lags."""
     bronze = _committed_by(catalog, BRONZE_FLIGHTS, producer)
     silver_run = wait_for_run(f"build-silver-flights/{deployment}", consumer_of(bronze.snapshot_id, window, producer))

@@ -41,9 +41,7 @@ def ensure_work_pool(name: str = WORK_POOL) -> None:
     template = ProcessWorker.get_default_base_job_template()
     with get_client(sync_client=True) as client:
         try:
-            client.create_work_pool(
-                WorkPoolCreate(name=name, type="process", base_job_template=template)
-            )
+            client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
         except ObjectAlreadyExists:
             pass
 
@@ -56,9 +54,7 @@ def deploy_all(stack: LocalStack) -> None:
         cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if result.returncode != 0:
-        raise RuntimeError(
-            f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
+        raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
 def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:

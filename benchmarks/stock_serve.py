@@ -24,8 +24,6 @@ def triggers_from_prefect_yaml(entrypoint: str) -> list[DeploymentEventTrigger]:
 if __name__ == "__main__":
     serve(
         ingest_bronze.to_deployment(NAME),
-        build_silver.to_deployment(
-            NAME, triggers=triggers_from_prefect_yaml("flows/build_silver.py:build_silver")
-        ),
+        build_silver.to_deployment(NAME, triggers=triggers_from_prefect_yaml("flows/build_silver.py:build_silver")),
         build_gold.to_deployment(NAME, triggers=triggers_from_prefect_yaml("flows/build_gold.py:build_gold")),
     )

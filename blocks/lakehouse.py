@@ -21,9 +21,7 @@ class IcebergLakehouse(Block):
     catalog_uri: SecretStr = Field(
         description="Catalog URI, e.g. sqlite:////abs/catalog.db or postgresql+psycopg2://..."
     )
-    warehouse: str = Field(
-        description="Warehouse location, e.g. file:///abs/warehouse or s3://b/p."
-    )
+    warehouse: str = Field(description="Warehouse location, e.g. file:///abs/warehouse or s3://b/p.")
     landing: str = Field(description="Folder where the source system drops one CSV per day.")
     properties: dict[str, str] = Field(
         default_factory=dict, description="Extra pyiceberg catalog properties (s3.*, rest.*)."

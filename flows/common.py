@@ -62,9 +62,7 @@ def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> Ready
     with get_client(sync_client=True) as client:
         response = client.request("POST", "/events", json=[event.model_dump(mode="json")])
     if response.status_code >= 300:
-        raise SignalNotDelivered(
-            f"{signal.event} for {signal.dataset}: HTTP {response.status_code}"
-        )
+        raise SignalNotDelivered(f"{signal.event} for {signal.dataset}: HTTP {response.status_code}")
     get_run_logger().info(
         "%s ready: window %s, snapshot %s, %s rows (event %s confirmed)",
         signal.dataset, signal.window, signal.snapshot_id, signal.row_count, event.id,

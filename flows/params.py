@@ -11,7 +11,5 @@ class BuildParams(BaseModel):
     window: date = Field(description="The day to build, from the ready event's payload.")
     snapshot_id: int = Field(description="Input table snapshot to read, from the ready event.")
     stale: bool = Field(default=False, description="True when the input is a stale fallback.")
-    transform_version: str = Field(
-        default=CURRENT, description=f"Transform version, one of {sorted(VERSIONS)}."
-    )
+    transform_version: str = Field(default=CURRENT, description=f"Transform version, one of {sorted(VERSIONS)}.")
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")

@@ -56,7 +56,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakeops", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="lakeops", description="Readiness signals, provenance and operations for Iceberg pipelines on Prefect."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
     sub.add_parser("setup", help=cmd_setup.__doc__).set_defaults(func=cmd_setup)

@@ -19,9 +19,7 @@ class MalformedBatch(LakeopsError):
     def __init__(self, source: str, reason: str, column: str | None = None, row: int | None = None):
         self.source, self.reason, self.column, self.row = source, reason, column, row
         where = ", ".join(
-            part
-            for part in (f"column {column!r}" if column else "", f"row {row}" if row else "")
-            if part
+            part for part in (f"column {column!r}" if column else "", f"row {row}" if row else "") if part
         )
         super().__init__(f"{source}: {where + ': ' if where else ''}{reason}")
 

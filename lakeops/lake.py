@@ -96,9 +96,7 @@ def read(
     return scan.to_pandas()
 
 
-def replace_rows(
-    table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance
-) -> int:
+def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance) -> int:
     """Atomically replace the rows matching `where` with `rows`; return the new snapshot id."""
     table.overwrite(rows, overwrite_filter=where, snapshot_properties=provenance.to_properties())
     snapshot = table.current_snapshot()
@@ -120,9 +118,7 @@ def schema_fingerprint(table: Table) -> str:
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
 
 
-def ready_signal(
-    table: Table, ref: TableRef, snapshot_id: int, provenance: Provenance, row_count: int
-) -> ReadySignal:
+def ready_signal(table: Table, ref: TableRef, snapshot_id: int, provenance: Provenance, row_count: int) -> ReadySignal:
     """The readiness signal describing a committed window."""
     snapshot = table.snapshot_by_id(snapshot_id)
     if snapshot is None:
@@ -162,9 +158,7 @@ def read_marker(table: Table, window: str | None = None) -> ReadySignal | None:
 
 def provenance_of(snapshot: Snapshot) -> Provenance | None:
     """The provenance recorded in a snapshot's summary, or None."""
-    return Provenance.from_properties(
-        snapshot.summary.additional_properties if snapshot.summary else {}
-    )
+    return Provenance.from_properties(snapshot.summary.additional_properties if snapshot.summary else {})
 
 
 def snapshot_of_run(table: Table, flow_run_id: str) -> Snapshot | None:
@@ -196,9 +190,5 @@ def status(catalog: Catalog, refs: tuple[TableRef, ...]) -> list[TableStatus]:
             continue
         current = table.current_snapshot()
         rows = int(current.summary["total-records"] or 0) if current and current.summary else 0
-        lines.append(
-            TableStatus(
-                ref.identifier, current.snapshot_id if current else None, rows, read_marker(table)
-            )
-        )
+        lines.append(TableStatus(ref.identifier, current.snapshot_id if current else None, rows, read_marker(table)))
     return lines

@@ -19,11 +19,7 @@ def nycflights() -> pd.DataFrame:
 def day_rows(day: date) -> pd.DataFrame:
     """The source rows of one day, as the source system would export them."""
     flights = nycflights()
-    mask = (
-        (flights["year"] == day.year)
-        & (flights["month"] == day.month)
-        & (flights["day"] == day.day)
-    )
+    mask = (flights["year"] == day.year) & (flights["month"] == day.month) & (flights["day"] == day.day)
     return flights[mask].reset_index(drop=True)
 
 

@@ -106,12 +106,8 @@ def _publish_window(
     batch_id: str,
 ) -> ReadySignal:
     table = lake.load(catalog, ref)
-    provenance = Provenance(
-        run.code_version, run.flow_run_id, window.key, batch_id, inputs, stale, version
-    )
-    snapshot_id = lake.replace_rows(
-        table, lake.to_arrow(frame, ref), window.date_filter(), provenance
-    )
+    provenance = Provenance(run.code_version, run.flow_run_id, window.key, batch_id, inputs, stale, version)
+    snapshot_id = lake.replace_rows(table, lake.to_arrow(frame, ref), window.date_filter(), provenance)
     return lake.ready_signal(table, ref, snapshot_id, provenance, len(frame))
 
 

@@ -22,9 +22,7 @@ class LakeSettings(BaseSettings):
     warehouse: str | None = Field(
         default=None, description="Warehouse location (file:// or s3://); default: home/warehouse."
     )
-    landing: str | None = Field(
-        default=None, description="Folder where the source system drops day files."
-    )
+    landing: str | None = Field(default=None, description="Folder where the source system drops day files.")
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

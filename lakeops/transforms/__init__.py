@@ -13,6 +13,4 @@ def flights(version: str = CURRENT) -> ModuleType:
     try:
         return VERSIONS[version]
     except KeyError:
-        raise ValueError(
-            f"unknown transform version {version!r}; known: {sorted(VERSIONS)}"
-        ) from None
+        raise ValueError(f"unknown transform version {version!r}; known: {sorted(VERSIONS)}") from None
