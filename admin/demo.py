@@ -4,26 +4,19 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.catalog import Catalog
 
 from admin import runs
 from admin.setup import setup
 from admin.stack import LocalStack, ensure_server
-from lakeops import lake, landing
+from lakeops import lake, landing, status
 from lakeops.datasets import ALL_TABLES, BRONZE_FLIGHTS, GOLD_DAILY_DELAYS
 from lakeops.settings import LakeSettings
 from lakeops.windows import Window
 
 FIRST_DAY = date(2013, 1, 1)
 MALFORMED = "year,month,day,dep_time\n2013,1,{day},517\n2013,1,{day},not-a-time\n"
-
-
-def ingest(day: date) -> FlowRun:
-    """Run the producer deployment for one day and wait for it to finish."""
-    return run_deployment(runs.PRODUCER, parameters={"params": {"window": day.isoformat()}}, timeout=300)
 
 
 def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
@@ -37,14 +30,14 @@ def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
     for offset in range(days):
         day = FIRST_DAY + timedelta(days=offset)
         landing.drop_day_file(landing_dir, day)
-        trace = runs.follow_window(catalog, Window(day), ingest(day))
+        trace = runs.follow_window(catalog, Window(day), runs.run_producer(day))
         traces.append(trace)
         print(
             f"   {day}  bronze {trace.bronze_snapshot} -> silver +{trace.silver_lag_s:.1f}s "
             f"-> gold +{trace.gold_lag_s:.1f}s   gold run {runs.run_url(stack.ui_url, trace.gold)}"
         )
     print("\n2. The same file delivered again: Bronze commits nothing new; the signal is re-sent.")
-    again = ingest(FIRST_DAY)
+    again = runs.run_producer(FIRST_DAY)
     runs.follow_window(catalog, Window(FIRST_DAY), again)  # the re-published signal refreshes downstream
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
     copies = len(lake.read(bronze, Window(FIRST_DAY).source_filter(), columns=("_batch_id",)))
@@ -52,17 +45,14 @@ def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
     print("\n3. A malformed file: the run fails, the batch is kept whole in quarantine.")
     bad_day = FIRST_DAY + timedelta(days=days)
     landing.drop_day_file(landing_dir, bad_day, MALFORMED.format(day=bad_day.day))
-    failed = ingest(bad_day)
+    failed = runs.run_producer(bad_day)
     print(f"   {bad_day}: producer {failed.state_name}: {failed.state.message if failed.state else ''}")
     _print_summary(stack, catalog, traces)
 
 
 def _print_summary(stack: LocalStack, catalog: Catalog, traces: list[runs.WindowTrace]) -> None:
     print("\nTables (lakeops status):")
-    for line in lake.status(catalog, ALL_TABLES):
-        signal = line.last_signal
-        told = f"ready {signal.window} @ {signal.snapshot_id}" if signal else "no signal"
-        print(f"   {line.table:<22} snapshot {line.snapshot_id}  rows {line.rows:>6}  {told}")
+    print(status.render(status.status(catalog, ALL_TABLES)))
     gold = lake.read(lake.load(catalog, GOLD_DAILY_DELAYS), Window(FIRST_DAY).date_filter())
     print(f"\ngold.daily_delays on {FIRST_DAY}:\n{gold.to_string(index=False)}")
     lags = sorted(t.gold_lag_s for t in traces)

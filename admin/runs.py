@@ -3,12 +3,14 @@
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.deployments import run_deployment
 from pyiceberg.catalog import Catalog
 from pyiceberg.table.snapshots import Snapshot
 
@@ -17,7 +19,12 @@ from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, 
 from lakeops.windows import Window
 
 DEPLOYMENT = "lakeops"  # the deployment name every flow has in prefect.yaml
-PRODUCER = f"ingest-bronze-flights/{DEPLOYMENT}"
+
+
+def run_producer(day: date, deployment: str = DEPLOYMENT) -> FlowRun:
+    """Run the producer deployment for one day and wait for it to finish."""
+    params = {"params": {"window": day.isoformat()}}
+    return run_deployment(f"ingest-bronze-flights/{deployment}", parameters=params, timeout=300, poll_interval=0.5)
 
 
 def deployment_id(name: str) -> UUID:

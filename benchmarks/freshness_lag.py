@@ -16,7 +16,6 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from admin import runs
@@ -39,9 +38,7 @@ def drive(stack: LocalStack, settings: LakeSettings, windows: int, deployment: s
     for offset in range(windows):
         day = FIRST_DAY + timedelta(days=offset)
         landing.drop_day_file(settings.resolved_landing(), day)
-        producer = run_deployment(
-            f"ingest-bronze-flights/{deployment}", parameters={"params": {"window": day.isoformat()}}, timeout=600
-        )
+        producer = runs.run_producer(day, deployment)
         trace = runs.follow_window(catalog, Window(day), producer, deployment)
         print(f"  {deployment:8} {day}  one hop {trace.silver_lag_s:5.1f}s  two hops {trace.gold_lag_s:5.1f}s")
         traces.append(trace)

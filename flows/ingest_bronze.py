@@ -32,7 +32,7 @@ def commit_bronze(catalog: Catalog, batch: ingest.RawBatch) -> ReadySignal:
 
 @io_task
 def quarantine(catalog: Catalog, batch: ingest.RawBatch, error: MalformedBatch) -> int:
-    return pipeline.quarantine(catalog, batch, error)
+    return pipeline.quarantine(catalog, batch, error, run_info())
 
 
 @flow(name="ingest-bronze-flights", log_prints=True)

@@ -4,7 +4,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lakeops import lake
+from lakeops import lake, status
 from lakeops.datasets import ALL_TABLES
 from lakeops.settings import LakeSettings
 
@@ -13,20 +13,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     """List the tables with their current snapshot, row count and last readiness signal."""
     settings = LakeSettings()
     catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
-    lines = lake.status(catalog, ALL_TABLES)
+    lines = status.status(catalog, ALL_TABLES)
     if not lines:
         print(f"no lakeops tables in catalog {settings.resolved_catalog_uri()}")
         return 1
-    print(f"{'table':<22} {'snapshot':>20} {'rows':>8}  last readiness signal")
-    for line in lines:
-        signal = line.last_signal
-        told = (
-            f"{signal.window} snapshot {signal.snapshot_id} at {signal.committed_at:%Y-%m-%d %H:%M:%S}"
-            f"{' STALE' if signal.stale else ''}"
-            if signal
-            else "-"
-        )
-        print(f"{line.table:<22} {line.snapshot_id or '-':>20} {line.rows:>8}  {told}")
+    print(status.render(lines))
     return 0
 
 

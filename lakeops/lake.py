@@ -3,7 +3,6 @@
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -148,8 +147,7 @@ def write_marker(table: Table, signal: ReadySignal) -> str:
 def read_marker(table: Table, window: str | None = None) -> ReadySignal | None:
     """The signal in a window's marker (the latest one when window is None); None if absent."""
     window_path, latest_path = marker_paths(table.location(), window or "")
-    path = window_path if window else latest_path
-    source = table.io.new_input(path)
+    source = table.io.new_input(window_path if window else latest_path)
     if not source.exists():
         return None
     with source.open() as handle:
@@ -168,27 +166,3 @@ def snapshot_of_run(table: Table, flow_run_id: str) -> Snapshot | None:
         if made_by and made_by.flow_run_id == flow_run_id:
             return snapshot
     return None
-
-
-@dataclass(frozen=True)
-class TableStatus:
-    """One line of `lakeops status`."""
-
-    table: str
-    snapshot_id: int | None
-    rows: int
-    last_signal: ReadySignal | None
-
-
-def status(catalog: Catalog, refs: tuple[TableRef, ...]) -> list[TableStatus]:
-    """Current snapshot, row count and last readiness signal of each table that exists."""
-    lines = []
-    for ref in refs:
-        try:
-            table = load(catalog, ref)
-        except TableNotFound:
-            continue
-        current = table.current_snapshot()
-        rows = int(current.summary["total-records"] or 0) if current and current.summary else 0
-        lines.append(TableStatus(ref.identifier, current.snapshot_id if current else None, rows, read_marker(table)))
-    return lines

@@ -38,20 +38,21 @@ def ingest_bronze(catalog: Catalog, batch: ingest.RawBatch, run: RunInfo) -> Rea
     table = lake.load(catalog, BRONZE_FLIGHTS)
     provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id)
     present = lake.read(table, batch.window.source_filter(), columns=("_batch_id",))
-    if set(present["_batch_id"]) == {batch.batch_id} and table.current_snapshot():
-        snapshot_id = table.current_snapshot().snapshot_id  # type: ignore[union-attr]
+    current = table.current_snapshot()
+    if current is not None and set(present["_batch_id"]) == {batch.batch_id}:
+        snapshot_id = current.snapshot_id
     else:
         rows = lake.to_arrow(ingest.with_lineage(typed, batch, datetime.now(UTC)), BRONZE_FLIGHTS)
         snapshot_id = lake.replace_rows(table, rows, batch.window.source_filter(), provenance)
     return lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, provenance, len(typed))
 
 
-def quarantine(catalog: Catalog, batch: ingest.RawBatch, error: MalformedBatch) -> int:
+def quarantine(catalog: Catalog, batch: ingest.RawBatch, error: MalformedBatch, run: RunInfo) -> int:
     """Keep the whole raw batch and the reason in `quarantine.flights`; return the rows kept."""
     table = lake.load(catalog, QUARANTINE_FLIGHTS)
     rows = ingest.quarantine_rows(batch, error, datetime.now(UTC))
     where = EqualTo("batch_id", batch.batch_id)
-    provenance = Provenance("", "", batch.window.key, batch.batch_id)
+    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id)
     lake.replace_rows(table, lake.to_arrow(rows, QUARANTINE_FLIGHTS), where, provenance)
     return len(rows)
 

@@ -5,7 +5,6 @@ from datetime import date
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.deployments import run_deployment
 
 from admin import runs
 from lakeops import lake, landing
@@ -13,10 +12,6 @@ from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGH
 from lakeops.windows import Window
 
 pytestmark = pytest.mark.e2e
-
-
-def produce(day: date):  # noqa: ANN201
-    return run_deployment(runs.PRODUCER, parameters={"params": {"window": day.isoformat()}}, timeout=300)
 
 
 def ready_events(resource_id: str) -> list[dict]:
@@ -57,7 +52,7 @@ def test_ready_events_start_silver_then_gold_on_the_named_snapshots(e2e) -> None
     days = [date(2013, 2, 1), date(2013, 2, 2)]
     for day in days:
         landing.drop_day_file(e2e.landing, day)
-        producer = produce(day)
+        producer = runs.run_producer(day)
         assert producer.state.is_completed(), producer.state.message
         trace = runs.follow_window(e2e.catalog, Window(day), producer)
 
@@ -93,7 +88,7 @@ def test_rerunning_a_window_leaves_exactly_one_copy(e2e) -> None:
     day = date(2013, 2, 3)
     landing.drop_day_file(e2e.landing, day)
     for _ in range(2):
-        producer = produce(day)
+        producer = runs.run_producer(day)
         runs.follow_window(e2e.catalog, Window(day), producer)
     window = Window(day)
     source_rows = len(landing.day_rows(day))
@@ -113,7 +108,7 @@ def test_malformed_file_fails_names_the_place_and_is_quarantined_whole(e2e) -> N
     bronze = lake.load(e2e.catalog, BRONZE_FLIGHTS)
     snapshots_before = len(bronze.refresh().snapshots())
 
-    producer = produce(day)
+    producer = runs.run_producer(day)
 
     assert producer.state.is_failed()
     message = producer.state.message

@@ -12,8 +12,6 @@ from lakeops import lake
 from lakeops.datasets import (
     ALL_TABLES,
     GOLD_DAILY_DELAYS,
-    QUARANTINE_FLIGHTS,
-    SILVER_FLIGHTS,
     TableRef,
 )
 from lakeops.errors import SnapshotNotFound, TableNotFound
@@ -207,18 +205,3 @@ def test_a_marker_rewritten_for_a_window_replaces_the_old_one(catalog):
 
     assert lake.read_marker(gold, "2013-01-02").snapshot_id == 2
     assert lake.read_marker(gold).snapshot_id == 2
-
-
-def test_status_lists_each_table_with_its_rows_and_last_signal(catalog):
-    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK", "LGA"]), GOLD_DAILY_DELAYS), PROVENANCE)
-    lake.write_marker(gold, signal("2013-01-02", snapshot_id))
-
-    lines = {line.table: line for line in lake.status(catalog, (*ALL_TABLES, TableRef("x", "y")))}
-
-    assert set(lines) == {ref.identifier for ref in ALL_TABLES}
-    assert (lines["gold.daily_delays"].snapshot_id, lines["gold.daily_delays"].rows) == (snapshot_id, 3)
-    assert lines["gold.daily_delays"].last_signal.snapshot_id == snapshot_id
-    assert (lines["bronze.flights"].snapshot_id, lines["bronze.flights"].rows) == (None, 0)
-    assert lines[str(QUARANTINE_FLIGHTS)].last_signal is None
-    assert lines[str(SILVER_FLIGHTS)].last_signal is None

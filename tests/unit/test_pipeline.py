@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from lakeops import landing, pipeline
+from lakeops import lake, landing, pipeline
 from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
 from lakeops.errors import EmptyWindow, MalformedBatch
 from lakeops.windows import Window
@@ -116,7 +116,7 @@ def _quarantined(catalog, drop_day, text):
     batch = drop_day(DAY_A, text)
     with pytest.raises(MalformedBatch) as caught:
         pipeline.ingest_bronze(catalog, batch, RUN)
-    return batch, caught.value, pipeline.quarantine(catalog, batch, caught.value)
+    return batch, caught.value, pipeline.quarantine(catalog, batch, caught.value, RUN)
 
 
 def test_quarantine_keeps_every_raw_line_of_the_rejected_file(catalog, drop_day):
@@ -137,7 +137,7 @@ def test_quarantining_the_same_file_twice_keeps_one_copy(catalog, drop_day):
     text = edit_cell(day_text(DAY_A), 3, "dep_delay", "abc")
     batch, error, _ = _quarantined(catalog, drop_day, text)
 
-    pipeline.quarantine(catalog, batch, error)
+    pipeline.quarantine(catalog, batch, error, RUN)
 
     assert len(rows_of(catalog, QUARANTINE_FLIGHTS)) == len(text.splitlines())
 
@@ -258,3 +258,12 @@ def test_a_stale_build_says_so_in_its_signal_and_summary(catalog, drop_day):
 
     assert signal.stale is True
     assert summary(catalog, SILVER_FLIGHTS, signal.snapshot_id)["lakeops.stale"] == "true"
+
+
+def test_quarantine_commit_carries_the_run_provenance(catalog, drop_day):
+    batch, _, _ = _quarantined(catalog, drop_day, edit_cell(day_text(DAY_A), 3, "dep_delay", "abc"))
+
+    made = lake.provenance_of(lake.load(catalog, QUARANTINE_FLIGHTS).current_snapshot())
+
+    assert (made.flow_run_id, made.code_version) == (RUN.flow_run_id, RUN.code_version)
+    assert (made.window, made.batch_id) == (DAY_A.isoformat(), batch.batch_id)
