@@ -53,8 +53,8 @@ class LocalStack:
             **extra,
         }
 
-    def start_server(self, port: int, ui: bool = True, timeout: float = 180) -> None:
-        """Start `prefect server start` on SQLite under `home` and wait until it is healthy."""
+    def start_server(self, port: int, ui: bool = True, database_url: str | None = None, timeout: float = 180) -> None:
+        """Start `prefect server start` (on SQLite under `home` unless `database_url`); wait until healthy."""
         prefect_home = self.home / "prefect"
         prefect_home.mkdir(parents=True, exist_ok=True)
         env = self.env(
@@ -64,6 +64,8 @@ class LocalStack:
             PREFECT_SERVER_API_PORT=str(port),
         )
         env.pop("PREFECT_API_URL")
+        if database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
         self.spawn(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(port)],

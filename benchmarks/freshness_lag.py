@@ -8,6 +8,8 @@ Prefect server and lake. Lags come from the Iceberg snapshots' commit times.
 """
 
 import argparse
+import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -26,13 +28,14 @@ from lakeops.settings import LakeSettings
 from lakeops.windows import Window
 
 FIRST_DAY = date(2013, 3, 1)
+PG_DATABASE = f"lakeops_bench_{os.getpid()}"
 
 
 def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def drive(stack: LocalStack, settings: LakeSettings, windows: int, deployment: str) -> list[runs.WindowTrace]:
+def drive(settings: LakeSettings, windows: int, deployment: str, label: str) -> list[runs.WindowTrace]:
     catalog = save_lakehouse(settings).catalog()
     traces = []
     for offset in range(windows):
@@ -40,26 +43,26 @@ def drive(stack: LocalStack, settings: LakeSettings, windows: int, deployment: s
         landing.drop_day_file(settings.resolved_landing(), day)
         producer = runs.run_producer(day, deployment)
         trace = runs.follow_window(catalog, Window(day), producer, deployment)
-        print(f"  {deployment:8} {day}  one hop {trace.silver_lag_s:5.1f}s  two hops {trace.gold_lag_s:5.1f}s")
+        print(f"  {label:10} {day}  one hop {trace.silver_lag_s:5.1f}s  two hops {trace.gold_lag_s:5.1f}s")
         traces.append(trace)
     return traces
 
 
-def measure(mode: str, windows: int, root: Path) -> list[runs.WindowTrace]:
+def measure(mode: str, windows: int, root: Path, database_url: str | None = None) -> list[runs.WindowTrace]:
     port = free_port()
     stack = LocalStack(api_url=f"http://127.0.0.1:{port}/api", home=root / mode)
     settings = LakeSettings(home=root / mode / "lake")
     try:
-        stack.start_server(port, ui=False)
+        stack.start_server(port, ui=False, database_url=database_url)
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
-            if mode == "lakeops":
+            if mode.startswith("lakeops"):
                 setup(stack, settings)
                 stack.start_worker()
-                return drive(stack, settings, windows, runs.DEPLOYMENT)
+                return drive(settings, windows, runs.DEPLOYMENT, mode)
             save_lakehouse(settings)
             stack.spawn([sys.executable, "benchmarks/stock_serve.py"], stack.env(), stack.home / "serve.log")
             wait_for_deployment("build-gold-daily-delays/stock")
-            return drive(stack, settings, windows, "stock")
+            return drive(settings, windows, "stock", mode)
     finally:
         stack.stop()
 
@@ -82,23 +85,61 @@ def import_cost(module: str) -> float:
     return time.perf_counter() - started
 
 
+def fresh_postgres_database(admin_url: str) -> str | None:
+    """Create an empty database for a Prefect server on `admin_url`'s PostgreSQL; None if unreachable."""
+    import asyncpg
+
+    try:
+        asyncio.run(_admin_sql(admin_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}", f"CREATE DATABASE {PG_DATABASE}"))
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"  (no PostgreSQL at {admin_url}: {exc}; the PostgreSQL column is skipped)")
+        return None
+    return f"postgresql+asyncpg://{admin_url.split('://', 1)[1].rsplit('/', 1)[0]}/{PG_DATABASE}"
+
+
+async def _admin_sql(admin_url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=10)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("LAKEOPS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL to put a third run's Prefect server on (the production profile); 'none' to skip.",
+    )
     args = parser.parse_args()
     print("Import cost of a fresh interpreter (what every flow run pays before it starts):")
     for module in ("prefect", "flows.build_silver", "flows.ingest_bronze"):
         print(f"  import {module:<22} {import_cost(module):.2f}s")
+    database_url = fresh_postgres_database(args.postgres) if args.postgres != "none" else None
     with tempfile.TemporaryDirectory(prefix="lakeops-bench-") as tmp:
         results = {mode: measure(mode, args.windows, Path(tmp)) for mode in ("lakeops", "stock")}
-    print(f"\nFreshness lag over {args.windows} windows (seconds; ratio = lakeops / stock serve defaults)")
-    print(f"  {'':16}{'lakeops':>10}{'stock':>10}{'ratio':>8}   target")
+        if database_url:
+            results["lakeops-pg"] = measure("lakeops-pg", args.windows, Path(tmp), database_url)
+            asyncio.run(_admin_sql(args.postgres, f"DROP DATABASE IF EXISTS {PG_DATABASE}"))
+    report(results, args.windows)
+
+
+def report(results: dict[str, list[runs.WindowTrace]], windows: int) -> None:
+    modes = [m for m in ("lakeops", "stock", "lakeops-pg") if m in results]
+    print(f"\nFreshness lag over {windows} windows, seconds. lakeops and stock: Prefect server on SQLite (the")
+    print("embedded default); lakeops-pg: server on PostgreSQL. ratio = lakeops / stock, same server kind.")
+    print(f"  {'':16}" + "".join(f"{m:>12}" for m in modes) + f"{'ratio':>8}   target")
     for label, attr, target in (("one hop", "silver_lag_s", 6.0), ("two hops", "gold_lag_s", 12.0)):
         for q in (50, 95):
-            ours = p([getattr(t, attr) for t in results["lakeops"]], q)
-            stock = p([getattr(t, attr) for t in results["stock"]], q)
+            values = {m: p([getattr(t, attr) for t in results[m]], q) for m in modes}
             goal = f"p50 <= {target:.0f}s" if q == 50 else ""
-            print(f"  {label + f' p{q}':16}{ours:10.1f}{stock:10.1f}{ours / stock:8.2f}   {goal}")
+            cells = "".join(f"{values[m]:12.1f}" for m in modes)
+            print(f"  {label + f' p{q}':16}{cells}{values['lakeops'] / values['stock']:8.2f}   {goal}")
 
 
 if __name__ == "__main__":
