@@ -105,6 +105,7 @@ def _committed_by(catalog: Catalog, ref: TableRef, run: FlowRun) -> Snapshot:
     if snapshot is None:
         # A re-delivered batch commits nothing: the window's rows are in the current snapshot.
         marker = lake.read_marker(table, run.parameters["params"]["window"])
-        assert marker is not None, f"{ref} has no readiness marker after {run.name}"
-        snapshot = table.snapshot_by_id(marker.snapshot_id)
+        snapshot = table.snapshot_by_id(marker.snapshot_id) if marker else None
+    if snapshot is None:
+        raise RuntimeError(f"{run.name} completed but {ref} shows no commit or readiness marker of it")
     return snapshot
