@@ -34,3 +34,19 @@ class TableNotFound(LakeopsError):
 
 class EmptyWindow(LakeopsError):
     """An input snapshot holds no rows for the window a consumer was asked to build."""
+
+
+class RefNotFound(LakeopsError):
+    """A table has no tag or branch with the requested name."""
+
+
+class ValidationFailed(LakeopsError):
+    """A window's output broke its validation suite; nothing was committed."""
+
+    def __init__(self, message: str, failures: tuple[str, ...] = ()):
+        self.failures = failures
+        super().__init__(message)
+
+
+class UnsafeRollback(LakeopsError):
+    """A rollback target was built from input that has since been corrected."""

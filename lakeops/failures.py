@@ -33,7 +33,15 @@ _TRANSIENT_ERRNOS = {
     errno.EPIPE,
     errno.EAGAIN,
 }
-_DATA_LOGIC_NAMES = {"MalformedBatch", "EmptyWindow", "SnapshotNotFound", "TableNotFound"}
+_DATA_LOGIC_NAMES = {
+    "MalformedBatch",
+    "EmptyWindow",
+    "SnapshotNotFound",
+    "TableNotFound",
+    "RefNotFound",
+    "ValidationFailed",
+    "UnsafeRollback",
+}
 
 
 def classify(exc: BaseException) -> FailureClass:

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import (
+    CommitFailedException,
     NamespaceAlreadyExistsError,
     NoSuchTableError,
     TableAlreadyExistsError,
@@ -54,18 +55,47 @@ def embedded_properties(settings: LakeSettings) -> dict[str, str]:
     }
 
 
+# Old metadata files are deleted on commit: snapshots (what time travel needs) live in the current one.
+TABLE_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
+MAIN = "main"
+
+
 def ensure_tables(catalog: Catalog) -> None:
-    """Create the namespaces and tables that are missing; safe to run concurrently and twice."""
+    """Create missing namespaces and tables, add missing columns; safe to run concurrently and twice."""
     for namespace in NAMESPACES:
         try:
             catalog.create_namespace(namespace)
         except NamespaceAlreadyExistsError:
             pass
     for ref, schema in TABLE_SCHEMAS.items():
-        try:
-            catalog.create_table(ref.identifier, schema=schema)
-        except TableAlreadyExistsError:
-            pass
+        if not catalog.table_exists(ref.identifier):
+            try:
+                _create_table(catalog, ref, schema)
+                continue
+            except (TableAlreadyExistsError, CommitFailedException):
+                if not catalog.table_exists(ref.identifier):
+                    raise
+        _add_missing_columns(catalog.load_table(ref.identifier), schema)
+
+
+def _create_table(catalog: Catalog, ref: TableRef, schema: pa.Schema) -> None:
+    with catalog.create_table_transaction(ref.identifier, schema=schema, properties=TABLE_PROPERTIES) as tx:
+        partition_columns = schemas.PARTITION_COLUMNS.get(ref.identifier, ())
+        if partition_columns:
+            with tx.update_spec() as spec:
+                for column in partition_columns:
+                    spec.add_identity(column)
+
+
+def _add_missing_columns(table: Table, schema: pa.Schema) -> None:
+    """Additive evolution only: a table made by an older lakeops gains the new columns (nullable)."""
+    missing = [field for field in schema if field.name not in table.schema().column_names]
+    if missing:
+        with table.update_schema() as update:
+            update.union_by_name(pa.schema([field.with_nullable(True) for field in missing]))
 
 
 def load(catalog: Catalog, ref: TableRef) -> Table:
@@ -96,11 +126,18 @@ def read(
 
 
 def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance) -> int:
-    """Atomically replace the rows matching `where` with `rows`; return the new snapshot id."""
-    table.overwrite(rows, overwrite_filter=where, snapshot_properties=provenance.to_properties())
-    snapshot = table.current_snapshot()
-    assert snapshot is not None, "a commit always leaves a current snapshot"
+    """Atomically replace the rows matching `where` on `provenance.branch`; return the new head's id."""
+    table.overwrite(
+        rows, overwrite_filter=where, snapshot_properties=provenance.to_properties(), branch=provenance.branch
+    )
+    snapshot = head(table, provenance.branch)
+    assert snapshot is not None, "a commit always leaves a head"
     return snapshot.snapshot_id
+
+
+def head(table: Table, branch: str = MAIN) -> Snapshot | None:
+    """The newest snapshot of `branch`, or None when the branch does not exist (or has no commit)."""
+    return table.current_snapshot() if branch == MAIN else table.snapshot_by_name(branch)
 
 
 def append_rows(table: Table, rows: pa.Table, provenance: Provenance) -> int:

@@ -7,7 +7,7 @@ import pandas as pd
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import EqualTo
 
-from lakeops import ingest, lake, transforms
+from lakeops import ingest, lake, tags, transforms
 from lakeops.datasets import (
     BRONZE_FLIGHTS,
     GOLD_DAILY_DELAYS,
@@ -15,10 +15,20 @@ from lakeops.datasets import (
     SILVER_FLIGHTS,
     TableRef,
 )
-from lakeops.errors import EmptyWindow, MalformedBatch
+from lakeops.errors import EmptyWindow, MalformedBatch, ValidationFailed
 from lakeops.provenance import Provenance
 from lakeops.readiness import ReadySignal
+from lakeops.validation import Validator
 from lakeops.windows import Window
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a build commits: the branch, the operation recorded, the suite that gates it."""
+
+    branch: str = lake.MAIN
+    operation: str = "build"
+    validate: Validator | None = None
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,8 @@ def ingest_bronze(catalog: Catalog, batch: ingest.RawBatch, run: RunInfo) -> Rea
     """
     typed = ingest.parse(batch)
     table = lake.load(catalog, BRONZE_FLIGHTS)
-    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id)
+    # Parsing is Bronze's validation: every commit that reaches here is known good.
+    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id, validated=True)
     present = lake.read(table, batch.window.source_filter(), columns=("_batch_id",))
     current = table.current_snapshot()
     if current is not None and set(present["_batch_id"]) == {batch.batch_id}:
@@ -44,6 +55,7 @@ def ingest_bronze(catalog: Catalog, batch: ingest.RawBatch, run: RunInfo) -> Rea
     else:
         rows = lake.to_arrow(ingest.with_lineage(typed, batch, datetime.now(UTC)), BRONZE_FLIGHTS)
         snapshot_id = lake.replace_rows(table, rows, batch.window.source_filter(), provenance)
+        tags.mark_good(table, snapshot_id)
     return lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, provenance, len(typed))
 
 
@@ -64,13 +76,18 @@ def build_silver(
     run: RunInfo,
     stale: bool = False,
     version: str = transforms.CURRENT,
+    *,
+    target: Target = Target(),
 ) -> ReadySignal:
-    """Rebuild Silver's window from Bronze exactly as of `bronze_snapshot_id`."""
+    """Rebuild Silver's window from Bronze exactly as of `bronze_snapshot_id`.
+
+    Raises ValidationFailed (nothing committed) when `target.validate` rejects the output.
+    """
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
-    rows = lake.read(bronze, window.source_filter(), bronze_snapshot_id)
-    silver = transforms.flights(version).to_silver(_non_empty(rows, BRONZE_FLIGHTS, window))
+    rows = _non_empty(lake.read(bronze, window.source_filter(), bronze_snapshot_id), BRONZE_FLIGHTS, window)
+    silver = transforms.flights(version).to_silver(rows).assign(_bronze_snapshot_id=bronze_snapshot_id)
     return _publish_window(
-        catalog, SILVER_FLIGHTS, silver, window, run, stale, version,
+        catalog, SILVER_FLIGHTS, silver, window, run, stale, version, target,
         inputs={BRONZE_FLIGHTS.identifier: bronze_snapshot_id},
         batch_id=str(rows["_batch_id"].iloc[0]),
     )  # fmt: skip
@@ -83,15 +100,18 @@ def build_gold(
     run: RunInfo,
     stale: bool = False,
     version: str = transforms.CURRENT,
+    *,
+    target: Target = Target(),
 ) -> ReadySignal:
-    """Rebuild Gold's window from Silver exactly as of `silver_snapshot_id`."""
+    """Rebuild Gold's window from Silver exactly as of `silver_snapshot_id` (which may be on a branch)."""
     silver = lake.load(catalog, SILVER_FLIGHTS)
-    rows = lake.read(silver, window.date_filter(), silver_snapshot_id)
-    gold = transforms.flights(version).to_gold(_non_empty(rows, SILVER_FLIGHTS, window))
+    rows = _non_empty(lake.read(silver, window.date_filter(), silver_snapshot_id), SILVER_FLIGHTS, window)
+    batch_id = str(rows["_batch_id"].iloc[0])
+    gold = transforms.flights(version).to_gold(rows).assign(_batch_id=batch_id)
     return _publish_window(
-        catalog, GOLD_DAILY_DELAYS, gold, window, run, stale, version,
+        catalog, GOLD_DAILY_DELAYS, gold, window, run, stale, version, target,
         inputs={SILVER_FLIGHTS.identifier: silver_snapshot_id},
-        batch_id=str(rows["_batch_id"].iloc[0]),
+        batch_id=batch_id,
     )  # fmt: skip
 
 
@@ -103,12 +123,26 @@ def _publish_window(
     run: RunInfo,
     stale: bool,
     version: str,
+    target: Target,
     inputs: dict[str, int],
     batch_id: str,
 ) -> ReadySignal:
+    """Validate, commit the window on the target branch, and move last-known-good when earned."""
+    report = target.validate(ref, frame) if target.validate else None
+    if report is not None and not report.success:
+        raise ValidationFailed(
+            f"{ref} window {window} failed {len(report.failures)} of {report.evaluated} checks of "
+            f"{report.suite}; nothing committed: " + "; ".join(report.failures),
+            report.failures,
+        )
     table = lake.load(catalog, ref)
-    provenance = Provenance(run.code_version, run.flow_run_id, window.key, batch_id, inputs, stale, version)
+    provenance = Provenance(
+        run.code_version, run.flow_run_id, window.key, batch_id, inputs, stale, version,
+        operation=target.operation, branch=target.branch, validated=report is not None,
+    )  # fmt: skip
     snapshot_id = lake.replace_rows(table, lake.to_arrow(frame, ref), window.date_filter(), provenance)
+    if provenance.validated and not stale and target.branch == lake.MAIN:
+        tags.mark_good(table, snapshot_id)
     return lake.ready_signal(table, ref, snapshot_id, provenance, len(frame))
 
 

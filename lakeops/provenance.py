@@ -24,6 +24,9 @@ class Provenance:
     inputs: Mapping[str, int] = field(default_factory=dict)
     stale: bool = False
     transform_version: str | None = None
+    operation: str = "build"  # build | replay | compaction | ...
+    branch: str = "main"
+    validated: bool = False
 
     def to_properties(self) -> dict[str, str]:
         """Snapshot summary properties (Iceberg summaries hold strings only)."""
@@ -33,6 +36,9 @@ class Provenance:
             f"{PREFIX}window": self.window,
             f"{PREFIX}batch-id": self.batch_id,
             f"{PREFIX}stale": str(self.stale).lower(),
+            f"{PREFIX}operation": self.operation,
+            f"{PREFIX}branch": self.branch,
+            f"{PREFIX}validated": str(self.validated).lower(),
         }
         if self.transform_version:
             props[f"{PREFIX}transform-version"] = self.transform_version
@@ -52,6 +58,9 @@ class Provenance:
             inputs={k[len(_INPUT) :]: int(v) for k, v in props.items() if k.startswith(_INPUT)},
             stale=props.get(f"{PREFIX}stale") == "true",
             transform_version=props.get(f"{PREFIX}transform-version"),
+            operation=props.get(f"{PREFIX}operation", "build"),
+            branch=props.get(f"{PREFIX}branch", "main"),
+            validated=props.get(f"{PREFIX}validated") == "true",
         )
 
 

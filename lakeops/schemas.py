@@ -43,6 +43,8 @@ SILVER = pa.schema(
     [pa.field("flight_date", pa.date32(), nullable=False)]
     + [pa.field(n, t) for n, t in SOURCE_COLUMNS.items() if n != "time_hour"]
     + [pa.field("time_hour", _TS), pa.field("_batch_id", _STR, nullable=False)]
+    # Row-level lineage: the Bronze snapshot the window was built from (what replay re-reads).
+    + [pa.field("_bronze_snapshot_id", pa.int64())]
 )
 
 GOLD_DAILY_DELAYS = pa.schema(
@@ -54,8 +56,16 @@ GOLD_DAILY_DELAYS = pa.schema(
         pa.field("mean_dep_delay", _FLOAT),
         pa.field("mean_arr_delay", _FLOAT),
         pa.field("on_time_arrivals", _INT, nullable=False),
+        pa.field("_batch_id", _STR),  # the Bronze batch the window derives from
     ]
 )
+
+# Identity partitions, one per window: a window overwrite drops whole files and never rewrites others.
+PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "bronze.flights": ("year", "month", "day"),
+    "silver.flights": ("flight_date",),
+    "gold.daily_delays": ("flight_date",),
+}
 
 QUARANTINE = pa.schema(
     [

@@ -43,6 +43,7 @@ def gold_rows(origins: list[str], day: str = "2013-01-02") -> pd.DataFrame:
             "mean_dep_delay": [2.5] * n,
             "mean_arr_delay": [None] * n,
             "on_time_arrivals": [7] * n,
+            "_batch_id": ["2013-01-02-abc"] * n,
         }
     )
 
