@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -127,9 +128,12 @@ def read(
 
 def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance) -> int:
     """Atomically replace the rows matching `where` on `provenance.branch`; return the new head's id."""
-    table.overwrite(
-        rows, overwrite_filter=where, snapshot_properties=provenance.to_properties(), branch=provenance.branch
-    )
+    with warnings.catch_warnings():
+        # The first write of a window has nothing to delete; pyiceberg warns about it.
+        warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+        table.overwrite(
+            rows, overwrite_filter=where, snapshot_properties=provenance.to_properties(), branch=provenance.branch
+        )
     snapshot = head(table, provenance.branch)
     assert snapshot is not None, "a commit always leaves a head"
     return snapshot.snapshot_id
