@@ -8,6 +8,7 @@ from flows.params import BuildParams
 from lakeops import pipeline
 from lakeops.datasets import GOLD_DAILY_DELAYS
 from lakeops.readiness import ReadySignal
+from lakeops.validation import validate
 from lakeops.windows import Window
 
 
@@ -15,12 +16,12 @@ from lakeops.windows import Window
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_gold(
         catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=params.transform_version,
+        stale=params.stale, version=params.transform_version, target=pipeline.Target(validate=validate),
     )  # fmt: skip
 
 
 @flow(name="build-gold-daily-delays")
 def build_gold(params: BuildParams) -> ReadySignal:
-    """Read silver.flights at exactly `snapshot_id`, replace Gold's window, signal readiness."""
+    """Read silver.flights at exactly `snapshot_id`, validate, replace Gold's window, signal readiness."""
     _, catalog = open_lakehouse(params.lakehouse)
     return publish_ready(catalog, GOLD_DAILY_DELAYS, build(catalog, params))

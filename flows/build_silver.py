@@ -8,6 +8,7 @@ from flows.params import BuildParams
 from lakeops import pipeline
 from lakeops.datasets import SILVER_FLIGHTS
 from lakeops.readiness import ReadySignal
+from lakeops.validation import validate
 from lakeops.windows import Window
 
 
@@ -15,12 +16,12 @@ from lakeops.windows import Window
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_silver(
         catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=params.transform_version,
+        stale=params.stale, version=params.transform_version, target=pipeline.Target(validate=validate),
     )  # fmt: skip
 
 
 @flow(name="build-silver-flights")
 def build_silver(params: BuildParams) -> ReadySignal:
-    """Read bronze.flights at exactly `snapshot_id`, replace Silver's window, signal readiness."""
+    """Read bronze.flights at exactly `snapshot_id`, validate, replace Silver's window, signal readiness."""
     _, catalog = open_lakehouse(params.lakehouse)
     return publish_ready(catalog, SILVER_FLIGHTS, build(catalog, params))
