@@ -134,7 +134,7 @@ def remove_orphans(table: Table, older_than: datetime) -> tuple[int, int]:
     Files newer than `older_than` are kept: they may belong to a commit still in flight.
     Readiness markers (`_ready/`, `_READY`) are not Iceberg files and are left alone.
     """
-    filesystem, base = pafs.FileSystem.from_uri(table.location())
+    filesystem, base = _filesystem(table.location())
     referenced = {_fs_path(p) for p in referenced_files(table)}
     removed, size = 0, 0
     for info in filesystem.get_file_info(pafs.FileSelector(base, recursive=True)):
@@ -196,6 +196,14 @@ def _data_file_count(table: Table) -> int:
         return 0
     files = table.inspect.files()
     return int(pc.sum(pc.equal(files["content"], 0)).as_py() or 0)
+
+
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and path of a table location, read the way pyiceberg reads it (no percent-decoding)."""
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        return pafs.LocalFileSystem(), parsed.path
+    return pafs.FileSystem.from_uri(location)
 
 
 def _fs_path(uri: str) -> str:

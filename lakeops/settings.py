@@ -31,7 +31,8 @@ class LakeSettings(BaseSettings):
         return self.catalog_uri or f"sqlite:///{self.resolved_home() / 'catalog.db'}"
 
     def resolved_warehouse(self) -> str:
-        return self.warehouse or (self.resolved_home() / "warehouse").as_uri()
+        # Not Path.as_uri(): pyiceberg does not percent-decode, and would write to ".../my%20lake/".
+        return self.warehouse or f"file://{self.resolved_home() / 'warehouse'}"
 
     def resolved_landing(self) -> Path:
         return Path(self.landing).resolve() if self.landing else self.resolved_home() / "landing"

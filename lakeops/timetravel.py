@@ -66,17 +66,39 @@ def resolve(table: Table, as_of: AsOf) -> Snapshot:
 
 
 def _as_of_time(table: Table, name: str, time: datetime) -> Snapshot:
-    snapshot = table.snapshot_as_of_timestamp(int(time.timestamp() * 1000))
-    if snapshot is not None:
-        return snapshot
+    """The snapshot current at `time`, from main's history log.
+
+    pyiceberg's expiry drops only the expired entries from the log, so the entry before a gap would
+    wrongly answer for the expired state; a gap shows as a new commit whose parent is not the entry
+    before it, and a time inside a gap is refused.
+    """
+    at_ms = int(time.timestamp() * 1000)
     log = table.history()
-    if not log:
-        raise SnapshotNotFound(f"{name} has no snapshot at or before {time.isoformat()}: nothing committed yet")
-    oldest = datetime.fromtimestamp(log[0].timestamp_ms / 1000, tz=UTC)
-    raise SnapshotNotFound(
-        f"{name} has no snapshot at or before {time.isoformat()}: its oldest retained snapshot is from "
-        f"{oldest.isoformat(timespec='seconds')} (the table did not exist yet, or older snapshots expired)"
-    )
+    earlier = [i for i, entry in enumerate(log) if entry.timestamp_ms <= at_ms]
+    if not earlier:
+        if not log:
+            raise SnapshotNotFound(f"{name} has no snapshot at or before {time.isoformat()}: nothing committed yet")
+        raise SnapshotNotFound(
+            f"{name} has no snapshot at or before {time.isoformat()}: its oldest retained snapshot is from "
+            f"{_iso(log[0].timestamp_ms)} (the table did not exist yet, or older snapshots expired)"
+        )
+    index = earlier[-1]
+    if index + 1 < len(log):
+        following = table.snapshot_by_id(log[index + 1].snapshot_id)
+        new_commit = following is not None and following.timestamp_ms == log[index + 1].timestamp_ms
+        if new_commit and following.parent_snapshot_id != log[index].snapshot_id:
+            raise SnapshotNotFound(
+                f"{name} as of {time.isoformat()} is gone: snapshots committed between "
+                f"{_iso(log[index].timestamp_ms)} and {_iso(log[index + 1].timestamp_ms)} were expired"
+            )
+    snapshot = table.snapshot_by_id(log[index].snapshot_id)
+    if snapshot is None:
+        raise SnapshotNotFound(f"{name} as of {time.isoformat()}: snapshot {log[index].snapshot_id} was expired")
+    return snapshot
+
+
+def _iso(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def read_as_of(

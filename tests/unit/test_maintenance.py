@@ -1,0 +1,316 @@
+"""lakeops.maintenance: expiry keeps what time travel and replay need, the sweep deletes only orphans,
+compaction keeps every row."""
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lakeops import lake, maintenance, pipeline, replay, schemas, timetravel
+from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.errors import SnapshotNotFound
+from lakeops.provenance import Provenance
+from lakeops.timetravel import AsOf
+from lakeops.windows import Window
+
+from .conftest import DAY_A, DAY_B
+from .versioning_helpers import (
+    DAY_C,
+    RUN,
+    canonical,
+    corrected,
+    dropper,
+    open_lake,
+    rows_of,
+    rows_on,
+    snapshot_ids,
+)
+
+MADE_BY = Provenance("test", "maintenance-run", "", "")
+AGGRESSIVE = maintenance.RetentionPolicy(keep_last=1, max_age=timedelta(0), orphan_grace=timedelta(0))
+MEDALLION = (BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
+
+
+def local(uri: str) -> Path:
+    return Path(urlparse(uri).path)
+
+
+def files_under(table) -> set[Path]:
+    return {Path(root) / name for root, _, names in os.walk(local(table.location())) for name in names}
+
+
+def backdate(paths, hours: float = 2) -> None:
+    then = time.time() - hours * 3600
+    for path in paths:
+        os.utime(path, (then, then))
+
+
+def assert_every_referenced_file_exists(table) -> None:
+    missing = [p for p in maintenance.referenced_files(table) if not local(p).exists()]
+    assert not missing, missing
+
+
+def test_a_policy_that_would_drop_the_current_snapshot_or_compact_nothing_is_refused():
+    with pytest.raises(ValueError, match="keep_last must be at least 1"):
+        maintenance.RetentionPolicy(keep_last=0)
+    with pytest.raises(ValueError, match="compact_min_files must be at least 2"):
+        maintenance.RetentionPolicy(compact_min_files=1)
+
+
+def test_expiry_keeps_every_tagged_snapshot_readable(catalog, drop_day):
+    ids = [pipeline.ingest_bronze(catalog, drop_day(d), RUN).snapshot_id for d in (DAY_A, DAY_B, DAY_C)]
+    ids.append(pipeline.ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN).snapshot_id)
+    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+    table.manage_snapshots().create_tag(ids[0], "month-close").create_tag(ids[1], "audit-2013-01-03").commit()
+    tagged = {
+        "month-close": (ids[0], rows_of(catalog, BRONZE_FLIGHTS, ids[0])),
+        "audit-2013-01-03": (ids[1], rows_of(catalog, BRONZE_FLIGHTS, ids[1])),
+    }
+    before = snapshot_ids(catalog, BRONZE_FLIGHTS)
+    assert len(before) == 5  # three ingests, then the correction's delete and append
+
+    (report,) = maintenance.maintain(catalog, (BRONZE_FLIGHTS,), AGGRESSIVE, MADE_BY, maintenance.utcnow())
+
+    assert sorted(snapshot_ids(catalog, BRONZE_FLIGHTS)) == sorted([ids[0], ids[1], ids[3]])
+    assert (report.snapshots_before, report.expired) == (5, 2)
+    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+    for name, (snapshot_id, rows) in tagged.items():
+        snapshot, now = timetravel.read_as_of(table, AsOf(ref=name))
+        assert snapshot.snapshot_id == snapshot_id, name
+        pd.testing.assert_frame_equal(now, rows)
+    with pytest.raises(SnapshotNotFound, match=rf"bronze\.flights has no snapshot {ids[2]}"):
+        timetravel.read_as_of(table, AsOf(snapshot_id=ids[2]))
+    assert_every_referenced_file_exists(table)
+
+
+@dataclass
+class Maintained:
+    catalog: object
+    bronze: dict
+    replay_v2: dict
+    reports: list
+
+
+@pytest.fixture(scope="module")
+def maintained(tmp_path_factory) -> Maintained:
+    """Silver A and B built from the second Bronze snapshot; Bronze then corrected and extended; a v2
+    replay on its branch; then one aggressive maintenance of every table."""
+    home = tmp_path_factory.mktemp("maintenance")
+    catalog, drop = open_lake(home / "lake"), dropper(home / "landing")
+    b1 = pipeline.ingest_bronze(catalog, drop(DAY_A), RUN).snapshot_id
+    b2 = pipeline.ingest_bronze(catalog, drop(DAY_B), RUN).snapshot_id
+    for day in (DAY_A, DAY_B):
+        silver = pipeline.build_silver(catalog, Window(day), b2, RUN)
+        pipeline.build_gold(catalog, Window(day), silver.snapshot_id, RUN)
+    b3 = pipeline.ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
+    b4 = pipeline.ingest_bronze(catalog, drop(DAY_C), RUN).snapshot_id
+    result = replay.run(catalog, replay.plan(catalog, "v2"), RUN)
+    assert result.replayed == (Window(DAY_A), Window(DAY_B), Window(DAY_C))
+    replay_v2 = {
+        ref: {
+            "snapshots": snapshot_ids(catalog, ref),
+            "completed": replay.completed(catalog.load_table(ref.identifier), "replay-v2", "v2"),
+            "rows": rows_on(catalog, ref, "replay-v2"),
+        }
+        for ref in (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
+    }
+    reports = maintenance.maintain(catalog, (*MEDALLION, QUARANTINE_FLIGHTS), AGGRESSIVE, MADE_BY, maintenance.utcnow())
+    return Maintained(catalog, {"b1": b1, "b2": b2, "b3": b3, "b4": b4}, replay_v2, reports)
+
+
+def test_bronze_snapshots_recorded_by_silver_rows_survive(maintained):
+    left = set(snapshot_ids(maintained.catalog, BRONZE_FLIGHTS))
+    b = maintained.bronze
+
+    assert b["b2"] in left  # recorded by Silver A and B: replay re-reads it
+    assert b["b4"] in left  # main and last-known-good
+    assert not {b["b1"], b["b3"]} & left  # neither recorded nor referenced
+    assert maintained.reports[0].expired >= 2
+
+
+def test_replay_from_recorded_bronze_still_works_after_maintenance(maintained):
+    catalog = maintained.catalog
+
+    plan = replay.plan(catalog, "v1", start=DAY_A, end=DAY_B, branch="after-maintenance")
+    result = replay.run(catalog, plan, RUN)
+
+    assert {s.bronze_snapshot_id for s in plan.sources} == {maintained.bronze["b2"]}
+    assert result.replayed == (Window(DAY_A), Window(DAY_B))
+    for ref in (SILVER_FLIGHTS, GOLD_DAILY_DELAYS):
+        pd.testing.assert_frame_equal(
+            canonical(rows_on(catalog, ref, "after-maintenance"), ref), canonical(rows_of(catalog, ref), ref)
+        )
+
+
+def test_replay_branch_history_survives_maintenance(maintained):
+    catalog = maintained.catalog
+    for ref, before in maintained.replay_v2.items():
+        table = catalog.load_table(ref.identifier)
+        assert replay.completed(table, "replay-v2", "v2") == before["completed"], ref
+        kept = set(snapshot_ids(catalog, ref))
+        assert {sid for sid, _ in before["completed"].values()} <= kept
+        assert set(before["snapshots"]) - kept, f"{ref}: expiry should have removed main's old snapshots"
+        pd.testing.assert_frame_equal(
+            canonical(rows_on(catalog, ref, "replay-v2"), ref), canonical(before["rows"], ref)
+        )
+    snapshots = {ref: snapshot_ids(catalog, ref) for ref in maintained.replay_v2}
+
+    again = replay.run(catalog, replay.plan(catalog, "v2"), RUN)
+
+    assert again.replayed == () and len(again.skipped) == 3
+    assert {ref: snapshot_ids(catalog, ref) for ref in maintained.replay_v2} == snapshots
+
+
+def test_after_maintenance_every_referenced_file_exists_and_every_ref_reads(maintained):
+    for ref in (*MEDALLION, QUARANTINE_FLIGHTS):
+        table = maintained.catalog.load_table(ref.identifier)
+        assert_every_referenced_file_exists(table)
+        for name, r in table.metadata.refs.items():
+            assert table.scan(snapshot_id=r.snapshot_id).to_arrow().num_rows > 0, (ref, name)
+    empty = maintained.reports[-1]
+    assert (empty.table, empty.snapshots_before, empty.expired, empty.orphans_removed) == (
+        "quarantine.flights",
+        0,
+        0,
+        0,
+    )
+
+
+def test_the_sweep_deletes_orphans_and_expired_files_but_not_fresh_files_or_markers(catalog, drop_day):
+    original = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    signal = pipeline.ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN)
+    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+    expired_snapshot = table.snapshot_by_id(original.snapshot_id)
+    expired_files = {local(expired_snapshot.manifest_list)}
+    expired_files |= {local(m.manifest_path) for m in expired_snapshot.manifests(table.io)}
+    expired_files |= {
+        local(e.data_file.file_path)
+        for m in expired_snapshot.manifests(table.io)
+        for e in m.fetch_manifest_entry(table.io)
+    }
+    markers = {local(lake.write_marker(table, signal)), local(table.location()) / "_READY"}
+    data_dir = local(table.location()) / "data"
+    stray_old = data_dir / "year=2013" / "month=1" / "day=2" / "00000-0-left-by-a-crashed-writer.parquet"
+    pq.write_table(pa.table({"x": [1, 2, 3]}), stray_old)
+    backdate(files_under(table))  # everything so far is two hours old
+    stray_fresh = data_dir / "00000-0-commit-in-flight.parquet"
+    pq.write_table(pa.table({"x": [4]}), stray_fresh)
+    policy = maintenance.RetentionPolicy(keep_last=1, max_age=timedelta(0), orphan_grace=timedelta(hours=1))
+    on_disk = files_under(table)
+    rows_before = rows_of(catalog, BRONZE_FLIGHTS)
+
+    (report,) = maintenance.maintain(catalog, (BRONZE_FLIGHTS,), policy, MADE_BY, maintenance.utcnow())
+
+    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+    gone = on_disk - files_under(table)
+    assert report.expired == 2  # the original append and the correction's delete
+    assert stray_old in gone
+    assert expired_files <= gone and len(expired_files) == 3
+    assert stray_fresh.exists()
+    assert all(m.exists() for m in markers)
+    assert report.orphans_removed == len(gone)
+    assert_every_referenced_file_exists(table)
+    assert {local(p) for p in maintenance.referenced_files(table)} | markers | {stray_fresh} >= files_under(table)
+    pd.testing.assert_frame_equal(rows_of(catalog, BRONZE_FLIGHTS), rows_before)
+
+
+def gold_batch(day: date, origin: str, n: int) -> pa.Table:
+    frame = pd.DataFrame(
+        {
+            "flight_date": [day] * n,
+            "origin": [f"{origin}{i}" for i in range(n)],
+            "flights": [10 + i for i in range(n)],
+            "cancelled": [i % 2 for i in range(n)],
+            "mean_dep_delay": [1.5 * i for i in range(n)],
+            "mean_arr_delay": [None if i == 0 else -0.5 * i for i in range(n)],
+            "on_time_arrivals": [5] * n,
+            "_batch_id": [f"batch-{origin}"] * n,
+        }
+    )
+    return lake.to_arrow(frame, GOLD_DAILY_DELAYS)
+
+
+def data_files(catalog, ref) -> list[tuple[str, tuple]]:
+    files = catalog.load_table(ref.identifier).inspect.files().to_pylist()
+    return [(f["file_path"], tuple(sorted((f["partition"] or {}).items()))) for f in files if f["content"] == 0]
+
+
+def test_compaction_rewrites_small_files_into_one_per_partition_and_keeps_every_row(catalog):
+    gold = catalog.load_table(GOLD_DAILY_DELAYS.identifier)
+    for i in range(4):
+        for day in (DAY_A, DAY_B):
+            lake.append_rows(gold, gold_batch(day, f"X{i}", 2), Provenance("test", "run", day.isoformat(), f"b{i}"))
+    lake.append_rows(gold, gold_batch(DAY_C, "Y", 3), Provenance("test", "run", DAY_C.isoformat(), "c"))
+    quarantine = catalog.load_table(QUARANTINE_FLIGHTS.identifier)
+    for i in range(3):
+        frame = pd.DataFrame(
+            {
+                "batch_id": [f"q{i}"] * 2,
+                "source": ["f.csv"] * 2,
+                "window": ["2013-01-02"] * 2,
+                "line_number": [1, 2],
+                "raw_line": ["a", "b"],
+                "reason": ["bad"] * 2,
+                "error_column": [None] * 2,
+                "error_row": [None] * 2,
+                "quarantined_at": [pd.Timestamp("2024-01-01", tz="UTC")] * 2,
+            }
+        )
+        lake.append_rows(
+            quarantine, pa.Table.from_pandas(frame, schema=schemas.QUARANTINE, preserve_index=False), MADE_BY
+        )
+    before = {
+        ref: (rows_of(catalog, ref), catalog.load_table(ref.identifier).current_snapshot().snapshot_id)
+        for ref in (GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS)
+    }
+    lonely = [path for path, part in data_files(catalog, GOLD_DAILY_DELAYS) if dict(part)["flight_date"] == DAY_C]
+    policy = maintenance.RetentionPolicy(compact_min_files=3)
+
+    gold_report, quarantine_report = maintenance.maintain(
+        catalog, (GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS), policy, MADE_BY, maintenance.utcnow()
+    )
+
+    assert (gold_report.partitions_compacted, gold_report.files_before, gold_report.files_after) == (2, 9, 3)
+    assert (quarantine_report.partitions_compacted, quarantine_report.files_before, quarantine_report.files_after) == (
+        1,
+        3,
+        1,
+    )
+    partitions = [part for _, part in data_files(catalog, GOLD_DAILY_DELAYS)]
+    assert sorted(partitions) == sorted(set(partitions)) and len(partitions) == 3
+    assert [
+        path for path, part in data_files(catalog, GOLD_DAILY_DELAYS) if dict(part)["flight_date"] == DAY_C
+    ] == lonely
+    assert gold_report.expired == 0  # everything is younger than a week
+    for ref, (rows, pre_compaction) in before.items():
+        sort = list(rows.columns[:2])
+        now = rows_of(catalog, ref).sort_values(sort).reset_index(drop=True)
+        pd.testing.assert_frame_equal(now, rows.sort_values(sort).reset_index(drop=True))
+        then = timetravel.read_as_of(catalog.load_table(ref.identifier), AsOf(snapshot_id=pre_compaction))[1]
+        pd.testing.assert_frame_equal(
+            then.sort_values(sort).reset_index(drop=True), rows.sort_values(sort).reset_index(drop=True)
+        )
+        made = lake.provenance_of(catalog.load_table(ref.identifier).current_snapshot())
+        assert (made.operation, made.flow_run_id) == ("compaction", "maintenance-run")
+
+
+def test_maintenance_works_on_a_lake_whose_path_has_a_space(tmp_path):
+    """A project folder like "~/My Projects" is ordinary; the warehouse URI of such a home is percent-encoded."""
+    catalog = open_lake(tmp_path / "my lake")
+    drop = dropper(tmp_path / "landing")
+    pipeline.ingest_bronze(catalog, drop(DAY_A), RUN)
+    pipeline.ingest_bronze(catalog, drop(DAY_B), RUN)
+    rows_before = rows_of(catalog, BRONZE_FLIGHTS)
+
+    maintenance.maintain(catalog, (BRONZE_FLIGHTS,), AGGRESSIVE, MADE_BY, maintenance.utcnow())
+
+    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+    assert_every_referenced_file_exists(table)
+    pd.testing.assert_frame_equal(rows_of(catalog, BRONZE_FLIGHTS), rows_before)

@@ -1,0 +1,151 @@
+"""lakeops.tags and the build gate: last-known-good moves forward only, and only when a build earned it."""
+
+import pandas as pd
+import pytest
+
+from lakeops import pipeline, tags
+from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.errors import ValidationFailed
+from lakeops.windows import Window
+
+from .conftest import DAY_A, DAY_B
+from .versioning_helpers import (
+    RUN,
+    Recorder,
+    build_day,
+    current_id,
+    dropper,
+    failing,
+    open_lake,
+    passing,
+    rows_of,
+    snapshot_ids,
+)
+
+VALIDATED = pipeline.Target(validate=passing)
+
+
+def good(catalog, ref) -> int | None:
+    snapshot = tags.last_known_good(catalog.load_table(ref.identifier))
+    return snapshot.snapshot_id if snapshot else None
+
+
+def test_ingest_always_marks_bronze_good(catalog, drop_day):
+    first = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    assert good(catalog, BRONZE_FLIGHTS) == first
+
+    second = pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
+
+    assert second != first
+    assert good(catalog, BRONZE_FLIGHTS) == second
+    assert tags.tags(catalog.load_table(BRONZE_FLIGHTS.identifier)) == {tags.LAST_KNOWN_GOOD: second}
+
+
+def test_mark_good_moves_forward_never_back(catalog, drop_day):
+    a = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    b = pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
+    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+
+    assert tags.mark_good(table, a) is False  # older than the tagged one
+    assert good(catalog, BRONZE_FLIGHTS) == b
+    assert tags.mark_good(table, b) is False  # already there
+    assert good(catalog, BRONZE_FLIGHTS) == b
+
+    table.manage_snapshots().create_tag(a, tags.LAST_KNOWN_GOOD).commit()  # someone put it back by hand
+    assert tags.mark_good(catalog.load_table(BRONZE_FLIGHTS.identifier), b) is True
+    assert good(catalog, BRONZE_FLIGHTS) == b
+
+
+def test_mark_good_of_an_unknown_snapshot_raises_naming_the_table(catalog, drop_day):
+    b = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+
+    with pytest.raises(ValueError, match=r"bronze\.flights has no snapshot 42"):
+        tags.mark_good(catalog.load_table(BRONZE_FLIGHTS.identifier), 42)
+    assert good(catalog, BRONZE_FLIGHTS) == b
+
+
+def test_a_validated_build_on_main_moves_last_known_good_to_its_commit(catalog, drop_day):
+    first = build_day(catalog, drop_day, DAY_A, target=VALIDATED)
+    assert (good(catalog, SILVER_FLIGHTS), good(catalog, GOLD_DAILY_DELAYS)) == (
+        first.silver.snapshot_id,
+        first.gold.snapshot_id,
+    )
+
+    unvalidated = build_day(catalog, drop_day, DAY_B)  # committed, current, but not proven good
+
+    assert current_id(catalog, SILVER_FLIGHTS) == unvalidated.silver.snapshot_id
+    assert good(catalog, SILVER_FLIGHTS) == first.silver.snapshot_id
+    assert good(catalog, GOLD_DAILY_DELAYS) == first.gold.snapshot_id
+
+
+def test_a_stale_build_does_not_move_last_known_good_even_when_valid(catalog, drop_day):
+    first = build_day(catalog, drop_day, DAY_A, target=VALIDATED)
+    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN)
+
+    stale = pipeline.build_silver(catalog, Window(DAY_B), bronze.snapshot_id, RUN, stale=True, target=VALIDATED)
+
+    assert stale.stale is True
+    assert current_id(catalog, SILVER_FLIGHTS) == stale.snapshot_id
+    assert good(catalog, SILVER_FLIGHTS) == first.silver.snapshot_id
+
+
+def test_a_valid_build_on_a_branch_does_not_move_last_known_good(catalog, drop_day):
+    first = build_day(catalog, drop_day, DAY_A, target=VALIDATED)
+    silver = catalog.load_table(SILVER_FLIGHTS.identifier)
+    silver.manage_snapshots().create_branch(first.silver.snapshot_id, "audit").commit()
+
+    on_branch = pipeline.build_silver(
+        catalog,
+        Window(DAY_A),
+        first.bronze.snapshot_id,
+        RUN,
+        target=pipeline.Target(branch="audit", validate=passing),
+    )
+
+    silver = catalog.load_table(SILVER_FLIGHTS.identifier)
+    assert silver.snapshot_by_name("audit").snapshot_id == on_branch.snapshot_id
+    assert current_id(catalog, SILVER_FLIGHTS) == first.silver.snapshot_id
+    assert good(catalog, SILVER_FLIGHTS) == first.silver.snapshot_id
+
+
+@pytest.fixture(scope="module")
+def validated_day(tmp_path_factory):
+    """Day A built and validated; shared by the tests that must leave it untouched."""
+    home = tmp_path_factory.mktemp("tags")
+    catalog = open_lake(home / "lake")
+    return catalog, build_day(catalog, dropper(home / "landing"), DAY_A, target=VALIDATED)
+
+
+@pytest.mark.parametrize("ref", [SILVER_FLIGHTS, GOLD_DAILY_DELAYS], ids=str)
+def test_a_failing_validator_raises_and_commits_nothing(validated_day, ref):
+    catalog, first = validated_day
+    before = (snapshot_ids(catalog, ref), good(catalog, ref), rows_of(catalog, ref))
+    assert before[1] == current_id(catalog, ref)
+    gate = pipeline.Target(validate=failing)
+
+    with pytest.raises(ValidationFailed, match=rf"{ref} window 2013-01-02 failed 1 of 3 checks") as caught:
+        if ref == SILVER_FLIGHTS:
+            pipeline.build_silver(catalog, Window(DAY_A), first.bronze.snapshot_id, RUN, version="v2", target=gate)
+        else:
+            pipeline.build_gold(catalog, Window(DAY_A), first.silver.snapshot_id, RUN, version="v2", target=gate)
+
+    assert caught.value.failures == ("fake_check(column='x'): 2 rows",)
+    assert "fake_check(column='x')" in str(caught.value) and "nothing committed" in str(caught.value)
+    after = (snapshot_ids(catalog, ref), good(catalog, ref), rows_of(catalog, ref))
+    assert after[:2] == before[:2]
+    pd.testing.assert_frame_equal(after[2], before[2])
+
+
+def test_the_validator_sees_the_frame_about_to_be_committed(catalog, drop_day):
+    recorder = Recorder()
+
+    built = build_day(catalog, drop_day, DAY_A, target=pipeline.Target(validate=recorder))
+
+    assert [ref for ref, _ in recorder.seen] == [SILVER_FLIGHTS, GOLD_DAILY_DELAYS]
+    (_, silver_frame), (_, gold_frame) = recorder.seen
+    silver = rows_of(catalog, SILVER_FLIGHTS)
+    gold = rows_of(catalog, GOLD_DAILY_DELAYS)
+    assert len(silver_frame) == len(silver) and len(gold_frame) == len(gold)
+    assert set(silver_frame["_bronze_snapshot_id"]) == {built.bronze.snapshot_id}
+    assert sorted(gold_frame["origin"]) == sorted(gold["origin"])
+    assert gold_frame["cancelled"].sum() == gold["cancelled"].sum()
