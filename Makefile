@@ -30,6 +30,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/freshness_lag.py
+	$(BIN)/python benchmarks/versioning.py
 
 clean:
 	rm -rf $(VENV) .lakeops .pytest_cache
