@@ -3,12 +3,11 @@
 from prefect import flow
 from pyiceberg.catalog import Catalog
 
-from flows.common import io_task, open_lakehouse, publish_ready, run_info
+from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
 from lakeops import pipeline
 from lakeops.datasets import GOLD_DAILY_DELAYS
 from lakeops.readiness import ReadySignal
-from lakeops.validation import validate
 from lakeops.windows import Window
 
 
@@ -16,12 +15,14 @@ from lakeops.windows import Window
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_gold(
         catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=params.transform_version, target=pipeline.Target(validate=validate),
+        stale=params.stale, version=params.transform_version,
     )  # fmt: skip
 
 
 @flow(name="build-gold-daily-delays")
 def build_gold(params: BuildParams) -> ReadySignal:
-    """Read silver.flights at exactly `snapshot_id`, validate, replace Gold's window, signal readiness."""
+    """Read silver.flights at exactly `snapshot_id`, replace Gold's window, signal readiness, then audit."""
     _, catalog = open_lakehouse(params.lakehouse)
-    return publish_ready(catalog, GOLD_DAILY_DELAYS, build(catalog, params))
+    signal = publish_ready(catalog, GOLD_DAILY_DELAYS, build(catalog, params))
+    certify(catalog, GOLD_DAILY_DELAYS, signal)
+    return signal

@@ -3,12 +3,11 @@
 from prefect import flow
 from pyiceberg.catalog import Catalog
 
-from flows.common import io_task, open_lakehouse, publish_ready, run_info
+from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
 from lakeops import pipeline
 from lakeops.datasets import SILVER_FLIGHTS
 from lakeops.readiness import ReadySignal
-from lakeops.validation import validate
 from lakeops.windows import Window
 
 
@@ -16,12 +15,14 @@ from lakeops.windows import Window
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_silver(
         catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=params.transform_version, target=pipeline.Target(validate=validate),
+        stale=params.stale, version=params.transform_version,
     )  # fmt: skip
 
 
 @flow(name="build-silver-flights")
 def build_silver(params: BuildParams) -> ReadySignal:
-    """Read bronze.flights at exactly `snapshot_id`, validate, replace Silver's window, signal readiness."""
+    """Read bronze.flights at exactly `snapshot_id`, replace Silver's window, signal readiness, then audit."""
     _, catalog = open_lakehouse(params.lakehouse)
-    return publish_ready(catalog, SILVER_FLIGHTS, build(catalog, params))
+    signal = publish_ready(catalog, SILVER_FLIGHTS, build(catalog, params))
+    certify(catalog, SILVER_FLIGHTS, signal)
+    return signal

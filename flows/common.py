@@ -11,13 +11,14 @@ from prefect.runtime import flow_run
 from pyiceberg.catalog import Catalog
 
 from blocks.lakehouse import IcebergLakehouse
-from lakeops import lake
+from lakeops import lake, pipeline
 from lakeops.datasets import TableRef
 from lakeops.errors import SignalNotDelivered
 from lakeops.failures import IO_JITTER_FACTOR, backoff_delays, retry_condition_fn
 from lakeops.pipeline import RunInfo
 from lakeops.provenance import code_version
 from lakeops.readiness import ReadySignal
+from lakeops.validation import ValidationReport, validate
 
 
 def io_task(fn: Callable[..., Any]) -> Any:
@@ -68,6 +69,14 @@ def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> Ready
         signal.dataset, signal.window, signal.snapshot_id, signal.row_count, event.id,
     )  # fmt: skip
     return signal
+
+
+@io_task
+def certify(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> ValidationReport:
+    """Audit the committed window with its GX suite; a pass moves last-known-good (never retried on fail)."""
+    report = pipeline.certify(catalog, ref, signal, validate)
+    get_run_logger().info("%s window %s passed %s checks of %s", ref, signal.window, report.evaluated, report.suite)
+    return report
 
 
 def _related_run() -> list[dict[str, str]]:

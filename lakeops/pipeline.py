@@ -18,7 +18,7 @@ from lakeops.datasets import (
 from lakeops.errors import EmptyWindow, MalformedBatch, ValidationFailed
 from lakeops.provenance import Provenance
 from lakeops.readiness import ReadySignal
-from lakeops.validation import Validator
+from lakeops.validation import ValidationReport, Validator
 from lakeops.windows import Window
 
 
@@ -144,6 +144,28 @@ def _publish_window(
     if provenance.validated and not stale and target.branch == lake.MAIN:
         tags.mark_good(table, snapshot_id)
     return lake.ready_signal(table, ref, snapshot_id, provenance, len(frame))
+
+
+def certify(catalog: Catalog, ref: TableRef, signal: ReadySignal, validate: Validator) -> ValidationReport:
+    """Audit a committed window after its signal went out; a pass on a fresh commit moves last-known-good.
+
+    The audit runs after publishing so that consumers do not wait for it (great_expectations alone
+    takes seconds to import). Raises ValidationFailed: the window stays committed, last-known-good
+    stays where it was, and the run fails for a human to look at.
+    """
+    table = lake.load(catalog, ref)
+    report = validate(ref, lake.read(table, Window.parse(signal.window).date_filter(), signal.snapshot_id))
+    if not report.success:
+        good = tags.last_known_good(table)
+        raise ValidationFailed(
+            f"{ref} window {signal.window} at snapshot {signal.snapshot_id} failed {len(report.failures)} of "
+            f"{report.evaluated} checks of {report.suite}; last-known-good stays at "
+            f"{good.snapshot_id if good else 'none'}: " + "; ".join(report.failures),
+            report.failures,
+        )
+    if not signal.stale:
+        tags.mark_good(table, signal.snapshot_id)
+    return report
 
 
 def _non_empty(rows: pd.DataFrame, ref: TableRef, window: Window) -> pd.DataFrame:

@@ -16,13 +16,13 @@ from lakeops.windows import Window
 pytestmark = pytest.mark.e2e
 
 
-def test_output_that_fails_validation_is_not_committed_and_keeps_last_known_good(e2e) -> None:
+def test_output_that_fails_its_audit_fails_the_run_and_keeps_last_known_good(e2e) -> None:
     good_day, bad_day = date(2013, 3, 1), date(2013, 3, 2)
     landing.drop_day_file(e2e.landing, good_day)
     runs.follow_window(e2e.catalog, Window(good_day), runs.run_producer(good_day))
     silver = lake.load(e2e.catalog, SILVER_FLIGHTS)
     good = tags.last_known_good(silver)
-    snapshots = len(silver.snapshots())
+    assert good is not None and good.snapshot_id == silver.current_snapshot().snapshot_id
 
     rows = landing.day_rows(bad_day)
     rows.loc[rows.index[5], "air_time"] = -12.0  # parses (Bronze accepts it) but is impossible
@@ -36,15 +36,15 @@ def test_output_that_fails_validation_is_not_committed_and_keeps_last_known_good
     )
 
     assert failed.state.is_failed()
-    assert "air_time" in failed.state.message and "nothing committed" in failed.state.message
+    assert "air_time" in failed.state.message and f"last-known-good stays at {good.snapshot_id}" in failed.state.message
     silver.refresh()
-    assert len(silver.snapshots()) == snapshots
     assert tags.last_known_good(silver).snapshot_id == good.snapshot_id
-    assert lake.read(silver, Window(bad_day).date_filter()).empty
+    # Audited after publishing: the window is committed (consumers were not held up), but not certified.
+    assert len(lake.read(silver, Window(bad_day).date_filter())) == len(rows)
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs()
-    build_attempts = [t for t in task_runs if t.flow_run_id == failed.id and t.name.startswith("build")]
-    assert len(build_attempts) == 1 and build_attempts[0].run_count == 1  # data logic is never retried
+    audits = [t for t in task_runs if t.flow_run_id == failed.id and t.name.startswith("certify")]
+    assert len(audits) == 1 and audits[0].run_count == 1  # data logic is never retried
 
 
 def test_replay_deployment_writes_a_branch_and_leaves_main_alone(e2e) -> None:
