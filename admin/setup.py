@@ -3,15 +3,20 @@
 import subprocess
 import sys
 
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
 from pydantic import SecretStr
 
+from admin.automations import ensure_sla_automations
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
+from blocks.contract import ReadinessContractBlock
 from blocks.lakehouse import IcebergLakehouse
+from lakeops import contracts as contract_config
 from lakeops import lake
+from lakeops.contracts import ReadinessContract
 from lakeops.provenance import code_version
 from lakeops.settings import LakeSettings
 
@@ -57,9 +62,35 @@ def deploy_all(stack: LocalStack) -> None:
         raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
+def save_contracts(settings: LakeSettings) -> list[ReadinessContract]:
+    """One ReadinessContract block per contract in the contracts file (the versioned source)."""
+    ReadinessContractBlock.register_type_and_schema()
+    path = settings.contracts if settings.contracts.is_absolute() else PROJECT_DIR / settings.contracts
+    contracts = contract_config.load(path)
+    for c in contracts:
+        ReadinessContractBlock(
+            dataset=c.dataset, producer=c.producer, consumer=c.consumer, expected_at=c.expected_at,
+            buffer_seconds=c.buffer.total_seconds(), max_fallback_age_days=c.max_fallback_age.total_seconds() / 86400,
+            give_up_after_hours=c.give_up_after.total_seconds() / 3600, owner=c.owner, alert_block=c.alert_block,
+        ).save(c.block_name, overwrite=True)  # fmt: skip
+    return contracts
+
+
+def save_alert_block(url: str, name: str = "lakeops-alerts") -> None:
+    """The default alert channel: Prefect's built-in webhook block, posting {subject, body} as JSON."""
+    CustomWebhookNotificationBlock(
+        name=name, url=url, method="POST", json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        allow_private_urls=True, timeout=10,
+    ).save(name, overwrite=True)  # fmt: skip
+
+
 def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:
     """Everything a fresh server needs before flows can run."""
     block = save_lakehouse(settings)
+    contracts = save_contracts(settings)
+    if settings.alert_webhook_url:
+        save_alert_block(settings.alert_webhook_url)
     ensure_work_pool()
     deploy_all(stack)
+    ensure_sla_automations(contracts)
     return block

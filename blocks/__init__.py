@@ -1,5 +1,6 @@
 """Prefect blocks: configuration only, one factory method each."""
 
+from blocks.contract import ReadinessContractBlock
 from blocks.lakehouse import IcebergLakehouse
 
-__all__ = ["IcebergLakehouse"]
+__all__ = ["IcebergLakehouse", "ReadinessContractBlock"]

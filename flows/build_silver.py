@@ -5,8 +5,9 @@ from pyiceberg.catalog import Catalog
 
 from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
+from flows.sla import resolve_if_caught_up
 from lakeops import pipeline
-from lakeops.datasets import SILVER_FLIGHTS
+from lakeops.datasets import BRONZE_FLIGHTS, SILVER_FLIGHTS
 from lakeops.readiness import ReadySignal
 from lakeops.windows import Window
 
@@ -16,6 +17,7 @@ def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_silver(
         catalog, Window.parse(params.window), params.snapshot_id, run_info(),
         stale=params.stale, version=params.transform_version,
+        carry_from=Window.parse(params.fallback_window) if params.fallback_window else None,
     )  # fmt: skip
 
 
@@ -25,4 +27,5 @@ def build_silver(params: BuildParams) -> ReadySignal:
     _, catalog = open_lakehouse(params.lakehouse)
     signal = publish_ready(catalog, SILVER_FLIGHTS, build(catalog, params))
     certify(catalog, SILVER_FLIGHTS, signal)
+    resolve_if_caught_up(catalog, BRONZE_FLIGHTS.identifier, signal)
     return signal

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
 from flows.common import io_task, open_lakehouse, publish_ready, run_info
+from flows.sla import note_signal
 from lakeops import ingest, pipeline
 from lakeops.datasets import BRONZE_FLIGHTS
 from lakeops.errors import MalformedBatch
@@ -47,4 +48,6 @@ def ingest_bronze(params: IngestParams) -> ReadySignal:
         kept = quarantine(catalog, batch, error)
         get_run_logger().error("quarantined %s rows of batch %s: %s", kept, batch.batch_id, error)
         raise
-    return publish_ready(catalog, BRONZE_FLIGHTS, signal)
+    published = publish_ready(catalog, BRONZE_FLIGHTS, signal)
+    note_signal(catalog, published)
+    return published

@@ -8,7 +8,8 @@ from datetime import date, timedelta
 
 from pyiceberg.catalog import Catalog
 
-from lakeops import history, lake, maintenance, replay, rollback, status, timetravel, transforms
+from lakeops import contracts as contract_config
+from lakeops import history, lake, maintenance, replay, rollback, sla, sla_report, status, timetravel, transforms
 from lakeops.datasets import ALL_TABLES, TableRef
 from lakeops.errors import LakeopsError
 from lakeops.pipeline import RunInfo
@@ -85,6 +86,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if not result.check.safe:
         print(f"warning (forced): {result.check.warning()}", file=sys.stderr)
     print(f"{result.table}: main moved from snapshot {result.previous_snapshot_id} to {result.snapshot_id}")
+    return 0
+
+
+def cmd_sla_list(args: argparse.Namespace) -> int:
+    """List readiness contracts and the state of each window: on time, late, stale, caught up, missed."""
+    settings = LakeSettings()
+    contracts = contract_config.load(settings.contracts)
+    catalog = _catalog()
+    lake.ensure_tables(catalog)
+    print(sla_report.render(contracts, sla.read(catalog), maintenance.utcnow()))
     return 0
 
 
@@ -196,6 +207,10 @@ def _versioning_commands(sub: argparse._SubParsersAction) -> None:
     keep.add_argument("--orphan-grace-minutes", type=float, default=60, help="never delete newer files")
     keep.add_argument("--compact-min-files", type=int, default=8, help="compact partitions with this many files")
     keep.set_defaults(func=cmd_maintain)
+
+    watch = sub.add_parser("sla", help="readiness contracts and their windows")
+    watch_sub = watch.add_subparsers(dest="sla_command", required=True)
+    watch_sub.add_parser("list", help=cmd_sla_list.__doc__).set_defaults(func=cmd_sla_list)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

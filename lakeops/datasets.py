@@ -3,6 +3,9 @@
 from dataclasses import dataclass
 
 READY_EVENT = "lakeops.dataset.ready"
+WINDOW_OPENED_EVENT = "lakeops.sla.window-opened"
+ALERT_FAILED_EVENT = "lakeops.sla.alert-failed"
+WINDOW_LABEL = "lakeops.window"  # resource label carried by ready and window-opened events
 RESOURCE_PREFIX = "lakeops.dataset."
 
 
@@ -30,9 +33,10 @@ BRONZE_FLIGHTS = TableRef("bronze", "flights")
 SILVER_FLIGHTS = TableRef("silver", "flights")
 GOLD_DAILY_DELAYS = TableRef("gold", "daily_delays")
 QUARANTINE_FLIGHTS = TableRef("quarantine", "flights")
+SLA_FACTS = TableRef("ops", "sla_facts")
 
 MEDALLION = (BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
-ALL_TABLES = (*MEDALLION, QUARANTINE_FLIGHTS)
+ALL_TABLES = (*MEDALLION, QUARANTINE_FLIGHTS, SLA_FACTS)
 NAMESPACES = ("bronze", "silver", "gold", "ops", "quarantine")
 
 FLIGHTS_NATURAL_KEY = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")

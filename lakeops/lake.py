@@ -4,7 +4,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -15,7 +15,7 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from pyiceberg.expressions import BooleanExpression
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
@@ -26,6 +26,7 @@ from lakeops.datasets import (
     NAMESPACES,
     QUARANTINE_FLIGHTS,
     SILVER_FLIGHTS,
+    SLA_FACTS,
     TableRef,
 )
 from lakeops.errors import SnapshotNotFound, TableNotFound
@@ -38,6 +39,7 @@ TABLE_SCHEMAS: dict[TableRef, pa.Schema] = {
     SILVER_FLIGHTS: schemas.SILVER,
     GOLD_DAILY_DELAYS: schemas.GOLD_DAILY_DELAYS,
     QUARANTINE_FLIGHTS: schemas.QUARANTINE,
+    SLA_FACTS: schemas.SLA_FACTS,
 }
 
 
@@ -150,6 +152,16 @@ def append_rows(table: Table, rows: pa.Table, provenance: Provenance) -> int:
     snapshot = table.current_snapshot()
     assert snapshot is not None, "a commit always leaves a current snapshot"
     return snapshot.snapshot_id
+
+
+def windows_in(table: Table, snapshot_id: int | None = None) -> set[date]:
+    """The days a table holds rows for, as of `snapshot_id` (current when None)."""
+    if table.current_snapshot() is None:
+        return set()
+    if "flight_date" in table.schema().column_names:
+        return set(read(table, AlwaysTrue(), snapshot_id, ("flight_date",))["flight_date"].unique())
+    days = read(table, AlwaysTrue(), snapshot_id, ("year", "month", "day")).drop_duplicates()
+    return {date(int(y), int(m), int(d)) for y, m, d in days.itertuples(index=False)}
 
 
 def schema_fingerprint(table: Table) -> str:

@@ -7,7 +7,7 @@ import pandas as pd
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import EqualTo
 
-from lakeops import ingest, lake, tags, transforms
+from lakeops import fallback, ingest, lake, tags, transforms
 from lakeops.datasets import (
     BRONZE_FLIGHTS,
     GOLD_DAILY_DELAYS,
@@ -78,18 +78,27 @@ def build_silver(
     version: str = transforms.CURRENT,
     *,
     target: Target = Target(),
+    carry_from: Window | None = None,
 ) -> ReadySignal:
     """Rebuild Silver's window from Bronze exactly as of `bronze_snapshot_id`.
 
+    With `carry_from` (a stale fallback when the window's own data is late), the rows of that
+    earlier window are carried forward into `window`, re-dated, and the commit is marked stale.
     Raises ValidationFailed (nothing committed) when `target.validate` rejects the output.
     """
+    if carry_from is not None and not stale:
+        raise ValueError("carrying a window forward is a stale fallback: pass stale=True")
+    source = carry_from or window
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
-    rows = _non_empty(lake.read(bronze, window.source_filter(), bronze_snapshot_id), BRONZE_FLIGHTS, window)
+    rows = _non_empty(lake.read(bronze, source.source_filter(), bronze_snapshot_id), BRONZE_FLIGHTS, source)
     silver = transforms.flights(version).to_silver(rows).assign(_bronze_snapshot_id=bronze_snapshot_id)
+    if carry_from is not None:
+        silver = fallback.carry_forward(silver, carry_from, window)
     return _publish_window(
         catalog, SILVER_FLIGHTS, silver, window, run, stale, version, target,
         inputs={BRONZE_FLIGHTS.identifier: bronze_snapshot_id},
         batch_id=str(rows["_batch_id"].iloc[0]),
+        carried_from=carry_from,
     )  # fmt: skip
 
 
@@ -126,6 +135,7 @@ def _publish_window(
     target: Target,
     inputs: dict[str, int],
     batch_id: str,
+    carried_from: Window | None = None,
 ) -> ReadySignal:
     """Validate, commit the window on the target branch, and move last-known-good when earned."""
     report = target.validate(ref, frame) if target.validate else None
@@ -139,6 +149,7 @@ def _publish_window(
     provenance = Provenance(
         run.code_version, run.flow_run_id, window.key, batch_id, inputs, stale, version,
         operation=target.operation, branch=target.branch, validated=report is not None,
+        carried_from=carried_from.key if carried_from else None,
     )  # fmt: skip
     snapshot_id = lake.replace_rows(table, lake.to_arrow(frame, ref), window.date_filter(), provenance)
     if provenance.validated and not stale and target.branch == lake.MAIN:

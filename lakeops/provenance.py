@@ -27,6 +27,7 @@ class Provenance:
     operation: str = "build"  # build | replay | compaction | ...
     branch: str = "main"
     validated: bool = False
+    carried_from: str | None = None  # a stale fallback: the earlier window whose data was carried forward
 
     def to_properties(self) -> dict[str, str]:
         """Snapshot summary properties (Iceberg summaries hold strings only)."""
@@ -40,6 +41,8 @@ class Provenance:
             f"{PREFIX}branch": self.branch,
             f"{PREFIX}validated": str(self.validated).lower(),
         }
+        if self.carried_from:
+            props[f"{PREFIX}carried-from"] = self.carried_from
         if self.transform_version:
             props[f"{PREFIX}transform-version"] = self.transform_version
         props.update({f"{_INPUT}{table}": str(snap) for table, snap in self.inputs.items()})
@@ -61,6 +64,7 @@ class Provenance:
             operation=props.get(f"{PREFIX}operation", "build"),
             branch=props.get(f"{PREFIX}branch", "main"),
             validated=props.get(f"{PREFIX}validated") == "true",
+            carried_from=props.get(f"{PREFIX}carried-from"),
         )
 
 

@@ -104,7 +104,7 @@ def plan(
     silver, bronze = lake.load(catalog, SILVER_FLIGHTS), lake.load(catalog, BRONZE_FLIGHTS)
     recorded = recorded_sources(silver)
     bronze_head = bronze.current_snapshot()
-    windows = set(recorded) | (_bronze_windows(bronze) if bronze_head else set())
+    windows = set(recorded) | {Window(d) for d in lake.windows_in(bronze)}
     first = Window.parse(start) if start else _last_known_good_window(silver)
     last = Window.parse(end) if end else None
     chosen = sorted(w for w in windows if (first is None or w >= first) and (last is None or w <= last))
@@ -189,8 +189,3 @@ def _last_known_good_window(silver: Table) -> Window | None:
     good = tags.last_known_good(silver)
     made = lake.provenance_of(good) if good else None
     return Window.parse(made.window) if made and made.window else None
-
-
-def _bronze_windows(bronze: Table) -> set[Window]:
-    days = lake.read(bronze, AlwaysTrue(), columns=("year", "month", "day")).drop_duplicates()
-    return {Window(date(int(y), int(m), int(d))) for y, m, d in days.itertuples(index=False)}

@@ -80,3 +80,19 @@ QUARANTINE = pa.schema(
         pa.field("quarantined_at", _TS, nullable=False),
     ]
 )
+
+SLA_FACTS = pa.schema(
+    [
+        pa.field("dataset", _STR, nullable=False),
+        pa.field("window", _STR, nullable=False),
+        pa.field("kind", _STR, nullable=False),
+        pa.field("at", _TS, nullable=False),
+        pa.field("expected_at", _TS),
+        pa.field("deadline", _TS),
+        pa.field("snapshot_id", pa.int64()),
+        pa.field("source_window", _STR),
+        pa.field("lateness_s", _FLOAT),
+        pa.field("detail", _STR),
+        pa.field("flow_run_id", _STR),
+    ]
+)

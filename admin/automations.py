@@ -1,0 +1,98 @@
+"""SLA automations as code: one proactive deadline per contract, plus a watcher on the clock itself.
+
+Created through the API, not owned by a deployment, so `prefect deploy` (which deletes and recreates
+the automations a deployment owns, and with them any open proactive window) leaves them alone.
+Upserted by name: running setup twice leaves one of each.
+"""
+
+from datetime import timedelta
+from uuid import UUID
+
+from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.events.actions import RunDeployment, SendNotification
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+from lakeops.contracts import ReadinessContract
+from lakeops.datasets import READY_EVENT, WINDOW_LABEL, WINDOW_OPENED_EVENT, TableRef
+
+MISSED_DEPLOYMENT = "sla-deadline-missed/lakeops"
+OPEN_DEPLOYMENT = "sla-open-window/lakeops"
+WATCHER_SILENCE = timedelta(hours=26)  # a daily clock that has not completed in 26 h has stopped
+
+
+def deadline_automation(contract: ReadinessContract, missed_deployment: UUID) -> AutomationCore:
+    """After window-opened, expect the dataset's ready event for that window within the buffer."""
+    resource_id = TableRef(*contract.dataset.split(".", 1)).resource_id
+    return AutomationCore(
+        name=f"lakeops sla: {contract.dataset}",
+        description=f"No {READY_EVENT} for {contract.dataset} within {contract.buffer} of the window opening: "
+        f"run {MISSED_DEPLOYMENT} (stale fallback + alert to {contract.owner}).",
+        trigger=EventTrigger(
+            posture=Posture.Proactive,
+            after={WINDOW_OPENED_EVENT},
+            expect={READY_EVENT},
+            match={"prefect.resource.id": resource_id},
+            for_each={"prefect.resource.id", WINDOW_LABEL},
+            threshold=1,
+            within=contract.buffer,
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=missed_deployment,
+                parameters={"params": {"dataset": contract.dataset, "window": "{{ event.payload.window }}"}},
+            )
+        ],
+    )
+
+
+def watcher_automation(open_deployment: UUID, alert_block: UUID) -> AutomationCore:
+    """Alert when the window-opening deployment has not completed a run for WATCHER_SILENCE."""
+    return AutomationCore(
+        name="lakeops sla: the clock stopped",
+        description=f"{OPEN_DEPLOYMENT} completed no run in {WATCHER_SILENCE}: deadlines are not being watched.",
+        trigger=EventTrigger(
+            posture=Posture.Proactive,
+            expect={"prefect.flow-run.Completed"},
+            match_related={"prefect.resource.id": f"prefect.deployment.{open_deployment}"},
+            threshold=1,
+            within=WATCHER_SILENCE,
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=alert_block,
+                subject="[lakeops] SLA deadlines are not being watched",
+                body=f"{OPEN_DEPLOYMENT} has completed no run in {WATCHER_SILENCE}: no window was opened, so no "
+                "missed deadline can fire. Check its schedule and the work pool.",
+            )
+        ],
+    )
+
+
+def upsert(automation: AutomationCore) -> UUID:
+    """Create the automation, or update the one with the same name (and delete duplicates)."""
+    with get_client(sync_client=True) as client:
+        existing = client.read_automations_by_name(automation.name)
+        if not existing:
+            return client.create_automation(automation)
+        keep, *extra = existing
+        client.update_automation(keep.id, automation)
+        for duplicate in extra:
+            client.delete_automation(duplicate.id)
+        return keep.id
+
+
+def ensure_sla_automations(contracts: list[ReadinessContract]) -> list[UUID]:
+    """The deadline automation of every contract and, when alerts can be sent, the watcher."""
+    with get_client(sync_client=True) as client:
+        missed = client.read_deployment_by_name(MISSED_DEPLOYMENT).id
+        opener = client.read_deployment_by_name(OPEN_DEPLOYMENT).id
+    ids = [upsert(deadline_automation(c, missed)) for c in contracts]
+    for block_name in sorted({c.alert_block for c in contracts}):
+        try:
+            block_id = Block.load(block_name)._block_document_id
+        except ValueError:
+            continue  # no notification block yet: setup says so
+        ids.append(upsert(watcher_automation(opener, block_id)))
+    return ids

@@ -1,0 +1,80 @@
+"""A missed deadline (started by the contract's proactive automation): fallback, alert, record."""
+
+from datetime import date
+
+from prefect import flow, get_run_logger
+from prefect.deployments import run_deployment
+from prefect.states import Completed
+from pydantic import BaseModel, Field
+from pyiceberg.catalog import Catalog
+
+from flows.common import io_task, open_lakehouse
+from flows.sla import alert_failed, contract_of, fresh_marker_exists, notify, now, record
+from lakeops import lake, sla, tags
+from lakeops.contracts import ReadinessContract
+from lakeops.datasets import TableRef
+from lakeops.windows import Window
+
+
+class MissedParams(BaseModel):
+    dataset: str = Field(description="Dataset whose signal did not come by the deadline.")
+    window: date = Field(description="The window whose signal is missing.")
+    lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
+
+
+@io_task
+def decide(catalog: Catalog, contract: ReadinessContract, window: Window) -> sla.Fallback | sla.NoFallback:
+    """The fallback: the newest window within max age in the dataset's last-known-good snapshot."""
+    table = lake.load(catalog, TableRef(*contract.dataset.split(".", 1)))
+    good = tags.last_known_good(table)
+    present = lake.windows_in(table, good.snapshot_id) if good else set()
+    return sla.decide_fallback(contract, window, good.snapshot_id if good else None, present)
+
+
+@io_task
+def start_stale_consumer(contract: ReadinessContract, window: Window, fallback: sla.Fallback) -> str:
+    """Start the consumer on the fallback snapshot, marked stale; do not wait for it."""
+    params = {"window": window.key, "snapshot_id": fallback.snapshot_id, "stale": True,
+              "fallback_window": fallback.source_window.isoformat()}  # fmt: skip
+    run = run_deployment(contract.consumer, parameters={"params": params}, timeout=0)
+    return str(run.id)
+
+
+@flow(name="sla-deadline-missed")
+def deadline_missed(params: MissedParams):  # noqa: ANN201 - returns a state
+    """Run the consumer on the last good data (or say why not), and alert the owner; once per window."""
+    contract = contract_of(params.dataset)
+    if contract is None:
+        raise ValueError(f"{params.dataset} has no readiness contract block; run `lakeops setup`")
+    _, catalog = open_lakehouse(params.lakehouse)
+    window, moment = Window.parse(params.window), now()
+    if fresh_marker_exists(catalog, contract.dataset, window.key):
+        return Completed(name="NotMissed", message=f"{contract.dataset} {window} signalled before the check")
+    facts = sla.read(catalog, contract.dataset, window.key)
+    kinds = {f.kind for f in facts}
+    state = sla.window_state(contract, window.key, facts, moment)
+    decision = decide(catalog, contract, window)
+    if not kinds & {sla.Fact.FALLBACK, sla.Fact.NO_FALLBACK}:  # a rerun never starts a second consumer
+        new = [sla.SlaFact(contract.dataset, window.key, sla.Fact.DEADLINE_MISSED, moment, state.expected_at,
+                           state.deadline)]  # fmt: skip
+        if isinstance(decision, sla.Fallback):
+            consumer_run = start_stale_consumer(contract, window, decision)
+            new.append(sla.SlaFact(contract.dataset, window.key, sla.Fact.FALLBACK, now(),
+                                   snapshot_id=decision.snapshot_id, source_window=decision.source_window.isoformat(),
+                                   detail=f"consumer run {consumer_run}"))  # fmt: skip
+        else:
+            new.append(sla.SlaFact(contract.dataset, window.key, sla.Fact.NO_FALLBACK, now(), detail=decision.reason))
+        record(catalog, new)
+    if sla.Fact.ALERT_SENT in kinds:
+        return Completed(name="AlreadyAlerted")
+    subject, body = sla.alert(contract, state, moment, decision)
+    try:
+        notify(contract, subject, body)
+    except Exception as error:
+        alert_failed(contract, window.key, subject, error)
+        failed = sla.SlaFact(contract.dataset, window.key, sla.Fact.ALERT_FAILED, now(), detail=str(error)[:500])
+        record(catalog, [failed])
+        raise
+    record(catalog, [sla.SlaFact(contract.dataset, window.key, sla.Fact.ALERT_SENT, now(), detail=subject)])
+    get_run_logger().warning("%s\n%s", subject, body)
+    return Completed(name="Stale" if isinstance(decision, sla.Fallback) else "Missed", message=subject)
