@@ -76,7 +76,7 @@ def save_contracts(settings: LakeSettings) -> list[ReadinessContract]:
     return contracts
 
 
-def save_alert_block(url: str, name: str = "lakeops-alerts") -> None:
+def save_alert_block(url: str, name: str = "lakeops-alerts") -> None:  # loaded as custom-webhook/lakeops-alerts
     """The default alert channel: Prefect's built-in webhook block, posting {subject, body} as JSON."""
     CustomWebhookNotificationBlock(
         name=name, url=url, method="POST", json_data={"subject": "{{subject}}", "body": "{{body}}"},

@@ -24,7 +24,10 @@ class ReadinessContractBlock(Block):
     max_fallback_age_days: float = Field(ge=0, description="Oldest data a stale fallback may carry forward.")
     give_up_after_hours: float = Field(default=72, ge=0, description="After this, a window with no signal is missed.")
     owner: str = Field(description="Owning team, named in alerts.")
-    alert_block: str = Field(default="lakeops-alerts", description="Notification block document name for alerts.")
+    alert_block: str = Field(
+        default="custom-webhook/lakeops-alerts",
+        description="Notification block for alerts, as <block type slug>/<document name>.",
+    )
 
     def contract(self) -> ReadinessContract:
         """The core contract."""

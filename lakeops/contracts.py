@@ -62,23 +62,43 @@ class ReadinessContract:
 def parse(entry: dict) -> ReadinessContract:
     """One contract from its YAML mapping; raises ValueError naming the dataset and the field."""
     dataset = entry.get("dataset", "?")
+
+    def field(name: str, convert, default: object = ...):  # noqa: ANN001, ANN202
+        if name not in entry and default is ...:
+            raise ValueError(f"contract {dataset}: missing field {name!r}")
+        value = entry.get(name, default)
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"contract {dataset}: field {name!r} = {value!r}: {exc}") from None
+
+    contract = dict(
+        dataset=field("dataset", str),
+        producer=field("producer", str),
+        consumer=field("consumer", str),
+        expected_at=field("expected_at", _time_of_day),
+        buffer=field("buffer_seconds", lambda v: timedelta(seconds=float(v))),
+        max_fallback_age=field("max_fallback_age_days", lambda v: timedelta(days=float(v))),
+        give_up_after=field("give_up_after_hours", lambda v: timedelta(hours=float(v)), 72),
+        owner=field("owner", str),
+        alert_block=field("alert_block", str, "custom-webhook/lakeops-alerts"),
+        cadence=field("cadence", str, "daily"),
+    )
     try:
-        return ReadinessContract(
-            dataset=str(entry["dataset"]),
-            producer=str(entry["producer"]),
-            consumer=str(entry["consumer"]),
-            expected_at=time.fromisoformat(str(entry["expected_at"])),
-            buffer=timedelta(seconds=float(entry["buffer_seconds"])),
-            max_fallback_age=timedelta(days=float(entry["max_fallback_age_days"])),
-            give_up_after=timedelta(hours=float(entry.get("give_up_after_hours", 72))),
-            owner=str(entry["owner"]),
-            alert_block=str(entry.get("alert_block", "lakeops-alerts")),
-            cadence=str(entry.get("cadence", "daily")),
-        )
-    except KeyError as missing:
-        raise ValueError(f"contract {dataset}: missing field {missing}") from None
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"contract {dataset}: {exc}") from None
+        return ReadinessContract(**contract)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _time_of_day(value: object) -> time:
+    """A UTC time of day. YAML 1.1 reads an unquoted 16:40 as the base-60 integer 1000: undo that."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 24 * 60:
+            raise ValueError("not a time of day")
+        return time(value // 60, value % 60)
+    if isinstance(value, time):
+        return value
+    return time.fromisoformat(str(value))
 
 
 def load(path: Path) -> list[ReadinessContract]:

@@ -6,12 +6,12 @@ window's state is a fold over its facts. Decisions are pure: the flows carry the
 
 import enum
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import pandas as pd
+import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.expressions import AlwaysTrue, And, EqualTo
 
 from lakeops import lake
 from lakeops.contracts import ReadinessContract
@@ -195,8 +195,8 @@ def record(catalog: Catalog, facts: list[SlaFact], made_by: Provenance) -> None:
     """Append facts to ops.sla_facts in one commit."""
     if not facts:
         return
-    frame = pd.DataFrame([{**vars(f), "kind": str(f.kind)} for f in facts])
-    lake.append_rows(lake.load(catalog, SLA_FACTS), lake.to_arrow(frame, SLA_FACTS), made_by)
+    rows = pa.Table.from_pylist([{**vars(f), "kind": str(f.kind)} for f in facts], schema=lake.TABLE_SCHEMAS[SLA_FACTS])
+    lake.append_rows(lake.load(catalog, SLA_FACTS), rows, made_by)
 
 
 def read(catalog: Catalog, dataset: str | None = None, window: str | None = None) -> list[SlaFact]:
@@ -207,23 +207,12 @@ def read(catalog: Catalog, dataset: str | None = None, window: str | None = None
     where = AlwaysTrue()
     if dataset:
         where = EqualTo("dataset", dataset)
-    rows = lake.read(table, where)
     if window:
-        rows = rows[rows["window"] == window]
-    return [_fact(row) for row in rows.to_dict("records")]
-
-
-def _fact(row: dict) -> SlaFact:
-    clean = {k: (None if pd.isna(v) else v) for k, v in row.items()}
-    fact = SlaFact(**{**clean, "kind": Fact(clean["kind"]), "detail": clean["detail"] or "",
-                      "flow_run_id": clean["flow_run_id"] or ""})  # fmt: skip
-    for name in ("at", "expected_at", "deadline"):
-        value = getattr(fact, name)
-        if value is not None:
-            fact = replace(fact, **{name: pd.Timestamp(value).to_pydatetime()})
-    if fact.snapshot_id is not None:
-        fact = replace(fact, snapshot_id=int(fact.snapshot_id))
-    return fact
+        where = And(where, EqualTo("window", window))
+    # Arrow, not pandas: a snapshot id column with nulls would become float64 and lose digits.
+    rows = table.scan(row_filter=where).to_arrow().to_pylist()
+    return [SlaFact(**{**row, "kind": Fact(row["kind"]), "detail": row["detail"] or "",
+                       "flow_run_id": row["flow_run_id"] or ""}) for row in rows]  # fmt: skip
 
 
 def _iso(moment: datetime | None) -> str:

@@ -1,0 +1,56 @@
+"""Helpers shared by the SLA tests: one contract, its window's clock, and fact builders."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from lakeops import sla
+from lakeops.contracts import ReadinessContract
+from lakeops.provenance import Provenance
+from lakeops.windows import Window
+
+DATASET = "bronze.flights"
+CONTRACT = ReadinessContract(
+    dataset=DATASET,
+    producer="ingest-bronze-flights/lakeops",
+    consumer="build-silver-flights/lakeops",
+    expected_at=time(6, 0),
+    buffer=timedelta(minutes=30),
+    max_fallback_age=timedelta(days=2),
+    give_up_after=timedelta(hours=72),
+    owner="flights-data-team",
+    alert_block="lakeops-alerts",
+)
+
+WINDOW = Window(date(2024, 5, 1))
+EXPECTED = datetime(2024, 5, 2, 6, 0, tzinfo=UTC)  # CONTRACT.expected_time(WINDOW)
+DEADLINE = EXPECTED + timedelta(minutes=30)
+MADE_BY = Provenance("test", "run-1", WINDOW.key, "sla")
+
+
+def at(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    """A moment in May 2024, UTC."""
+    return datetime(2024, 5, day, hour, minute, second, tzinfo=UTC)
+
+
+def opened(window: Window = WINDOW, when: datetime | None = None, scheduled: bool = True) -> sla.SlaFact:
+    moment = when or CONTRACT.expected_time(window)
+    return sla.opening(CONTRACT, window, moment, scheduled)
+
+
+def fact(kind: sla.Fact, when: datetime, window: Window = WINDOW, **fields) -> sla.SlaFact:
+    return sla.SlaFact(DATASET, window.key, kind, when, **fields)
+
+
+def signal(when: datetime, window: Window = WINDOW) -> sla.SlaFact:
+    return fact(sla.Fact.SIGNAL, when, window)
+
+
+def missed(when: datetime = DEADLINE + timedelta(seconds=5), window: Window = WINDOW) -> sla.SlaFact:
+    return fact(sla.Fact.DEADLINE_MISSED, when, window, expected_at=EXPECTED, deadline=DEADLINE)
+
+
+def fell_back(snapshot_id: int = 42, when: datetime = DEADLINE + timedelta(seconds=6)) -> sla.SlaFact:
+    return fact(sla.Fact.FALLBACK, when, snapshot_id=snapshot_id, source_window="2024-04-30")
+
+
+def no_fallback(when: datetime = DEADLINE + timedelta(seconds=6)) -> sla.SlaFact:
+    return fact(sla.Fact.NO_FALLBACK, when, detail="nothing within 2 days")
