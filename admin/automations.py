@@ -21,8 +21,14 @@ OPEN_DEPLOYMENT = "sla-open-window/lakeops"
 WATCHER_SILENCE = timedelta(hours=26)  # a daily clock that has not completed in 26 h has stopped
 
 
-def deadline_automation(contract: ReadinessContract, missed_deployment: UUID) -> AutomationCore:
-    """After window-opened, expect the dataset's ready event for that window within the buffer."""
+def deadline_automation(
+    contract: ReadinessContract, missed_deployment: UUID, alert_block: UUID | None
+) -> AutomationCore:
+    """After window-opened, expect the dataset's ready event for that window within the buffer.
+
+    On a miss: send the alert prepared in the opening event (server-side, the moment it fires), and
+    run the handler (fallback, confirmation that the alert was delivered, retries if it was not).
+    """
     resource_id = TableRef(*contract.dataset.split(".", 1)).resource_id
     return AutomationCore(
         name=f"lakeops sla: {contract.dataset}",
@@ -38,13 +44,19 @@ def deadline_automation(contract: ReadinessContract, missed_deployment: UUID) ->
             within=contract.buffer,
         ),
         actions=[
+            *(
+                [SendNotification(block_document_id=alert_block, subject="{{ event.payload.alert_subject }}",
+                                  body="{{ event.payload.alert_body }}")]
+                if alert_block else []
+            ),
             RunDeployment(
                 source="selected",
                 deployment_id=missed_deployment,
-                parameters={"params": {"dataset": contract.dataset, "window": "{{ event.payload.window }}"}},
-            )
+                parameters={"params": {"dataset": contract.dataset, "window": "{{ event.payload.window }}",
+                                       "opened_event_id": "{{ event.payload.event_id }}"}},
+            ),
         ],
-    )
+    )  # fmt: skip
 
 
 def watcher_automation(open_deployment: UUID, alert_block: UUID) -> AutomationCore:
@@ -88,11 +100,17 @@ def ensure_sla_automations(contracts: list[ReadinessContract]) -> list[UUID]:
     with get_client(sync_client=True) as client:
         missed = client.read_deployment_by_name(MISSED_DEPLOYMENT).id
         opener = client.read_deployment_by_name(OPEN_DEPLOYMENT).id
-    ids = [upsert(deadline_automation(c, missed)) for c in contracts]
-    for block_name in sorted({c.alert_block for c in contracts}):
-        try:
-            block_id = Block.load(block_name)._block_document_id
-        except ValueError:
-            continue  # no notification block yet: setup says so
-        ids.append(upsert(watcher_automation(opener, block_id)))
+    blocks = {c.alert_block: _block_id(c.alert_block) for c in contracts}
+    ids = [upsert(deadline_automation(c, missed, blocks[c.alert_block])) for c in contracts]
+    watched_by = next((block for block in blocks.values() if block), None)
+    if watched_by:
+        ids.append(upsert(watcher_automation(opener, watched_by)))
     return ids
+
+
+def _block_id(slug_and_name: str) -> UUID | None:
+    """The notification block document's id, or None when it does not exist (setup says so)."""
+    try:
+        return Block.load(slug_and_name)._block_document_id
+    except ValueError:
+        return None

@@ -1,5 +1,6 @@
 """What the SLA flows share: the contract of a dataset, facts, alerts and events."""
 
+import time
 from datetime import UTC, datetime
 
 from prefect import get_run_logger, task
@@ -11,12 +12,13 @@ from pyiceberg.catalog import Catalog
 
 from blocks.contract import ReadinessContractBlock
 from flows.common import io_task, run_info
-from lakeops import lake, sla
+from lakeops import lake, sla, tags
 from lakeops.contracts import ReadinessContract
 from lakeops.datasets import ALERT_FAILED_EVENT, WINDOW_LABEL, TableRef
 from lakeops.errors import SignalNotDelivered
 from lakeops.provenance import Provenance
 from lakeops.readiness import ReadySignal
+from lakeops.windows import Window
 
 
 def contract_of(dataset: str) -> ReadinessContract | None:
@@ -65,10 +67,41 @@ def post_event(name: str, resource_id: str, window: str, payload: dict) -> None:
         else [],
         payload=payload,
     )
+    event.payload["event_id"] = str(event.id)  # automations' parameter templates cannot read event.id
     with get_client(sync_client=True) as client:
         response = client.request("POST", "/events", json=[event.model_dump(mode="json")])
     if response.status_code >= 300:
         raise SignalNotDelivered(f"{name} for {resource_id}: HTTP {response.status_code}")
+
+
+@io_task
+def decide(catalog: Catalog, contract: ReadinessContract, window: Window) -> sla.Fallback | sla.NoFallback:
+    """The fallback: the newest window within max age in the dataset's last-known-good snapshot."""
+    table = lake.load(catalog, TableRef(*contract.dataset.split(".", 1)))
+    good = tags.last_known_good(table)
+    present = lake.windows_in(table, good.snapshot_id) if good else set()
+    return sla.decide_fallback(contract, window, good.snapshot_id if good else None, present)
+
+
+@task
+def confirm_automation_alert(opened_event_id: str, timeout: float = 20) -> bool:
+    """Whether the automation's send-notification action for this opening succeeded (its events say)."""
+    body = {
+        "filter": {
+            "event": {"name": ["prefect.automation.action.executed", "prefect.automation.action.failed"]},
+            "related": {"id": [f"prefect.event.{opened_event_id}"]},
+        },
+        "limit": 50,
+    }
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            events = client.request("POST", "/events/filter", json=body).json()["events"]
+            outcomes = [e["event"] for e in events if e["payload"].get("action_type") == "send-notification"]
+            if outcomes:
+                return "prefect.automation.action.executed" in outcomes
+            time.sleep(1)
+    return False
 
 
 def fresh_marker_exists(catalog: Catalog, dataset: str, window: str) -> bool:

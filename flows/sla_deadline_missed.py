@@ -6,29 +6,30 @@ from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 from prefect.states import Completed
 from pydantic import BaseModel, Field
-from pyiceberg.catalog import Catalog
 
 from flows.common import io_task, open_lakehouse
-from flows.sla import alert_failed, contract_of, fresh_marker_exists, notify, now, record
-from lakeops import lake, sla, tags
+from flows.sla import (
+    alert_failed,
+    confirm_automation_alert,
+    contract_of,
+    decide,
+    fresh_marker_exists,
+    notify,
+    now,
+    record,
+)
+from lakeops import sla
 from lakeops.contracts import ReadinessContract
-from lakeops.datasets import TableRef
 from lakeops.windows import Window
 
 
 class MissedParams(BaseModel):
     dataset: str = Field(description="Dataset whose signal did not come by the deadline.")
     window: date = Field(description="The window whose signal is missing.")
+    opened_event_id: str | None = Field(
+        default=None, description="The window-opened event whose automation sent the alert (to confirm it)."
+    )
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
-
-
-@io_task
-def decide(catalog: Catalog, contract: ReadinessContract, window: Window) -> sla.Fallback | sla.NoFallback:
-    """The fallback: the newest window within max age in the dataset's last-known-good snapshot."""
-    table = lake.load(catalog, TableRef(*contract.dataset.split(".", 1)))
-    good = tags.last_known_good(table)
-    present = lake.windows_in(table, good.snapshot_id) if good else set()
-    return sla.decide_fallback(contract, window, good.snapshot_id if good else None, present)
 
 
 @io_task
@@ -68,13 +69,18 @@ def deadline_missed(params: MissedParams):  # noqa: ANN201 - returns a state
     if sla.Fact.ALERT_SENT in kinds:
         return Completed(name="AlreadyAlerted")
     subject, body = sla.alert(contract, state, moment, decision)
-    try:
-        notify(contract, subject, body)
-    except Exception as error:
-        alert_failed(contract, window.key, subject, error)
-        failed = sla.SlaFact(contract.dataset, window.key, sla.Fact.ALERT_FAILED, now(), detail=str(error)[:500])
-        record(catalog, [failed])
-        raise
-    record(catalog, [sla.SlaFact(contract.dataset, window.key, sla.Fact.ALERT_SENT, now(), detail=subject)])
-    get_run_logger().warning("%s\n%s", subject, body)
+    sent_by_automation = confirm_automation_alert(params.opened_event_id) if params.opened_event_id else False
+    if not sent_by_automation:
+        alert_failed(contract, window.key, subject, RuntimeError("the automation's notification was not delivered"))
+        try:
+            notify(contract, subject, body)  # retried with backoff: the alert still has to reach a human
+        except Exception as error:
+            failed = sla.SlaFact(contract.dataset, window.key, sla.Fact.ALERT_FAILED, now(), detail=str(error)[:500])
+            record(catalog, [failed])
+            raise
+    how = "by the automation" if sent_by_automation else "by this run, after the automation's attempt failed"
+    record(
+        catalog, [sla.SlaFact(contract.dataset, window.key, sla.Fact.ALERT_SENT, now(), detail=f"{subject} ({how})")]
+    )
+    get_run_logger().warning("%s (sent %s)\n%s", subject, how, body)
     return Completed(name="Stale" if isinstance(decision, sla.Fallback) else "Missed", message=subject)

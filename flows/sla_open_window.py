@@ -8,7 +8,7 @@ from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from flows.common import open_lakehouse
-from flows.sla import contract_of, fresh_marker_exists, now, post_event, record
+from flows.sla import contract_of, decide, fresh_marker_exists, now, post_event, record
 from lakeops import sla
 from lakeops.datasets import WINDOW_OPENED_EVENT, TableRef
 from lakeops.windows import Window
@@ -41,11 +41,17 @@ def open_window(params: OpenParams):  # noqa: ANN201 - returns a state
     if fresh_marker_exists(catalog, contract.dataset, window.key):
         get_run_logger().info("%s %s: the signal is already in, nothing to watch", contract.dataset, window)
         return Completed(name="AlreadyReady", message=f"{contract.dataset} {window} was ready before it was due")
+    # The alert is prepared now, so that the automation sends it the moment the deadline passes
+    # (a flow run would start seconds later); the handler re-decides and confirms delivery.
+    plan = decide(catalog, contract, window)
+    state = sla.window_state(contract, window.key, [opened], moment)
+    subject, body = sla.alert(contract, state, opened.deadline, plan)
     namespace, name = contract.dataset.split(".", 1)
     post_event(
         WINDOW_OPENED_EVENT, TableRef(namespace, name).resource_id, window.key,
         {"dataset": contract.dataset, "window": window.key, "expected_at": opened.expected_at.isoformat(),
-         "deadline": opened.deadline.isoformat(), "buffer_seconds": contract.buffer.total_seconds()},
+         "deadline": opened.deadline.isoformat(), "buffer_seconds": contract.buffer.total_seconds(),
+         "alert_subject": subject, "alert_body": body},
     )  # fmt: skip
     get_run_logger().info("%s %s opened: deadline %s", contract.dataset, window, opened.deadline.isoformat())
     return Completed(message=f"{contract.dataset} {window} due by {opened.deadline.isoformat()}")

@@ -150,15 +150,15 @@ def decide_fallback(
 def alert(
     contract: ReadinessContract, window: WindowState, now: datetime, decision: Fallback | NoFallback
 ) -> tuple[str, str]:  # noqa: E501
-    """Subject and body of the missed-deadline alert."""
-    late = f"{(now - window.expected_at).total_seconds():.0f} s" if window.expected_at else "unknown"
+    """Subject and body of the missed-deadline alert, as of `now` (prepared at the opening for the deadline)."""
+    late = f"at least {(now - window.expected_at).total_seconds():.0f} s" if window.expected_at else "unknown"
     if isinstance(decision, Fallback):
         plan = (
             f"Fallback: {contract.consumer} runs on {contract.dataset} snapshot {decision.snapshot_id} "
             f"(last known good), carrying forward window {decision.source_window}, marked stale."
         )
     else:
-        plan = f"No fallback: {decision.reason}. {contract.consumer} was not run; the window is missed."
+        plan = f"No fallback: {decision.reason}. {contract.consumer} is not run; the window is missed."
     body = (
         f"Dataset {contract.dataset}, window {window.window}: no readiness signal by the deadline.\n"
         f"Producer: {contract.producer}. Owner: {contract.owner}.\n"
