@@ -34,9 +34,18 @@ SILVER_FLIGHTS = TableRef("silver", "flights")
 GOLD_DAILY_DELAYS = TableRef("gold", "daily_delays")
 QUARANTINE_FLIGHTS = TableRef("quarantine", "flights")
 SLA_FACTS = TableRef("ops", "sla_facts")
+RELEASES = TableRef("ops", "releases")
 
 MEDALLION = (BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
-ALL_TABLES = (*MEDALLION, QUARANTINE_FLIGHTS, SLA_FACTS)
+ALL_TABLES = (*MEDALLION, QUARANTINE_FLIGHTS, SLA_FACTS, RELEASES)
 NAMESPACES = ("bronze", "silver", "gold", "ops", "quarantine")
 
 FLIGHTS_NATURAL_KEY = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")
+GOLD_DAILY_DELAYS_KEY = ("flight_date", "origin")
+
+# What a release of a dataset switches, in switch order (a consumer table after the tables it reads).
+RELEASE_TABLES: dict[str, tuple[TableRef, ...]] = {"flights": (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)}
+NATURAL_KEYS: dict[TableRef, tuple[str, ...]] = {
+    SILVER_FLIGHTS: FLIGHTS_NATURAL_KEY,
+    GOLD_DAILY_DELAYS: GOLD_DAILY_DELAYS_KEY,
+}

@@ -1,5 +1,10 @@
 """One error root for the project; leaf names say what happened."""
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lakeops.drift import SchemaDrift
+
 
 class LakeopsError(Exception):
     """Root of every error lakeops raises on purpose."""
@@ -22,6 +27,20 @@ class MalformedBatch(LakeopsError):
             part for part in (f"column {column!r}" if column else "", f"row {row}" if row else "") if part
         )
         super().__init__(f"{source}: {where + ': ' if where else ''}{reason}")
+
+
+class SchemaDrifted(MalformedBatch):
+    """A batch's columns differ from its source's contract; names every change, carries the SchemaDrift."""
+
+    def __init__(self, source: str, drift: "SchemaDrift"):
+        self.drift = drift
+        first = drift.changes[0]
+        reason = f"schema drift, {len(drift.changes)} change(s): " + " | ".join(drift.describe().splitlines())
+        super().__init__(source, reason, first.column, first.line)
+
+    def __reduce__(self) -> tuple[type, tuple[str, "SchemaDrift"]]:
+        """Pickled as source and drift (the formatted message alone cannot rebuild it)."""
+        return type(self), (self.source, self.drift)
 
 
 class SnapshotNotFound(LakeopsError):
@@ -50,3 +69,15 @@ class ValidationFailed(LakeopsError):
 
 class UnsafeRollback(LakeopsError):
     """A rollback target was built from input that has since been corrected."""
+
+
+class MainMoved(LakeopsError):
+    """A table's main branch is not at the snapshot a release or rollback expected."""
+
+
+class SwitchFailed(LakeopsError):
+    """A multi-table switch failed part way; the tables already switched were switched back."""
+
+
+class NothingToRollBack(LakeopsError):
+    """A dataset has no live release to roll back."""

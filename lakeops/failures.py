@@ -41,6 +41,9 @@ _DATA_LOGIC_NAMES = {
     "RefNotFound",
     "ValidationFailed",
     "UnsafeRollback",
+    "MainMoved",
+    "SwitchFailed",
+    "NothingToRollBack",
 }
 
 

@@ -2,8 +2,10 @@
 
 import hashlib
 import json
+import logging
+import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -25,14 +27,18 @@ from lakeops.datasets import (
     GOLD_DAILY_DELAYS,
     NAMESPACES,
     QUARANTINE_FLIGHTS,
+    RELEASES,
     SILVER_FLIGHTS,
     SLA_FACTS,
     TableRef,
 )
 from lakeops.errors import SnapshotNotFound, TableNotFound
+from lakeops.failures import backoff_delays, jittered
 from lakeops.provenance import Provenance
 from lakeops.readiness import ReadySignal, marker_paths
 from lakeops.settings import LakeSettings
+
+log = logging.getLogger(__name__)
 
 TABLE_SCHEMAS: dict[TableRef, pa.Schema] = {
     BRONZE_FLIGHTS: schemas.BRONZE,
@@ -40,6 +46,7 @@ TABLE_SCHEMAS: dict[TableRef, pa.Schema] = {
     GOLD_DAILY_DELAYS: schemas.GOLD_DAILY_DELAYS,
     QUARANTINE_FLIGHTS: schemas.QUARANTINE,
     SLA_FACTS: schemas.SLA_FACTS,
+    RELEASES: schemas.RELEASES,
 }
 
 
@@ -133,12 +140,37 @@ def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provena
     with warnings.catch_warnings():
         # The first write of a window has nothing to delete; pyiceberg warns about it.
         warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-        table.overwrite(
-            rows, overwrite_filter=where, snapshot_properties=provenance.to_properties(), branch=provenance.branch
+        _with_commit_retries(
+            table,
+            lambda: table.overwrite(
+                rows, overwrite_filter=where, snapshot_properties=provenance.to_properties(), branch=provenance.branch
+            ),
         )
     snapshot = head(table, provenance.branch)
     assert snapshot is not None, "a commit always leaves a head"
     return snapshot.snapshot_id
+
+
+COMMIT_ATTEMPTS = 5
+
+
+def _with_commit_retries(table: Table, commit: Callable[[], object]) -> None:
+    """Run `commit`, retrying on fresh metadata when a concurrent commit to another branch won the race.
+
+    pyiceberg retries CommitFailedException itself; the SQL catalog reports one race (two writers
+    on different branches taking the same sequence number) as a ValueError, which it does not retry.
+    """
+    for attempt, delay in enumerate(jittered(backoff_delays(COMMIT_ATTEMPTS - 1, 0.05)), start=1):
+        try:
+            commit()
+            return
+        except ValueError as exc:
+            if "sequence number" not in str(exc):
+                raise
+            log.info("commit to %s lost a race (%s), retry %s in %.2f s", ".".join(table.name()), exc, attempt, delay)
+            time.sleep(delay)
+            table.refresh()
+    commit()
 
 
 def head(table: Table, branch: str = MAIN) -> Snapshot | None:

@@ -132,14 +132,18 @@ def run(
     run_info: pipeline.RunInfo,
     validate: Validator | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    operation: str = OPERATION,
 ) -> ReplayResult:
-    """Replay Silver then Gold for each planned window on the branch; windows already there are skipped."""
+    """Replay Silver then Gold for each planned window on the branch; windows already there are skipped.
+
+    `operation` is recorded in each commit's provenance (a release builds its colours as `release`).
+    """
     silver, gold = lake.load(catalog, SILVER_FLIGHTS), lake.load(catalog, GOLD_DAILY_DELAYS)
     for table in (silver, gold):
         _ensure_branch(table, replay.branch)
-    silver_done = completed(silver, replay.branch, replay.version)
-    gold_done = completed(gold, replay.branch, replay.version)
-    target = pipeline.Target(branch=replay.branch, operation=OPERATION, validate=validate)
+    silver_done = completed(silver, replay.branch, replay.version, operation)
+    gold_done = completed(gold, replay.branch, replay.version, operation)
+    target = pipeline.Target(branch=replay.branch, operation=operation, validate=validate)
     replayed, skipped, rows, started = [], [], 0, time.monotonic()
     for done, source in enumerate(replay.sources, start=1):
         window, silver_id = source.window, None
@@ -165,13 +169,15 @@ def run(
     )  # fmt: skip
 
 
-def completed(table: Table, branch: str, version: str) -> dict[Window, tuple[int, int | None]]:
-    """Window -> (snapshot id, input snapshot id) of the newest replay commit of `version` on `branch`."""
+def completed(
+    table: Table, branch: str, version: str, operation: str = OPERATION
+) -> dict[Window, tuple[int, int | None]]:
+    """Window -> (snapshot id, input snapshot id) of the newest `operation` commit of `version` on `branch`."""
     found: dict[Window, tuple[int, int | None]] = {}
     head = lake.head(table, branch)
     for snapshot in ancestors_of(head, table.metadata) if head else ():
         made = lake.provenance_of(snapshot)
-        if not made or made.operation != OPERATION or made.branch != branch or made.transform_version != version:
+        if not made or made.operation != operation or made.branch != branch or made.transform_version != version:
             continue
         window = Window.parse(made.window)
         found.setdefault(window, (snapshot.snapshot_id, next(iter(made.inputs.values()), None)))

@@ -96,3 +96,25 @@ SLA_FACTS = pa.schema(
         pa.field("flow_run_id", _STR),
     ]
 )
+
+# One row per event in a release's life (started, compared, held, approved, rejected, promoted, failed,
+# rolled_back); JSON columns hold per-table and per-window maps.
+RELEASES = pa.schema(
+    [
+        pa.field("release_id", _STR, nullable=False),
+        pa.field("dataset", _STR, nullable=False),
+        pa.field("event", _STR, nullable=False),
+        pa.field("at", _TS, nullable=False),
+        pa.field("actor", _STR),
+        pa.field("blue_version", _STR),
+        pa.field("green_version", _STR),
+        pa.field("windows", _STR),  # JSON {window: pinned Bronze snapshot id}
+        pa.field("base", _STR),  # JSON {table: main snapshot id when the release was pinned}
+        pa.field("target", _STR),  # JSON {table: snapshot id main moves to}
+        pa.field("verdict", _STR),
+        pa.field("summary", _STR),  # JSON: per-table counts, column match rates, suite failures
+        pa.field("sample", _STR),  # JSON: mismatching rows
+        pa.field("reason", _STR),
+        pa.field("flow_run_id", _STR),
+    ]
+)

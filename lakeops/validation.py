@@ -71,25 +71,30 @@ def validate(ref: TableRef, frame: pd.DataFrame) -> ValidationReport:
     """Run `ref`'s suite on `frame` (result format SUMMARY); raises ValueError for a table with no suite."""
     if ref not in SUITES:
         raise ValueError(f"no validation suite for {ref}; suites exist for {sorted(map(str, SUITES))}")
-    gx, batch_definition = _gx()
+    gx, batch_definition = gx_context()
     suite = gx.ExpectationSuite(name=f"lakeops.{ref}", expectations=SUITES[ref](gx))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format="SUMMARY")
-    failures = tuple(_describe(r) for r in result.results if not r.success)
+    failures = tuple(describe(r) for r in result.results if not r.success)
     return ValidationReport(suite.name, len(frame), len(result.results), failures)
 
 
-def _describe(result: Any) -> str:
+def describe(result: Any) -> str:
+    """One failed expectation in words: its type and arguments, the rows it hit or the value observed."""
     config = result.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-    unexpected = (result.result or {}).get("unexpected_count")
-    sample = (result.result or {}).get("partial_unexpected_list", [])[:3]
+    outcome = result.result or {}
+    unexpected = outcome.get("unexpected_count")
+    sample = outcome.get("partial_unexpected_list", [])[:3]
     hit = f": {unexpected} rows, e.g. {sample}" if unexpected else ""
+    if not hit and "observed_value" in outcome:
+        observed = outcome["observed_value"]
+        hit = f": observed {observed.item() if hasattr(observed, 'item') else observed!r}"
     return f"{config.type}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}){hit}"
 
 
 @cache
-def _gx() -> tuple[Any, Any]:
+def gx_context() -> tuple[Any, Any]:
     """An ephemeral GX context with one pandas dataframe asset, built once per process."""
     import logging
 

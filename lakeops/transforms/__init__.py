@@ -2,9 +2,9 @@
 
 from types import ModuleType
 
-from lakeops.transforms import flights_v1, flights_v2
+from lakeops.transforms import flights_v1, flights_v1_1, flights_v2
 
-VERSIONS: dict[str, ModuleType] = {"v1": flights_v1, "v2": flights_v2}
+VERSIONS: dict[str, ModuleType] = {"v1": flights_v1, "v1.1": flights_v1_1, "v2": flights_v2}
 CURRENT = "v1"
 
 

@@ -71,5 +71,5 @@ def test_build_gold_with_version_v2_commits_the_v2_numbers(catalog, drop_day, so
 
 
 def test_an_unknown_version_is_refused_naming_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown transform version 'v3'; known: \['v1', 'v2'\]"):
+    with pytest.raises(ValueError, match=r"unknown transform version 'v3'; known: \['v1', 'v1.1', 'v2'\]"):
         transforms.flights("v3")

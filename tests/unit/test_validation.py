@@ -29,7 +29,7 @@ def test_a_valid_silver_window_passes_every_check(drop_day):
     assert report.success, report.failures
     assert report.failures == ()
     assert report.rows == len(frame) == 943
-    assert report.evaluated == len(validation._silver_expectations(validation._gx()[0])) >= 10
+    assert report.evaluated == len(validation._silver_expectations(validation.gx_context()[0])) >= 10
     assert report.suite == "lakeops.silver.flights"
 
 
