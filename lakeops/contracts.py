@@ -27,6 +27,7 @@ class ReadinessContract:
     owner: str
     alert_block: str
     cadence: str = "daily"
+    accept_additive_drift: bool = False  # a batch with only new columns may enter Bronze (never Silver)
 
     def __post_init__(self) -> None:
         if self.cadence != "daily":
@@ -83,6 +84,7 @@ def parse(entry: dict) -> ReadinessContract:
         owner=field("owner", str),
         alert_block=field("alert_block", str, "custom-webhook/lakeops-alerts"),
         cadence=field("cadence", str, "daily"),
+        accept_additive_drift=field("accept_additive_drift", _flag, False),
     )
     try:
         return ReadinessContract(**contract)
@@ -99,6 +101,13 @@ def _time_of_day(value: object) -> time:
     if isinstance(value, time):
         return value
     return time.fromisoformat(str(value))
+
+
+def _flag(value: object) -> bool:
+    """A YAML boolean; a string such as "no" is refused rather than read as true."""
+    if not isinstance(value, bool):
+        raise ValueError("not true or false")
+    return value
 
 
 def load(path: Path) -> list[ReadinessContract]:

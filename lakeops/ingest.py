@@ -10,12 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from lakeops.errors import MalformedBatch
+from lakeops import drift
+from lakeops.drift import NA_TOKENS
+from lakeops.errors import MalformedBatch, SchemaDrifted
 from lakeops.schemas import SOURCE_COLUMNS
 from lakeops.windows import Window
-
-NA_TOKENS = ("", "NA")
-HEADER_LINE = 1
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,21 @@ def read_raw(path: Path, window: Window) -> RawBatch:
     return RawBatch(source=str(path), window=window, content=path.read_bytes())
 
 
-def parse(batch: RawBatch) -> pd.DataFrame:
-    """Typed rows of the batch; raises MalformedBatch at the first problem found."""
+def parse(batch: RawBatch, *, accept_additive: bool = False) -> pd.DataFrame:
+    """Typed rows of the batch; raises MalformedBatch at the first problem found.
+
+    The batch's schema is checked against the source contract before any value is typed: drift
+    raises SchemaDrifted (a MalformedBatch) naming the file and every change. With
+    `accept_additive` (the contract's `accept_additive_drift`), a batch whose only drift is new
+    columns parses to the contract's columns: the new columns are dropped from the typed rows and
+    survive only in the raw file, which Bronze's `_batch_id` (a hash of its bytes) and `_source` name.
+    """
     if not batch.content.strip():
         raise MalformedBatch(batch.source, "empty file: no header and no rows")
+    found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
+    if found.drifted and not (accept_additive and found.additive_only):
+        raise SchemaDrifted(batch.source, found)
     frame = _read_strings(batch)
-    missing = [c for c in SOURCE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise MalformedBatch(batch.source, "missing column(s) in header", missing[0], HEADER_LINE)
     if frame.empty:
         raise MalformedBatch(batch.source, "header but no data rows")
     typed = pd.DataFrame({name: _typed(frame, name, typ, batch) for name, typ in SOURCE_COLUMNS.items()})

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lakeops import ingest, landing
-from lakeops.errors import MalformedBatch
+from lakeops.errors import MalformedBatch, SchemaDrifted
 from lakeops.windows import Window
 
 from .conftest import DAY_A, DAY_B, day_text, edit_cell
@@ -64,6 +64,7 @@ def _insert_blank_line(text: str, before_line: int) -> str:
 GOOD = day_text(DAY_A)
 
 # (case, file text, column named, line named); lines count from 1 and the header is line 1.
+# A missing column and a null in a key column are schema drift (SchemaDrifted, a MalformedBatch).
 MALFORMED = [
     ("unparseable float", edit_cell(GOOD, 3, "dep_delay", "abc"), "dep_delay", 4),
     ("non-integer in int column", edit_cell(GOOD, 5, "sched_dep_time", "515.5"), "sched_dep_time", 6),
@@ -92,6 +93,26 @@ def test_malformed_rows_name_the_file_the_column_and_the_line(drop_day, text, co
     assert batch.source in str(error)
     assert repr(column) in str(error)
     assert f"row {line}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "column", "line"),
+    [
+        (_drop_column(GOOD, "carrier"), "removed", "carrier", 1),
+        (edit_cell(GOOD, 6, "year", ""), "nullability_change", "year", 7),
+    ],
+    ids=["missing column", "row without a year"],
+)
+def test_drift_is_found_before_values_are_typed_and_named_like_any_malformed_batch(drop_day, text, kind, column, line):
+    batch = drop_day(DAY_A, text)
+
+    with pytest.raises(SchemaDrifted) as caught:
+        ingest.parse(batch)
+
+    error = caught.value
+    assert [(c.kind, c.column) for c in error.drift.changes] == [(kind, column)]
+    assert (error.source, error.column, error.row) == (batch.source, column, line)
+    assert str(error).startswith(f"{batch.source}: column {column!r}, row {line}: schema drift")
 
 
 @pytest.mark.parametrize(("column", "bad"), [("dep_delay", "abc"), ("sched_dep_time", "515.5"), ("month", "2")])
