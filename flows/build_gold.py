@@ -5,8 +5,8 @@ from pyiceberg.catalog import Catalog
 
 from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
-from lakeops import pipeline
-from lakeops.datasets import GOLD_DAILY_DELAYS
+from lakeops import pipeline, release_log
+from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS
 from lakeops.readiness import ReadySignal
 from lakeops.windows import Window
 
@@ -15,7 +15,7 @@ from lakeops.windows import Window
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_gold(
         catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=params.transform_version,
+        stale=params.stale, version=release_log.build_version(catalog, FLIGHTS, params.transform_version),
     )  # fmt: skip
 
 

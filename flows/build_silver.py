@@ -6,8 +6,8 @@ from pyiceberg.catalog import Catalog
 from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
 from flows.sla import resolve_if_caught_up
-from lakeops import pipeline
-from lakeops.datasets import BRONZE_FLIGHTS, SILVER_FLIGHTS
+from lakeops import pipeline, release_log
+from lakeops.datasets import BRONZE_FLIGHTS, FLIGHTS, SILVER_FLIGHTS
 from lakeops.readiness import ReadySignal
 from lakeops.windows import Window
 
@@ -16,7 +16,7 @@ from lakeops.windows import Window
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_silver(
         catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=params.transform_version,
+        stale=params.stale, version=release_log.build_version(catalog, FLIGHTS, params.transform_version),
         carry_from=Window.parse(params.fallback_window) if params.fallback_window else None,
     )  # fmt: skip
 

@@ -14,5 +14,8 @@ class BuildParams(BaseModel):
     fallback_window: date | None = Field(
         default=None, description="Stale fallback only: the earlier window whose data is carried forward."
     )
-    transform_version: str = Field(default=CURRENT, description=f"Transform version, one of {sorted(VERSIONS)}.")
+    transform_version: str | None = Field(
+        default=None,
+        description=f"Transform version, one of {sorted(VERSIONS)}; default: the live release's (else {CURRENT}).",
+    )
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")

@@ -9,7 +9,19 @@ from datetime import date, timedelta
 from pyiceberg.catalog import Catalog
 
 from lakeops import contracts as contract_config
-from lakeops import history, lake, maintenance, replay, rollback, sla, sla_report, status, timetravel, transforms
+from lakeops import (
+    history,
+    lake,
+    maintenance,
+    release_cli,
+    replay,
+    rollback,
+    sla,
+    sla_report,
+    status,
+    timetravel,
+    transforms,
+)
 from lakeops.datasets import ALL_TABLES, TableRef
 from lakeops.errors import LakeopsError
 from lakeops.pipeline import RunInfo
@@ -163,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=4, choices=range(1, 32), metavar="1..31")
     demo.set_defaults(func=cmd_demo)
     _versioning_commands(sub)
+    release_cli.add_commands(sub)
     return parser
 
 

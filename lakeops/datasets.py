@@ -43,8 +43,10 @@ NAMESPACES = ("bronze", "silver", "gold", "ops", "quarantine")
 FLIGHTS_NATURAL_KEY = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")
 GOLD_DAILY_DELAYS_KEY = ("flight_date", "origin")
 
+FLIGHTS = "flights"  # the dataset Silver and Gold derive from bronze.flights; released together
+
 # What a release of a dataset switches, in switch order (a consumer table after the tables it reads).
-RELEASE_TABLES: dict[str, tuple[TableRef, ...]] = {"flights": (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)}
+RELEASE_TABLES: dict[str, tuple[TableRef, ...]] = {FLIGHTS: (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)}
 NATURAL_KEYS: dict[TableRef, tuple[str, ...]] = {
     SILVER_FLIGHTS: FLIGHTS_NATURAL_KEY,
     GOLD_DAILY_DELAYS: GOLD_DAILY_DELAYS_KEY,

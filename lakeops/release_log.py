@@ -14,7 +14,7 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import EqualTo
 
-from lakeops import lake
+from lakeops import lake, transforms
 from lakeops.datasets import RELEASES
 from lakeops.provenance import Provenance
 
@@ -128,6 +128,11 @@ def live_version(catalog: Catalog, dataset: str) -> str | None:
     """The transform version of the live release: what builds of new windows must use."""
     current = live(catalog, dataset)
     return current.first.green_version if current else None
+
+
+def build_version(catalog: Catalog, dataset: str, requested: str | None) -> str:
+    """The transform version a build uses: the one asked for, else the live release's, else the default."""
+    return requested or live_version(catalog, dataset) or transforms.CURRENT
 
 
 def now() -> datetime:

@@ -1,0 +1,57 @@
+"""Operating releases on Prefect: start the release deployment, follow it, give it a decision."""
+
+import time
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.flow_runs import resume_flow_run
+from pyiceberg.catalog import Catalog
+
+from admin.runs import DEPLOYMENT
+from lakeops import release_log
+from lakeops.errors import LakeopsError
+from lakeops.release_log import Event
+
+RELEASE_DEPLOYMENT = f"release/{DEPLOYMENT}"
+ROLLBACK_DEPLOYMENT = f"release-rollback/{DEPLOYMENT}"
+
+
+def start(params: dict, deployment: str = RELEASE_DEPLOYMENT) -> FlowRun:
+    """Create a run of the release deployment and return at once."""
+    return run_deployment(deployment, parameters={"params": params}, timeout=0)
+
+
+def wait_until_settled(run_id: UUID, timeout: float = 600) -> FlowRun:
+    """The run once it is paused (held for a decision) or final."""
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(run_id)
+            if run.state and (run.state.is_paused() or run.state.is_final()):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"release run {run.name} still {run.state and run.state.name} after {timeout:.0f} s")
+            time.sleep(0.5)
+
+
+def held(catalog: Catalog, dataset: str, release_id: str | None = None) -> release_log.Release:
+    """The release waiting for a decision (the one named, or the dataset's only held one)."""
+    waiting = [r for r in release_log.releases(catalog, dataset) if r.status == Event.HELD]
+    if release_id:
+        waiting = [r for r in waiting if r.release_id == release_id]
+    if not waiting:
+        raise LakeopsError(f"no release of {dataset} is waiting for a decision" +
+                           (f" with id {release_id}" if release_id else ""))  # fmt: skip
+    if len(waiting) > 1:
+        ids = ", ".join(r.release_id for r in waiting)
+        raise LakeopsError(f"{len(waiting)} releases of {dataset} are held ({ids}): name one with --release")
+    return waiting[0]
+
+
+def decide(catalog: Catalog, dataset: str, approve: bool, reason: str, by: str, release_id: str | None = None) -> str:
+    """Resume the held release's paused run with the decision; return the release id."""
+    waiting = held(catalog, dataset, release_id)
+    resume_flow_run(UUID(waiting.flow_run_id), run_input={"approve": approve, "reason": reason, "decided_by": by})
+    return waiting.release_id

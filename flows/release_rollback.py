@@ -1,0 +1,33 @@
+"""Release rollback: consumers read the previous release again, one atomic commit per table."""
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+from pyiceberg.catalog import Catalog
+
+from flows.common import io_task, open_lakehouse
+from lakeops import promotion
+from lakeops.datasets import RELEASE_TABLES
+
+
+class RollbackParams(BaseModel):
+    dataset: str = Field(default="flights", description=f"Dataset, one of {sorted(RELEASE_TABLES)}.")
+    reason: str = Field(default="", description="Why; kept in the release log.")
+    force: bool = Field(default=False, description="Discard commits made on main since the release was promoted.")
+    lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
+
+
+@io_task
+def roll_back(catalog: Catalog, params: RollbackParams) -> promotion.RolledBack:
+    actor = f"prefect:{flow_run.get_name() or 'local'}"
+    done = promotion.rollback(catalog, params.dataset, actor, params.reason, params.force, str(flow_run.get_id()))
+    get_run_logger().info("release %s rolled back: main restored to %s; live now: %s",
+                          done.release_id, done.restored, done.live_now or "no release")  # fmt: skip
+    return done
+
+
+@flow(name="release-rollback")
+def release_rollback(params: RollbackParams) -> promotion.RolledBack:
+    """Move every table of the dataset back to what consumers read before its live release."""
+    _, catalog = open_lakehouse(params.lakehouse)
+    return roll_back(catalog, params)

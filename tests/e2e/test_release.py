@@ -1,0 +1,185 @@
+"""Blue-green releases as deployments on a real server: each gate path, the switch, rollback, a live reader."""
+
+import threading
+from datetime import date
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+
+from admin import releases, runs
+from lakeops import landing, pipeline, promotion, release_log
+from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.diff import fingerprint
+from lakeops.release_log import Event
+from lakeops.windows import Window
+
+pytestmark = pytest.mark.e2e
+
+DAYS = [date(2013, 4, 1), date(2013, 4, 2)]
+SILVER, GOLD = SILVER_FLIGHTS.identifier, GOLD_DAILY_DELAYS.identifier
+WITHIN = {"max_changed_fraction": 1.0, "mean_tolerance": 10.0}  # v2's Gold change counts as within
+
+
+@pytest.fixture(scope="module")
+def days(e2e) -> list[date]:
+    for day in DAYS:
+        landing.drop_day_file(e2e.landing, day)
+        runs.follow_window(e2e.catalog, Window(day), runs.run_producer(day))
+    return DAYS
+
+
+def release_params(green: str, **extra: object) -> dict:
+    return {"green_version": green, "start": DAYS[0].isoformat(), "end": DAYS[-1].isoformat(), **extra}
+
+
+def run_release(green: str, **extra: object):  # noqa: ANN201 - a FlowRun
+    params = {"params": release_params(green, **extra)}
+    return run_deployment(releases.RELEASE_DEPLOYMENT, parameters=params, timeout=300, poll_interval=0.5)
+
+
+def start_and_hold(green: str):  # noqa: ANN201 - the paused FlowRun
+    run = releases.wait_until_settled(releases.start(release_params(green)).id, timeout=300)
+    assert run.state.is_paused(), f"{run.state.name}: {run.state.message}"
+    return run
+
+
+def main_ids(e2e) -> dict[str, int]:
+    return {name: e2e.catalog.load_table(name).current_snapshot().snapshot_id for name in (SILVER, GOLD)}
+
+
+def plain_scan(e2e, name: str):  # noqa: ANN201 - what any Iceberg reader sees, no lakeops code
+    return e2e.catalog.load_table(name).scan().to_arrow()
+
+
+def the_release(e2e, run) -> release_log.Release:  # noqa: ANN001
+    found = [r for r in release_log.releases(e2e.catalog, FLIGHTS) if r.flow_run_id == str(run.id)]
+    assert len(found) == 1
+    return found[0]
+
+
+def finish(run_id, timeout: float = 120):  # noqa: ANN001, ANN201
+    run = releases.wait_until_settled(run_id, timeout)
+    assert run.state.is_final(), run.state.name
+    return run
+
+
+def test_an_identical_refactor_is_promoted_then_rolled_back_by_its_deployment(e2e, days) -> None:
+    before, rows_before = main_ids(e2e), plain_scan(e2e, SILVER)
+    run = run_release("v1.1")
+    assert run.state.is_completed() and run.state.name == "Promoted", run.state.message
+
+    done = the_release(e2e, run)
+    assert [e.event for e in done.entries] == [Event.STARTED, Event.COMPARED, Event.PROMOTED]
+    assert done.verdict == "identical" and done.last(Event.PROMOTED).actor == "automatic"
+    assert done.first.windows and set(done.first.windows) == {d.isoformat() for d in days}
+    silver = e2e.catalog.load_table(SILVER)  # plain pyiceberg: main is the sealed green snapshot
+    summary = silver.current_snapshot().summary.additional_properties
+    assert summary["lakeops.release.id"] == done.release_id and summary["lakeops.release.verdict"] == "identical"
+    assert silver.properties["lakeops.release.version"] == "v1.1"
+    assert fingerprint(plain_scan(e2e, SILVER)) == fingerprint(rows_before)
+    assert release_log.live_version(e2e.catalog, FLIGHTS) == "v1.1"
+    assert not [r for r in silver.metadata.refs if r.startswith("release-")]  # colours' branches dropped
+    with get_client(sync_client=True) as client:
+        artifacts = [a for a in client.read_artifacts() if a.flow_run_id == run.id]
+    assert {a.type for a in artifacts} >= {"table", "markdown"}
+
+    back = run_deployment(f"release-rollback/{runs.DEPLOYMENT}", parameters={"params": {"reason": "e2e"}},
+                          timeout=120, poll_interval=0.5)  # fmt: skip
+    assert back.state.is_completed(), back.state.message
+    assert main_ids(e2e) == before
+    assert release_log.live_version(e2e.catalog, FLIGHTS) is None
+
+
+def test_a_change_within_thresholds_is_promoted_and_plain_readers_see_green(e2e, days) -> None:
+    before = main_ids(e2e)
+    blue_gold = plain_scan(e2e, GOLD)
+    run = run_release("v2", thresholds=WITHIN)
+    assert run.state.name == "Promoted", run.state.message
+    done = the_release(e2e, run)
+    assert done.verdict == "within thresholds"
+
+    green_gold = plain_scan(e2e, GOLD).to_pandas()
+    window = green_gold[green_gold["flight_date"] == days[0]]
+    blue_window = blue_gold.to_pandas()
+    blue_window = blue_window[blue_window["flight_date"] == days[0]]
+    assert window["cancelled"].sum() > blue_window["cancelled"].sum()  # v2 counts diverted flights
+
+    promotion.rollback(e2e.catalog, FLIGHTS, "e2e", "done")
+    assert main_ids(e2e) == before and fingerprint(plain_scan(e2e, GOLD)) == fingerprint(blue_gold)
+
+
+def test_a_change_outside_thresholds_is_held_alerted_and_rejected(e2e, days) -> None:
+    before = main_ids(e2e)
+    run = start_and_hold("v2")
+    held = the_release(e2e, run)
+    assert held.status == Event.HELD and held.verdict == "outside thresholds"
+    alert = e2e.receiver.wait_for(f"release {held.release_id}", timeout=30)
+    assert "cancelled" in alert.body and "lakeops release approve flights" in alert.body
+
+    releases.decide(e2e.catalog, FLIGHTS, approve=False, reason="v2 needs sign-off from finance", by="e2e-reviewer")
+    run = finish(run.id)
+    assert run.state.name == "Rejected", run.state.message
+    assert main_ids(e2e) == before
+    rejected = the_release(e2e, run)
+    assert rejected.status == Event.REJECTED and rejected.entries[-1].actor == "e2e-reviewer"
+    assert rejected.entries[-1].reason == "v2 needs sign-off from finance"
+
+
+class Reader(threading.Thread):
+    """A consumer scanning Gold with plain pyiceberg in a tight loop; remembers what it saw."""
+
+    def __init__(self, e2e) -> None:  # noqa: ANN001
+        super().__init__(daemon=True)
+        self.e2e, self.seen, self.errors, self.stop = e2e, [], [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.seen.append(fingerprint(plain_scan(self.e2e, GOLD)))
+            except Exception as exc:  # every error is a finding
+                self.errors.append(repr(exc))
+
+
+def test_held_then_approved_switches_both_tables_and_a_live_reader_never_sees_a_mix(e2e, days) -> None:
+    before = main_ids(e2e)
+    blue = fingerprint(plain_scan(e2e, GOLD))
+    run = start_and_hold("v2")
+    reader = Reader(e2e)
+    reader.start()
+    releases.decide(e2e.catalog, FLIGHTS, approve=True, reason="diverted flights count as cancelled", by="e2e")
+    run = finish(run.id)
+    assert run.state.name == "Promoted", run.state.message
+    green = fingerprint(plain_scan(e2e, GOLD))
+    promoted = the_release(e2e, run)
+    assert promoted.last(Event.APPROVED).actor == "e2e" and promoted.status == Event.PROMOTED
+    assert main_ids(e2e) == promoted.last(Event.PROMOTED).target
+
+    promotion.rollback(e2e.catalog, FLIGHTS, "e2e", "rolled back under a live reader")
+    scans_before_stop = len(reader.seen)
+    while len(reader.seen) < scans_before_stop + 3:
+        threading.Event().wait(0.05)
+    reader.stop.set()
+    reader.join(timeout=30)
+
+    assert reader.errors == []
+    assert set(reader.seen) <= {blue, green}, "a scan saw a state that is neither colour"
+    assert green in reader.seen and reader.seen[-1] == blue
+    assert main_ids(e2e) == before
+
+
+def test_a_failed_second_switch_undoes_the_first_and_fails_the_release(e2e, days) -> None:
+    before = main_ids(e2e)
+    run = start_and_hold("v2")
+    # While the release waits, Gold's main moves under it (a concurrent rebuild of one window).
+    silver_id = before[SILVER]
+    concurrent = pipeline.build_gold(e2e.catalog, Window(days[0]), silver_id, pipeline.RunInfo("e2e-concurrent", "e2e"))
+    releases.decide(e2e.catalog, FLIGHTS, approve=True, reason="approve, then lose the race", by="e2e")
+    run = finish(run.id)
+
+    assert run.state.is_failed()
+    assert "switched back: silver.flights" in run.state.message and GOLD in run.state.message
+    assert main_ids(e2e) == {SILVER: before[SILVER], GOLD: concurrent.snapshot_id}
+    failed = the_release(e2e, run)
+    assert failed.status == Event.FAILED and "main is at snapshot" in failed.entries[-1].reason
+    assert release_log.live_version(e2e.catalog, FLIGHTS) is None
