@@ -64,6 +64,15 @@ def classify(exc: BaseException) -> FailureClass:
     return FailureClass.UNKNOWN
 
 
+# A process killed by the kernel's OOM killer (SIGKILL): 137 from a shell or container, -9 from Popen.
+OOM_EXIT_CODES = {137, -9}
+
+
+def classify_exit(code: int | None) -> FailureClass:
+    """Decide what a process's exit code says: killed out of memory is RESOURCE, anything else UNKNOWN."""
+    return FailureClass.RESOURCE if code in OOM_EXIT_CODES else FailureClass.UNKNOWN
+
+
 def is_transient(exc: BaseException) -> bool:
     return classify(exc) is FailureClass.TRANSIENT
 
