@@ -31,6 +31,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/freshness_lag.py
 	$(BIN)/python benchmarks/versioning.py
+	$(BIN)/python benchmarks/release_diff.py
 
 clean:
 	rm -rf $(VENV) .lakeops .pytest_cache
