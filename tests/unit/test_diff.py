@@ -24,7 +24,7 @@ def flights(n: int = 6) -> pa.Table:
             "dest": pa.array([None if i == 2 else f"D{i}" for i in range(n)], pa.string()),
             "time_hour": pa.array([datetime(2013, 1, 1, i % 24, tzinfo=UTC) for i in range(n)], TIMESTAMP),
         }
-    )  # fmt: skip
+    )
 
 
 def with_value(table: pa.Table, column: str, row: int, value: object) -> pa.Table:
@@ -151,6 +151,15 @@ def test_an_extra_column_is_reported_and_not_compared():
     assert result.changed == 0 and not result.identical
     ignoring = keyed_diff(blue, green.drop_columns(["dest"]), KEY, ignore=["dest", "new_col"])
     assert ignoring.identical
+
+
+def test_a_column_of_another_type_or_a_nested_type_compares_by_value():
+    blue = flights().append_column("legs", pa.array([[1, 2]] * 6))
+    green = blue.set_column(blue.column_names.index("distance"), "distance", pa.array(range(200, 206), pa.int32()))
+    green = with_value(green, "legs", 4, [1, 3]).append_column("gate", pa.array(["1"] * 6))
+    result = keyed_diff(blue.append_column("gate", pa.array([1] * 6)), green, KEY)
+    matched = {c.column: c.matched for c in result.columns}
+    assert (matched["distance"], matched["legs"], matched["gate"], result.changed) == (6, 5, 0, 6)
 
 
 def test_duplicate_keys_are_refused_with_their_count_and_an_example():
