@@ -68,11 +68,7 @@ def save_contracts(settings: LakeSettings) -> list[ReadinessContract]:
     path = settings.contracts if settings.contracts.is_absolute() else PROJECT_DIR / settings.contracts
     contracts = contract_config.load(path)
     for c in contracts:
-        ReadinessContractBlock(
-            dataset=c.dataset, producer=c.producer, consumer=c.consumer, expected_at=c.expected_at,
-            buffer_seconds=c.buffer.total_seconds(), max_fallback_age_days=c.max_fallback_age.total_seconds() / 86400,
-            give_up_after_hours=c.give_up_after.total_seconds() / 3600, owner=c.owner, alert_block=c.alert_block,
-        ).save(c.block_name, overwrite=True)  # fmt: skip
+        ReadinessContractBlock.of(c).save(c.block_name, overwrite=True)
     return contracts
 
 

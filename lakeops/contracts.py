@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from lakeops.lateness import LatePolicy
 from lakeops.windows import Window
 
 
@@ -28,6 +29,13 @@ class ReadinessContract:
     alert_block: str
     cadence: str = "daily"
     accept_additive_drift: bool = False  # a batch with only new columns may enter Bronze (never Silver)
+    allowed_lateness_days: int = 0  # records up to this many days older than their file's window extend it
+    adaptive_lateness: bool = False  # learn the allowance from observed lags (their `lateness_quantile`)
+    lateness_quantile: float = 0.99
+
+    @property
+    def late_policy(self) -> LatePolicy:
+        return LatePolicy(self.allowed_lateness_days, self.adaptive_lateness, self.lateness_quantile)
 
     def __post_init__(self) -> None:
         if self.cadence != "daily":
@@ -85,6 +93,9 @@ def parse(entry: dict) -> ReadinessContract:
         alert_block=field("alert_block", str, "custom-webhook/lakeops-alerts"),
         cadence=field("cadence", str, "daily"),
         accept_additive_drift=field("accept_additive_drift", _flag, False),
+        allowed_lateness_days=field("allowed_lateness_days", _days, 0),
+        adaptive_lateness=field("adaptive_lateness", _flag, False),
+        lateness_quantile=field("lateness_quantile", _fraction, 0.99),
     )
     try:
         return ReadinessContract(**contract)
@@ -108,6 +119,19 @@ def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError("not true or false")
     return value
+
+
+def _days(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("not a whole number of days >= 0")
+    return value
+
+
+def _fraction(value: object) -> float:
+    number = float(value)  # type: ignore[arg-type]
+    if not 0 < number <= 1:
+        raise ValueError("not in (0, 1]")
+    return number
 
 
 def load(path: Path) -> list[ReadinessContract]:

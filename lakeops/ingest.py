@@ -61,7 +61,7 @@ def parse(batch: RawBatch, *, accept_additive: bool = False) -> pd.DataFrame:
         raise MalformedBatch(batch.source, "header but no data rows")
     typed = pd.DataFrame({name: _typed(frame, name, typ, batch) for name, typ in SOURCE_COLUMNS.items()})
     _check_window(typed, batch)
-    return typed.reset_index(drop=True)
+    return typed  # indexed by line number: late records beyond the allowance are quarantined by line
 
 
 def _read_strings(batch: RawBatch) -> pd.DataFrame:
@@ -101,14 +101,25 @@ def _typed(frame: pd.DataFrame, name: str, typ: pa.DataType, batch: RawBatch) ->
 
 
 def _check_window(typed: pd.DataFrame, batch: RawBatch) -> None:
-    day = batch.window.day
-    for column, expected in (("year", day.year), ("month", day.month), ("day", day.day)):
-        outside = typed[column].isna() | (typed[column] != expected)
-        if outside.any():
-            line = int(outside.idxmax())
-            value = typed[column].loc[line]
-            reason = f"value {value!r} is outside window {batch.window}"
-            raise MalformedBatch(batch.source, reason, column, line)
+    """Every row is dated in the file's window or before it (a late record); a later date is malformed."""
+    for column in ("year", "month", "day"):
+        if typed[column].isna().any():
+            line = int(typed[column].isna().idxmax())
+            raise MalformedBatch(batch.source, "no value: the row's day is unknown", column, line)
+    parts = typed[["year", "month", "day"]].astype("int64")
+    days = pd.to_datetime(parts, errors="coerce")
+    if days.isna().any():
+        line = int(days.isna().idxmax())
+        raise MalformedBatch(batch.source, f"{tuple(parts.loc[line])} is not a date (year, month, day)", "day", line)
+    after = days.dt.date > batch.window.day
+    if after.any():
+        line = int(after.idxmax())
+        window = batch.window.day
+        column = next(c for c, w in zip(parts.columns, (window.year, window.month, window.day), strict=True)
+                      if parts.loc[line, c] != w)  # fmt: skip
+        value = parts.loc[line, column]
+        reason = f"value {value!r} dates the row {days.loc[line].date()}, after window {batch.window}"
+        raise MalformedBatch(batch.source, reason, column, line)
 
 
 def with_lineage(typed: pd.DataFrame, batch: RawBatch, ingested_at: datetime) -> pd.DataFrame:
@@ -120,16 +131,25 @@ def with_lineage(typed: pd.DataFrame, batch: RawBatch, ingested_at: datetime) ->
     )
 
 
-def quarantine_rows(batch: RawBatch, error: MalformedBatch, at: datetime) -> pd.DataFrame:
-    """The whole raw batch, one row per line (header included), with the reason it was rejected."""
+def quarantine_rows(
+    batch: RawBatch, error: MalformedBatch, at: datetime, only_lines: list[int] | None = None
+) -> pd.DataFrame:
+    """The whole raw batch, one row per line (header included), with the reason it was rejected.
+
+    With `only_lines` (1-based line numbers), just those lines: the rest of the batch was accepted.
+    """
     lines = batch.lines or [None]
+    numbers = [i + 1 if line is not None else None for i, line in enumerate(lines)]
+    if only_lines is not None:
+        keep = set(only_lines)
+        numbers, lines = zip(*[(n, line) for n, line in zip(numbers, lines, strict=True) if n in keep], strict=True)
     return pd.DataFrame(
         {
             "batch_id": batch.batch_id,
             "source": Path(batch.source).name,
             "window": batch.window.key,
-            "line_number": [i + 1 if line is not None else None for i, line in enumerate(lines)],
-            "raw_line": lines,
+            "line_number": list(numbers),
+            "raw_line": list(lines),
             "reason": str(error),
             "error_column": error.column,
             "error_row": error.row,

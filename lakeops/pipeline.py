@@ -1,13 +1,16 @@
 """The medallion steps: Bronze ingest, Silver and Gold builds. Each returns its readiness signal."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import EqualTo
+from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.table import Table
 
-from lakeops import fallback, ingest, lake, tags, transforms
+from lakeops import fallback, ingest, lake, lateness, tags, transforms
 from lakeops.datasets import (
     BRONZE_FLIGHTS,
     GOLD_DAILY_DELAYS,
@@ -39,24 +42,88 @@ class RunInfo:
     code_version: str
 
 
-def ingest_bronze(catalog: Catalog, batch: ingest.RawBatch, run: RunInfo) -> ReadySignal:
-    """Parse the batch and make it the window's only Bronze batch; a re-delivery commits nothing.
+@dataclass(frozen=True)
+class Landing:
+    """What one day file did to Bronze: its window's signal, the earlier windows its late rows extended,
+    and how many rows were too late (quarantined)."""
 
-    Raises MalformedBatch (nothing committed) when the file cannot be parsed.
+    own: ReadySignal
+    extended: tuple[ReadySignal, ...]
+    too_late: int
+    allowed_days: int
+    late_rows: int = 0
+
+    @property
+    def signals(self) -> tuple[ReadySignal, ...]:
+        return (self.own, *self.extended)
+
+
+def ingest_bronze(catalog: Catalog, batch: ingest.RawBatch, run: RunInfo) -> ReadySignal:
+    """Land a file that holds only its own window's rows; see `land`."""
+    return land(catalog, batch, run).own
+
+
+def land(
+    catalog: Catalog,
+    batch: ingest.RawBatch,
+    run: RunInfo,
+    policy: lateness.LatePolicy = lateness.NO_LATE_RECORDS,
+    accept_additive: bool = False,
+) -> Landing:
+    """Parse the batch and make its rows the only Bronze rows from its file; a re-delivery commits nothing.
+
+    Rows of earlier windows within the allowed lateness extend those windows (one commit with the
+    file's own rows); rows later than that are quarantined first, by line. Raises MalformedBatch
+    (nothing committed) when the file cannot be parsed or holds no row of its own window.
     """
-    typed = ingest.parse(batch)
+    typed = ingest.parse(batch, accept_additive=accept_additive)
     table = lake.load(catalog, BRONZE_FLIGHTS)
+    observed = lateness.observed_lags(lake.read(table, AlwaysTrue(), columns=_LAG_COLUMNS)) if policy.adaptive else []
+    arrival = lateness.split(typed, batch.window, policy.allowance(np.asarray(observed)))
+    if arrival.own.empty:
+        raise MalformedBatch(batch.source, f"no row of window {batch.window} (every row is dated earlier)")
+    if len(arrival.too_late):
+        _quarantine_too_late(catalog, batch, arrival, run)
+    extended = tuple(w.key for w in arrival.late)
     # Parsing is Bronze's validation: every commit that reaches here is known good.
-    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id, validated=True)
-    present = lake.read(table, batch.window.source_filter(), columns=("_batch_id",))
+    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id, validated=True,
+                            extended_windows=extended)  # fmt: skip
+    source = EqualTo("_source", Path(batch.source).name)
+    present = lake.read(table, source, columns=("_batch_id",))
     current = table.current_snapshot()
     if current is not None and set(present["_batch_id"]) == {batch.batch_id}:
         snapshot_id = current.snapshot_id
     else:
-        rows = lake.to_arrow(ingest.with_lineage(typed, batch, datetime.now(UTC)), BRONZE_FLIGHTS)
-        snapshot_id = lake.replace_rows(table, rows, batch.window.source_filter(), provenance)
+        rows = lake.to_arrow(ingest.with_lineage(arrival.accepted, batch, datetime.now(UTC)), BRONZE_FLIGHTS)
+        snapshot_id = lake.replace_rows(table, rows, source, provenance)
         tags.mark_good(table, snapshot_id)
-    return lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, provenance, len(typed))
+    own = lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, provenance, len(arrival.own))
+    late = tuple(_extended_signal(table, snapshot_id, provenance, window) for window in arrival.late)
+    return Landing(own, late, len(arrival.too_late), arrival.allowed_days, arrival.counts()["late"])
+
+
+_LAG_COLUMNS = ("year", "month", "day", "_source")
+
+
+def _extended_signal(table: Table, snapshot_id: int, provenance: Provenance, window: Window) -> ReadySignal:
+    """The signal of an earlier window that late rows extended: all its rows as of the new snapshot."""
+    rows = len(lake.read(table, window.source_filter(), snapshot_id, ("_batch_id",)))
+    return lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, replace(provenance, window=window.key), rows)
+
+
+def _quarantine_too_late(catalog: Catalog, batch: ingest.RawBatch, arrival: lateness.Arrival, run: RunInfo) -> None:
+    lines = [int(line) for line in arrival.too_late.index]
+    error = MalformedBatch(
+        batch.source,
+        f"{len(lines)} late record(s), up to {arrival.too_late_lag_days} days after their window; the contract "
+        f"allows {arrival.allowed_days}",
+        "day",
+        lines[0],
+    )
+    table = lake.load(catalog, QUARANTINE_FLIGHTS)
+    rows = ingest.quarantine_rows(batch, error, datetime.now(UTC), only_lines=lines)
+    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id)
+    lake.replace_rows(table, lake.to_arrow(rows, QUARANTINE_FLIGHTS), EqualTo("batch_id", batch.batch_id), provenance)
 
 
 def quarantine(catalog: Catalog, batch: ingest.RawBatch, error: MalformedBatch, run: RunInfo) -> int:

@@ -28,6 +28,7 @@ class Provenance:
     branch: str = "main"
     validated: bool = False
     carried_from: str | None = None  # a stale fallback: the earlier window whose data was carried forward
+    extended_windows: tuple[str, ...] = ()  # earlier windows a file's late records were added to
 
     def to_properties(self) -> dict[str, str]:
         """Snapshot summary properties (Iceberg summaries hold strings only)."""
@@ -43,6 +44,8 @@ class Provenance:
         }
         if self.carried_from:
             props[f"{PREFIX}carried-from"] = self.carried_from
+        if self.extended_windows:
+            props[f"{PREFIX}extended-windows"] = ",".join(self.extended_windows)
         if self.transform_version:
             props[f"{PREFIX}transform-version"] = self.transform_version
         props.update({f"{_INPUT}{table}": str(snap) for table, snap in self.inputs.items()})
@@ -65,6 +68,7 @@ class Provenance:
             branch=props.get(f"{PREFIX}branch", "main"),
             validated=props.get(f"{PREFIX}validated") == "true",
             carried_from=props.get(f"{PREFIX}carried-from"),
+            extended_windows=tuple(w for w in props.get(f"{PREFIX}extended-windows", "").split(",") if w),
         )
 
 

@@ -90,7 +90,7 @@ def rollback(catalog: Catalog, ref: TableRef, to: timetravel.AsOf, force: bool =
 
 
 def _batches(table: Table, snapshot_id: int, ref: TableRef) -> dict[str, str]:
-    """Window -> the batch id its rows carry, as of `snapshot_id`."""
+    """Window -> the batch ids its rows carry (comma-joined, sorted), as of `snapshot_id`."""
     if ref == BRONZE_FLIGHTS:
         rows = lake.read(table, AlwaysTrue(), snapshot_id, ("year", "month", "day", "_batch_id"))
         days = [
@@ -100,5 +100,6 @@ def _batches(table: Table, snapshot_id: int, ref: TableRef) -> dict[str, str]:
     else:
         rows = lake.read(table, AlwaysTrue(), snapshot_id, ("flight_date", "_batch_id"))
         rows = pd.DataFrame({"window": rows["flight_date"].astype(str), "_batch_id": rows["_batch_id"]})
-    pairs = rows.dropna().drop_duplicates("window")
-    return dict(zip(pairs["window"], pairs["_batch_id"], strict=True))
+    # A window holds its own file's batch and the batches that brought it late records.
+    batches = rows.dropna().groupby("window")["_batch_id"].agg(lambda ids: ",".join(sorted(set(ids))))
+    return batches.to_dict()
