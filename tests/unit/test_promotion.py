@@ -1,0 +1,327 @@
+"""lakeops.promotion: promote by moving main (all or nothing), roll back by moving it back, readers never stop."""
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pyiceberg.catalog import Catalog
+
+from lakeops import lake, maintenance, pipeline, promotion, release, release_log
+from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.diff import fingerprint
+from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, SwitchFailed, UnsafeRollback
+from lakeops.provenance import Provenance
+from lakeops.release import BLUE, GREEN, Verdict
+from lakeops.release_log import Event
+from lakeops.windows import Window
+
+from .conftest import DAY_A
+from .release_helpers import (
+    TABLES,
+    built,
+    built_lake,
+    colour_print,
+    compared,
+    data_files,
+    head_of,
+    main_ids,
+    metadata_version,
+    release_properties,
+    snapshot_set,
+    table_print,
+    v2_changes,
+)
+from .versioning_helpers import RUN, lake_settings
+
+WINDOW = Window(DAY_A)
+
+
+@dataclass(frozen=True)
+class Day:
+    home: Path
+    catalog: Catalog
+
+
+@pytest.fixture
+def day(tmp_path) -> Day:
+    """Day A built on main with v1: every test here moves main, so each gets its own lake."""
+    catalog, _, _ = built_lake(tmp_path, (DAY_A,))
+    return Day(tmp_path, catalog)
+
+
+def rebuild_gold_on_main(catalog: Catalog, version: str = "v1") -> int:
+    """A real commit of the pipeline landing on Gold's main: rebuild day A from Silver's main."""
+    silver_main = catalog.load_table(SILVER_FLIGHTS.identifier).current_snapshot().snapshot_id
+    return pipeline.build_gold(catalog, WINDOW, silver_main, RUN, version=version).snapshot_id
+
+
+# --- promote ------------------------------------------------------------------------------------
+
+
+def test_promotion_moves_main_of_both_tables_to_the_sealed_green(day):
+    planned, comparison = compared(day.catalog, "v2")
+    green_heads = {str(ref): head_of(day.catalog, ref, planned.branch(GREEN)) for ref in TABLES}
+    green_prints = {str(ref): colour_print(day.catalog, ref, planned, GREEN) for ref in TABLES}
+
+    sealed = promotion.promote(day.catalog, planned, comparison, "alice", "run-9")
+
+    assert main_ids(day.catalog) == sealed
+    for ref in TABLES:
+        table = day.catalog.load_table(ref.identifier)
+        snapshot = table.snapshot_by_id(sealed[str(ref)])
+        assert snapshot.parent_snapshot_id == green_heads[str(ref)]  # the seal is an empty commit on green
+        summary = snapshot.summary.additional_properties
+        assert {k: summary[f"lakeops.release.{k}"] for k in ("id", "verdict", "blue-version", "green-version")} == {
+            "id": planned.release_id, "verdict": str(Verdict.WITHIN), "blue-version": "v1", "green-version": "v2"
+        }  # fmt: skip
+        assert summary["lakeops.release.approved-by"] == "alice"
+        assert table_print(day.catalog, ref) == green_prints[str(ref)]  # a plain reader sees green
+    assert release_properties(day.catalog) == {str(ref): (planned.release_id, "v2") for ref in TABLES}
+
+    gold = day.catalog.load_table(GOLD_DAILY_DELAYS.identifier).scan().to_pandas()
+    for (_, origin), (_, v2_cancelled) in v2_changes((DAY_A,)).items():
+        assert gold.loc[gold["origin"] == origin, "cancelled"].tolist() == [v2_cancelled]
+
+    (logged,) = release_log.releases(day.catalog, FLIGHTS)
+    assert logged.status is Event.PROMOTED and logged.live
+    entry = logged.last(Event.PROMOTED)
+    assert (entry.actor, entry.base, entry.target, entry.flow_run_id) == ("alice", planned.base, sealed, "run-9")
+    assert release_log.live(day.catalog, FLIGHTS).release_id == planned.release_id
+    assert release_log.live_version(day.catalog, FLIGHTS) == "v2"
+    assert release_log.build_version(day.catalog, FLIGHTS, None) == "v2"
+    assert release_log.build_version(day.catalog, FLIGHTS, "v1.1") == "v1.1"
+
+
+def test_promotion_copies_no_data(day):
+    planned, comparison = compared(day.catalog, "v2")
+    green_files = {str(ref): data_files(day.catalog, ref, planned.branch(GREEN)) for ref in TABLES}
+
+    promotion.promote(day.catalog, planned, comparison, "alice")
+
+    assert {str(ref): data_files(day.catalog, ref, "main") for ref in TABLES} == green_files
+
+
+def test_a_promote_retried_after_its_switch_landed_leaves_the_release_live(day):
+    """Promote called again for a release already live: what an I/O retry of the promote task does."""
+    planned, comparison = compared(day.catalog, "v2")
+    sealed = promotion.promote(day.catalog, planned, comparison, "alice")
+
+    with contextlib.suppress(SwitchFailed):
+        promotion.promote(day.catalog, planned, comparison, "alice")
+
+    assert main_ids(day.catalog) == sealed  # consumers read green
+    assert release_log.live_version(day.catalog, FLIGHTS) == "v2"  # so the log must say green is live
+
+
+# --- all or nothing -----------------------------------------------------------------------------
+
+
+def test_a_switch_that_fails_on_gold_leaves_silver_where_it_was(day):
+    planned, comparison = compared(day.catalog, "v2")
+    concurrent = rebuild_gold_on_main(day.catalog)
+
+    with pytest.raises(SwitchFailed, match="gold.daily_delays.*switched back: silver.flights") as failed:
+        promotion.promote(day.catalog, planned, comparison, "alice")
+
+    assert isinstance(failed.value.__cause__, MainMoved)
+    assert main_ids(day.catalog) == {
+        str(SILVER_FLIGHTS): planned.base[str(SILVER_FLIGHTS)],
+        str(GOLD_DAILY_DELAYS): concurrent,
+    }
+    assert release_properties(day.catalog) == {str(ref): ("", "") for ref in TABLES}
+    (logged,) = release_log.releases(day.catalog, FLIGHTS)
+    assert logged.status is Event.FAILED and "gold.daily_delays" in logged.entries[-1].reason
+    assert release_log.live(day.catalog, FLIGHTS) is None
+    assert release_log.build_version(day.catalog, FLIGHTS, None) == "v1"
+
+
+def test_a_failed_switch_keeps_the_live_release_named_in_every_table(day):
+    first, same = compared(day.catalog, "v1.1")
+    promotion.promote(day.catalog, first, same, "alice")
+    second, comparison = compared(day.catalog, "v2")
+    rebuild_gold_on_main(day.catalog, "v1.1")
+
+    with pytest.raises(SwitchFailed):
+        promotion.promote(day.catalog, second, comparison, "alice")
+
+    assert release_log.live_version(day.catalog, FLIGHTS) == "v1.1"
+    # Silver was switched and switched back: it must again name the release consumers read, like Gold.
+    assert release_properties(day.catalog) == {str(ref): (first.release_id, "v1.1") for ref in TABLES}
+
+
+def test_move_all_undoes_the_first_move_when_the_second_cannot_be_made(day):
+    planned = built(day.catalog, "v2")
+    base, green = planned.base, {str(ref): head_of(day.catalog, ref, planned.branch(GREEN)) for ref in TABLES}
+    missing = 1 + max(s.snapshot_id for s in day.catalog.load_table(GOLD_DAILY_DELAYS.identifier).snapshots())
+    moves = [
+        promotion.Move(str(SILVER_FLIGHTS), base[str(SILVER_FLIGHTS)], green[str(SILVER_FLIGHTS)]),
+        promotion.Move(str(GOLD_DAILY_DELAYS), base[str(GOLD_DAILY_DELAYS)], missing),
+    ]
+
+    with pytest.raises(SwitchFailed, match=f"gold.daily_delays to snapshot {missing}") as failed:
+        promotion.move_all(day.catalog, moves, {promotion.RELEASE_PROPERTY: "r-x", promotion.VERSION_PROPERTY: "v2"})
+
+    assert isinstance(failed.value.__cause__, SnapshotNotFound)
+    assert main_ids(day.catalog) == base
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+
+def test_rollback_restores_what_consumers_read_before_in_one_commit_per_table(day):
+    planned, comparison = compared(day.catalog, "v2")
+    blue = {str(ref): colour_print(day.catalog, ref, planned, BLUE) for ref in TABLES}
+    sealed = promotion.promote(day.catalog, planned, comparison, "alice")
+    release.drop_branches(day.catalog, planned)  # what the flow does once green is live
+    versions = {str(ref): metadata_version(day.catalog, ref) for ref in TABLES}
+    snapshots = {str(ref): snapshot_set(day.catalog, ref) for ref in TABLES}
+
+    done = promotion.rollback(day.catalog, FLIGHTS, "bob", reason="cancelled counts look wrong")
+
+    assert done == promotion.RolledBack(planned.release_id, planned.base, planned.release_id, None)
+    assert main_ids(day.catalog) == planned.base
+    for ref in TABLES:
+        assert metadata_version(day.catalog, ref) == versions[str(ref)] + 1, ref  # one catalog commit
+        assert snapshot_set(day.catalog, ref) == snapshots[str(ref)], ref  # nothing new, nothing lost
+        assert table_print(day.catalog, ref) == blue[str(ref)]
+        assert not any(name.startswith("release-") for name in day.catalog.load_table(ref.identifier).refs())
+    assert release_properties(day.catalog) == {str(ref): ("", "") for ref in TABLES}
+    (logged,) = release_log.releases(day.catalog, FLIGHTS)
+    assert [e.event for e in logged.entries] == [Event.PROMOTED, Event.ROLLED_BACK] and not logged.live
+    rolled = logged.last(Event.ROLLED_BACK)
+    assert (rolled.actor, rolled.reason, rolled.base, rolled.target) == (
+        "bob", "cancelled counts look wrong", sealed, planned.base
+    )  # fmt: skip
+    assert release_log.live(day.catalog, FLIGHTS) is None and release_log.live_version(day.catalog, FLIGHTS) is None
+
+
+def test_rollback_goes_back_one_release_at_a_time(day):
+    first, same = compared(day.catalog, "v1.1")
+    assert same.verdict is Verdict.IDENTICAL
+    promotion.promote(day.catalog, first, same, "alice")
+    second, comparison = compared(day.catalog, "v2")
+    assert (second.blue_version, second.green_version) == ("v1.1", "v2")  # blue is the live release
+    promotion.promote(day.catalog, second, comparison, "alice")
+
+    back = promotion.rollback(day.catalog, FLIGHTS, "bob")
+
+    assert (back.release_id, back.live_now) == (second.release_id, first.release_id)
+    assert main_ids(day.catalog) == second.base
+    assert release_log.live_version(day.catalog, FLIGHTS) == "v1.1"
+    assert release_properties(day.catalog) == {str(ref): (first.release_id, "v1.1") for ref in TABLES}
+
+    again = promotion.rollback(day.catalog, FLIGHTS, "bob")
+
+    assert (again.release_id, again.live_now) == (first.release_id, None)
+    assert main_ids(day.catalog) == first.base
+    assert release_log.live_version(day.catalog, FLIGHTS) is None
+    assert [r.status for r in release_log.releases(day.catalog, FLIGHTS)] == [Event.ROLLED_BACK] * 2
+    with pytest.raises(NothingToRollBack):
+        promotion.rollback(day.catalog, FLIGHTS, "bob")
+
+
+def test_rollback_with_no_live_release_refuses(catalog):
+    with pytest.raises(NothingToRollBack, match="flights"):
+        promotion.rollback(catalog, FLIGHTS, "bob")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        promotion.rollback(catalog, "bookings", "bob")
+
+
+def test_rollback_refuses_to_discard_a_build_that_landed_after_promotion_unless_forced(day):
+    planned, comparison = compared(day.catalog, "v2")
+    promotion.promote(day.catalog, planned, comparison, "alice")
+    rebuilt = rebuild_gold_on_main(day.catalog, "v2")
+    before = main_ids(day.catalog)
+
+    with pytest.raises(UnsafeRollback, match=r"gold.daily_delays main has \d+ commit.*2013-01-02.*--force"):
+        promotion.rollback(day.catalog, FLIGHTS, "bob")
+
+    assert main_ids(day.catalog) == before and before[str(GOLD_DAILY_DELAYS)] == rebuilt
+    assert release_log.live(day.catalog, FLIGHTS).release_id == planned.release_id
+
+    promotion.rollback(day.catalog, FLIGHTS, "bob", reason="discard it", force=True)
+
+    assert main_ids(day.catalog) == planned.base
+    assert release_log.live(day.catalog, FLIGHTS) is None
+
+
+@pytest.mark.parametrize("how", ["maintenance.compact", "replace_rows"])
+def test_a_compaction_after_promotion_does_not_block_rollback(day, how):
+    planned, comparison = compared(day.catalog, "v2")
+    sealed = promotion.promote(day.catalog, planned, comparison, "alice")
+    made_by = Provenance(RUN.code_version, "maintenance-run", "", "", operation=maintenance.COMPACTION)
+    for ref in TABLES:
+        table = day.catalog.load_table(ref.identifier)
+        if how == "maintenance.compact":
+            assert maintenance.compact(table, 1, made_by) == 1
+        else:
+            lake.replace_rows(table, table.scan().to_arrow(), WINDOW.date_filter(), made_by)
+    compacted = main_ids(day.catalog)
+    assert all(compacted[t] != sealed[t] for t in sealed)
+
+    promotion.rollback(day.catalog, FLIGHTS, "bob")
+
+    assert main_ids(day.catalog) == planned.base
+
+
+def test_rollback_refuses_and_changes_nothing_when_the_base_was_expired(day):
+    planned, comparison = compared(day.catalog, "v2")
+    sealed = promotion.promote(day.catalog, planned, comparison, "alice")
+    base = planned.base[str(SILVER_FLIGHTS)]
+    day.catalog.load_table(SILVER_FLIGHTS.identifier).maintenance.expire_snapshots().by_ids([base]).commit()
+    logged = len(release_log.entries(day.catalog))
+
+    with pytest.raises(SnapshotNotFound, match=f"silver.flights snapshot {base}.*expired by maintenance"):
+        promotion.rollback(day.catalog, FLIGHTS, "bob")
+
+    assert main_ids(day.catalog) == sealed  # Gold, switched back first, did not move either
+    assert len(release_log.entries(day.catalog)) == logged
+    assert release_log.live(day.catalog, FLIGHTS).release_id == planned.release_id
+
+
+# --- zero downtime ------------------------------------------------------------------------------
+
+
+def test_a_reader_never_fails_and_sees_blue_or_green_whole_during_promote_and_rollback(day):
+    planned, comparison = compared(day.catalog, "v2")
+    prints = {colour: colour_print(day.catalog, GOLD_DAILY_DELAYS, planned, colour) for colour in (BLUE, GREEN)}
+    assert prints[BLUE] != prints[GREEN]
+    settings = lake_settings(day.home / "lake")
+    reader = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))  # its own connection
+    seen, errors, stop = [], [], threading.Event()
+
+    def read() -> None:
+        """Gold with plain pyiceberg, then which snapshot Silver's main is at (a report joining the two)."""
+        while not stop.is_set():
+            try:
+                scanned = fingerprint(reader.load_table(GOLD_DAILY_DELAYS.identifier).scan().to_arrow())
+                silver = reader.load_table(SILVER_FLIGHTS.identifier).current_snapshot().snapshot_id
+            except Exception as exc:  # any failure is the finding
+                errors.append(exc)
+                continue
+            colour = next((c for c, p in prints.items() if p == scanned), None)
+            seen.append((colour, silver)) if colour else errors.append(AssertionError(f"neither colour: {scanned}"))
+
+    def scans_after(count: int) -> None:
+        target = len(seen) + len(errors) + count
+        while len(seen) + len(errors) < target and thread.is_alive():
+            stop.wait(0.005)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    scans_after(5)
+    sealed = promotion.promote(day.catalog, planned, comparison, "alice")
+    scans_after(5)
+    promotion.rollback(day.catalog, FLIGHTS, "bob")
+    scans_after(5)
+    stop.set()
+    thread.join(10)
+
+    assert errors == []
+    colours = [colour for colour, _ in seen]
+    assert colours[0] == BLUE and colours[-1] == BLUE and GREEN in colours
+    assert sum(a != b for a, b in zip(colours, colours[1:], strict=False)) == 2  # blue, green, blue: no flapping
+    # Silver switches first and back last: whoever read Gold green then finds Silver green too.
+    assert {silver for colour, silver in seen if colour == GREEN} == {sealed[str(SILVER_FLIGHTS)]}
