@@ -142,7 +142,9 @@ def datacompy_python() -> Path:
 def run(method: str, folder: Path, repeat: int) -> dict:
     python = datacompy_python() if method == "datacompy" else Path(sys.executable)
     command = [str(python), __file__, "--worker", method, "--folder", str(folder), "--repeat", str(repeat)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{method} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -152,6 +154,7 @@ def report(results: dict[str, dict], injected: int, rows: int) -> None:
         only_blue, only_green, changed = r["counts"]
         print(f"{method:<14}{r['seconds']:>9.2f}{r['peak_mb']:>10.0f}{r['peak_mb'] - r['baseline_mb']:>17.0f}"
               f"   {only_blue:>9}  {only_green:>10}  {changed:>7}")  # fmt: skip
+    print("(peak MB: the process's peak RSS, loading included; +MB: that peak less the RSS once the data is loaded)")
     lakeops, merge, datacompy = (results[m]["seconds"] for m in METHODS)
     met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     print(f"\ndatacompy / lakeops     {datacompy / lakeops:6.1f}x   (target >= 5: {met(datacompy / lakeops >= 5)})")
