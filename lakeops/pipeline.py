@@ -49,9 +49,13 @@ class Landing:
 
     own: ReadySignal
     extended: tuple[ReadySignal, ...]
-    too_late: int
+    too_late_lines: tuple[int, ...]
     allowed_days: int
     late_rows: int = 0
+
+    @property
+    def too_late(self) -> int:
+        return len(self.too_late_lines)
 
     @property
     def signals(self) -> tuple[ReadySignal, ...]:
@@ -99,7 +103,8 @@ def land(
         tags.mark_good(table, snapshot_id)
     own = lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, provenance, len(arrival.own))
     late = tuple(_extended_signal(table, snapshot_id, provenance, window) for window in arrival.late)
-    return Landing(own, late, len(arrival.too_late), arrival.allowed_days, arrival.counts()["late"])
+    too_late = tuple(int(line) for line in arrival.too_late.index)
+    return Landing(own, late, too_late, arrival.allowed_days, arrival.counts()["late"])
 
 
 _LAG_COLUMNS = ("year", "month", "day", "_source")

@@ -20,7 +20,7 @@ from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from lakeops import lake, release_log
-from lakeops.datasets import RELEASE_TABLES
+from lakeops.datasets import RELEASE_TABLES, TableRef
 from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, SwitchFailed, UnsafeRollback
 from lakeops.maintenance import COMPACTION
 from lakeops.release import GREEN, Comparison, ReleasePlan
@@ -45,10 +45,10 @@ class Move:
 
 def move_all(catalog: Catalog, moves: Sequence[Move], properties: Mapping[str, str]) -> None:
     """Apply the moves in order, all or nothing; raises SwitchFailed after undoing what was done."""
-    done: list[Move] = []
+    done: list[tuple[Move, dict[str, str]]] = []
     for move in moves:
         try:
-            _move(catalog, move, properties)
+            before = _move(catalog, move, properties)
         except Exception as exc:
             undone, stuck = _undo(catalog, done)
             raise SwitchFailed(
@@ -56,10 +56,11 @@ def move_all(catalog: Catalog, moves: Sequence[Move], properties: Mapping[str, s
                 + (f"switched back: {', '.join(undone)}" if undone else "no table had been switched")
                 + (f"; COULD NOT switch back (fix by hand): {'; '.join(stuck)}" if stuck else "")
             ) from exc
-        done.append(move)
+        done.append((move, before))
 
 
-def _move(catalog: Catalog, move: Move, properties: Mapping[str, str]) -> None:
+def _move(catalog: Catalog, move: Move, properties: Mapping[str, str]) -> dict[str, str]:
+    """One table's compare-and-swap ref move with its properties; returns the properties it replaced."""
     table = catalog.load_table(move.table)
     current = table.current_snapshot()
     if current is None or current.snapshot_id != move.expected:
@@ -67,31 +68,39 @@ def _move(catalog: Catalog, move: Move, properties: Mapping[str, str]) -> None:
         raise MainMoved(f"{move.table} main is at snapshot {found}, expected {move.expected} (a concurrent commit)")
     if table.snapshot_by_id(move.to) is None:
         raise SnapshotNotFound(f"{move.table} has no snapshot {move.to} (expired by maintenance?)")
+    before = {name: table.properties.get(name, "") for name in properties}
     with table.transaction() as tx:
         tx.set_properties(dict(properties))
         # The staged ref update asserts main is still `move.expected` when the catalog commits.
         ManageSnapshots(tx).set_current_snapshot(snapshot_id=move.to)
+    return before
 
 
-def _undo(catalog: Catalog, done: list[Move]) -> tuple[list[str], list[str]]:
+def _undo(catalog: Catalog, done: list[tuple[Move, dict[str, str]]]) -> tuple[list[str], list[str]]:
     undone, stuck = [], []
-    for move in reversed(done):
+    for move, before in reversed(done):
         try:
-            _move(catalog, move.reverse(), {RELEASE_PROPERTY: "", VERSION_PROPERTY: ""})
+            _move(catalog, move.reverse(), before)
             undone.append(move.table)
         except Exception as exc:  # keep undoing the others; report every table left switched
             stuck.append(f"{move.table}: {exc}")
     return undone, stuck
 
 
-def seal(catalog: Catalog, release: ReleasePlan, comparison: Comparison, approved_by: str) -> dict[str, int]:
+def seal(
+    catalog: Catalog,
+    release: ReleasePlan,
+    comparison: Comparison,
+    approved_by: str,
+    refs: Sequence[TableRef] | None = None,
+) -> dict[str, int]:
     """Commit on each green branch an empty snapshot whose summary records the release; return their ids.
 
     This is the snapshot main moves to, so the promotion commit's snapshot summary carries the verdict.
     """
     summary = comparison.summary()
     sealed = {}
-    for ref in release.tables:
+    for ref in release.tables if refs is None else refs:
         table = lake.load(catalog, ref)
         counts = summary[ref.identifier]
         props = {
@@ -118,10 +127,13 @@ def promote(
 ) -> dict[str, int]:
     """Seal green, switch every table's main to it (all or nothing), log it; return table -> new main.
 
+    Safe to retry: a table whose main already is this release's sealed snapshot is not moved again.
     Raises SwitchFailed (logged as a failed release) when any table's main moved since the release pinned it.
     """
-    sealed = seal(catalog, release, comparison, actor)
-    moves = [Move(ref.identifier, release.base[ref.identifier], sealed[ref.identifier]) for ref in release.tables]
+    switched = _already_on(catalog, release)
+    pending = [ref for ref in release.tables if ref.identifier not in switched]
+    sealed = {**switched, **seal(catalog, release, comparison, actor, pending)}
+    moves = [Move(ref.identifier, release.base[ref.identifier], sealed[ref.identifier]) for ref in pending]
     logged = {"actor": actor, "target": sealed, "verdict": str(comparison.verdict), "flow_run_id": flow_run_id}
     try:
         move_all(catalog, moves, {RELEASE_PROPERTY: release.release_id, VERSION_PROPERTY: release.green_version})
@@ -130,6 +142,17 @@ def promote(
         raise
     release_log.record(catalog, release.entry(Event.PROMOTED, **logged))
     return sealed
+
+
+def _already_on(catalog: Catalog, release: ReleasePlan) -> dict[str, int]:
+    """Tables whose main is this release's sealed snapshot already (a retried promotion)."""
+    found = {}
+    for ref in release.tables:
+        head = lake.head(lake.load(catalog, ref))
+        props = head.summary.additional_properties if head and head.summary else {}
+        if head and props.get(f"{RELEASE_PROPERTY}.id") == release.release_id:
+            found[ref.identifier] = head.snapshot_id
+    return found
 
 
 @dataclass(frozen=True)
@@ -156,7 +179,10 @@ def rollback(
         raise NothingToRollBack(f"dataset {dataset} has no promoted release to roll back")
     promoted = current.last(Event.PROMOTED)
     assert promoted is not None, "a live release has a promoted entry"
-    tables = [lake.load(catalog, ref) for ref in RELEASE_TABLES[dataset]]
+    # A table already at its base was rolled back by an earlier attempt whose log entry did not land.
+    tables = [
+        t for t in (lake.load(catalog, ref) for ref in RELEASE_TABLES[dataset]) if _main(t) != promoted.base[_name(t)]
+    ]
     for table in tables:
         _check_restorable(table, current.release_id, promoted.base, promoted.target, force)
     moves = [Move(_name(t), _main(t), promoted.base[_name(t)]) for t in reversed(tables)]
@@ -199,7 +225,7 @@ def _check_restorable(table: Table, release_id: str, base: dict, target: dict, f
     if kept:
         windows = sorted({p.window for p in kept if p and p.window})
         raise UnsafeRollback(
-            f"cannot roll back release {release_id}: {name} main has {len(kept)} commit(s) since it was "
+            f"cannot roll back release {release_id}: {name} main has {len(kept)} snapshot(s) since it was "
             f"promoted (windows: {', '.join(windows) or 'none named'}); rolling back would discard them. "
             "Rerun with --force to discard them."
         )

@@ -115,6 +115,21 @@ def test_a_promote_retried_after_its_switch_landed_leaves_the_release_live(day):
     assert release_log.live_version(day.catalog, FLIGHTS) == "v2"  # so the log must say green is live
 
 
+def test_a_rollback_retried_after_its_moves_landed_records_it_instead_of_refusing(day):
+    """Rollback called again when its ref moves landed but its log entry did not (an I/O retry)."""
+    before = main_ids(day.catalog)
+    planned, comparison = compared(day.catalog, "v2")
+    sealed = promotion.promote(day.catalog, planned, comparison, "alice")
+    moves = [promotion.Move(name, sealed[name], before[name]) for name in reversed(list(sealed))]
+    promotion.move_all(day.catalog, moves, {promotion.RELEASE_PROPERTY: "", promotion.VERSION_PROPERTY: ""})
+    assert release_log.live_version(day.catalog, FLIGHTS) == "v2"  # the log still says green is live
+
+    done = promotion.rollback(day.catalog, FLIGHTS, "bob", "retried")
+
+    assert done.release_id == planned.release_id and main_ids(day.catalog) == before
+    assert release_log.live_version(day.catalog, FLIGHTS) is None
+
+
 # --- all or nothing -----------------------------------------------------------------------------
 
 
@@ -235,7 +250,7 @@ def test_rollback_refuses_to_discard_a_build_that_landed_after_promotion_unless_
     rebuilt = rebuild_gold_on_main(day.catalog, "v2")
     before = main_ids(day.catalog)
 
-    with pytest.raises(UnsafeRollback, match=r"gold.daily_delays main has \d+ commit.*2013-01-02.*--force"):
+    with pytest.raises(UnsafeRollback, match=r"gold.daily_delays main has \d+ snapshot.*2013-01-02.*--force"):
         promotion.rollback(day.catalog, FLIGHTS, "bob")
 
     assert main_ids(day.catalog) == before and before[str(GOLD_DAILY_DELAYS)] == rebuilt
