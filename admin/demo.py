@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.catalog import Catalog
 
-from admin import runs
+from admin import demo_releases, runs
 from admin.setup import setup
 from admin.stack import LocalStack, ensure_server
 from lakeops import lake, landing, status
@@ -47,6 +47,7 @@ def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
     landing.drop_day_file(landing_dir, bad_day, MALFORMED.format(day=bad_day.day))
     failed = runs.run_producer(bad_day)
     print(f"   {bad_day}: producer {failed.state_name}: {failed.state.message if failed.state else ''}")
+    demo_releases.tell(stack, catalog, FIRST_DAY)
     _print_summary(stack, catalog, traces)
 
 

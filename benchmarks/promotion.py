@@ -48,8 +48,9 @@ def synthetic(ref: TableRef, rows: int, seed: int) -> pa.Table:
 
 
 def write(table, ref: TableRef, rows: int, seed: int, branch: str = lake.MAIN) -> int:  # noqa: ANN001
-    for start in range(0, rows, CHUNK):
-        table.append(synthetic(ref, min(CHUNK, rows - start), seed + start), branch=branch)
+    """One commit whatever the size, so both sizes leave the same number of snapshots (metadata alike)."""
+    chunks = [synthetic(ref, min(CHUNK, rows - start), seed + start) for start in range(0, rows, CHUNK)]
+    table.append(pa.concat_tables(chunks), branch=branch)
     head = lake.head(table, branch)
     assert head is not None
     return head.snapshot_id
