@@ -1,20 +1,29 @@
-"""What every flow shares: the I/O retry policy, the lakehouse, run info and signal publishing."""
+"""What every flow shares: the I/O retry policy, the lakehouse, run info and signal publishing.
 
+Flows set no `retries`: Prefect's flow retries take no condition and would re-run data-logic
+failures; transient failures are retried by each io_task, RESOURCE by the flow-level healer.
+"""
+
+import threading
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import TaskRun
 from prefect.events import Event
+from prefect.logging.loggers import task_run_logger
 from prefect.runtime import flow_run
+from prefect.states import State
 from pyiceberg.catalog import Catalog
 
 from blocks.lakehouse import IcebergLakehouse
-from lakeops import lake, pipeline
+from lakeops import failures, lake, pipeline
 from lakeops.datasets import TableRef
 from lakeops.errors import SignalNotDelivered
-from lakeops.failures import IO_JITTER_FACTOR, backoff_delays, retry_condition_fn
+from lakeops.failures import POLICIES, TASK_RECOVERED_EVENT, TASK_RETRIES, FailureClass
 from lakeops.pipeline import RunInfo
 from lakeops.provenance import code_version
 from lakeops.readiness import ReadySignal
@@ -22,14 +31,66 @@ from lakeops.validation import ValidationReport, validate
 
 
 def io_task(fn: Callable[..., Any]) -> Any:
-    """A task that touches I/O: transient failures retry with exponential backoff and jitter."""
+    """A task that touches I/O: each failure is retried within its class's budget (`failures.POLICIES`),
+    with the TRANSIENT backoff and jitter (the only class retried at task level); a recovery is counted."""
+    schedule = POLICIES[FailureClass.TRANSIENT]
     return task(
-        retries=len(backoff_delays()),
-        retry_delay_seconds=backoff_delays(),
-        retry_jitter_factor=IO_JITTER_FACTOR,
-        retry_condition_fn=retry_condition_fn,
+        retries=TASK_RETRIES,
+        retry_delay_seconds=schedule.delays(),
+        retry_jitter_factor=schedule.jitter,
+        retry_condition_fn=retry_and_remember,
+        on_completion=[count_recovery],
+        on_failure=[forget_failures],
         cache_policy=NO_CACHE,
     )(fn)
+
+
+# The failures each running task run was retried after, until it ends (hooks run in its process).
+_survived: dict[UUID, list[BaseException]] = {}
+_survived_lock = threading.Lock()
+
+
+def retry_and_remember(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Prefect's retry_condition_fn: the policy decides; a retried failure is kept for the recovery count."""
+    retry = failures.retry_condition_fn(task, task_run, state)
+    failure = failures.failure_in(state)
+    if retry and failure is not None:
+        with _survived_lock:
+            _survived.setdefault(task_run.id, []).append(failure)
+    return retry
+
+
+def count_recovery(task: Task, task_run: TaskRun, state: State) -> None:
+    """on_completion: a run that needed retries posts a confirmed `lakeops.task.recovered` event."""
+    with _survived_lock:
+        survived = _survived.pop(task_run.id, [])
+    recovered = failures.recovery(task.name, task_run.run_count, survived)
+    if recovered is None:
+        return
+    event = Event(
+        event=TASK_RECOVERED_EVENT,
+        resource={"prefect.resource.id": f"prefect.task-run.{task_run.id}", "prefect.resource.name": task.name},
+        related=_related_run(),
+        payload=recovered.payload(),
+    )
+    failures.retrying(lambda: post_confirmed(event), what=f"{TASK_RECOVERED_EVENT} for {task.name}")
+    task_run_logger(task_run, task).info(
+        "recovered after %s attempts, survived %s", recovered.attempts, ", ".join(recovered.survived)
+    )
+
+
+def forget_failures(task: Task, task_run: TaskRun, state: State) -> None:
+    """on_failure: a run that did not recover is not counted."""
+    with _survived_lock:
+        _survived.pop(task_run.id, None)
+
+
+def post_confirmed(event: Event) -> None:
+    """POST one event and wait until the server has it (emit_event is fire-and-forget)."""
+    with get_client(sync_client=True) as client:
+        response = client.request("POST", "/events", json=[event.model_dump(mode="json")])
+    if response.status_code >= 300:
+        raise SignalNotDelivered(f"{event.event} for {event.resource.id}: HTTP {response.status_code}")
 
 
 @io_task
@@ -59,11 +120,7 @@ def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> Ready
         related=_related_run(),
         payload=signal.payload(),
     )
-    # emit_event is fire-and-forget; POST /events answers only once the server has the event.
-    with get_client(sync_client=True) as client:
-        response = client.request("POST", "/events", json=[event.model_dump(mode="json")])
-    if response.status_code >= 300:
-        raise SignalNotDelivered(f"{signal.event} for {signal.dataset}: HTTP {response.status_code}")
+    post_confirmed(event)
     get_run_logger().info(
         "%s ready: window %s, snapshot %s, %s rows (event %s confirmed)",
         signal.dataset, signal.window, signal.snapshot_id, signal.row_count, event.id,

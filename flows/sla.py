@@ -3,7 +3,7 @@
 import time
 from datetime import UTC, datetime
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.events import Event
@@ -46,7 +46,7 @@ def notify(contract: ReadinessContract, subject: str, body: str) -> None:
     get_run_logger().info("sent to %s: %s", contract.alert_block, subject)
 
 
-@task
+@io_task
 def alert_failed(contract: ReadinessContract, window: str, subject: str, error: BaseException) -> None:
     """Make an undeliverable alert visible: an event beside the failed run."""
     post_event(
@@ -83,7 +83,7 @@ def decide(catalog: Catalog, contract: ReadinessContract, window: Window) -> sla
     return sla.decide_fallback(contract, window, good.snapshot_id if good else None, present)
 
 
-@task
+@io_task
 def confirm_automation_alert(opened_event_id: str, timeout: float = 20) -> bool:
     """Whether the automation's send-notification action for this opening succeeded (its events say)."""
     body = {

@@ -1,11 +1,24 @@
-"""One failure classifier for every retry layer: what is worth trying again, and how soon."""
+"""One failure classifier and one retry policy per class, for every retry layer.
+
+Prefect tasks (`flows.common.io_task`) and in-process loops (`retrying`) both read `POLICIES`;
+no other module writes a retry count, a delay or a jitter factor.
+"""
 
 import enum
 import errno
+import logging
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from lakeops.errors import TransientError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TASK_RECOVERED_EVENT = "lakeops.task.recovered"
 
 
 class FailureClass(enum.Enum):
@@ -17,24 +30,33 @@ class FailureClass(enum.Enum):
 
 # Matched by class name along the MRO so the core needs none of these libraries imported.
 _TRANSIENT_NAMES = {
-    "TimeoutError",
-    "ConnectionError",
+    "TimeoutError",  # also botocore ReadTimeoutError, urllib3/requests timeouts
+    "ConnectionError",  # also botocore EndpointConnectionError, ConnectTimeoutError
     "TransportError",  # httpx: connect/read/write errors and timeouts
     "TimeoutException",
-    "CommitFailedException",  # pyiceberg: optimistic commit lost a race
     "CommitStateUnknownException",
     "OperationalError",  # sqlalchemy/sqlite: database is locked, connection dropped
     "ServiceUnavailableError",
 }
-_TRANSIENT_ERRNOS = {
-    errno.ECONNRESET,
-    errno.ECONNREFUSED,
-    errno.ETIMEDOUT,
-    errno.EPIPE,
-    errno.EAGAIN,
+_COMMIT_CONFLICT_NAMES = {"CommitFailedException"}  # pyiceberg: an optimistic commit lost a race
+# The SQL catalog reports two writers taking the same sequence number as a plain ValueError.
+_SEQUENCE_RACE = "older than last sequence number"
+# Throttling by class name (boto3 modelled errors) or by error code (botocore ClientError).
+_THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
 }
+_TRANSIENT_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EPIPE, errno.EAGAIN}
+_TRANSIENT_STATUS = {408, 429}  # plus every 5xx
 _DATA_LOGIC_NAMES = {
-    "MalformedBatch",
+    "MalformedBatch",  # and SchemaDrifted, its subclass
     "EmptyWindow",
     "SnapshotNotFound",
     "TableNotFound",
@@ -44,28 +66,32 @@ _DATA_LOGIC_NAMES = {
     "MainMoved",
     "SwitchFailed",
     "NothingToRollBack",
+    # unparseable input, when it escapes before ingest wraps it in MalformedBatch
+    "ArrowInvalid",
+    "ParserError",
+    "EmptyDataError",
+    "JSONDecodeError",
+    "UnicodeError",
 }
+# A process killed by the kernel's OOM killer (SIGKILL): 137 from a shell or container, -9 from Popen.
+OOM_EXIT_CODES = {137, -9}
 
 
 def classify(exc: BaseException) -> FailureClass:
     """Decide what kind of failure `exc` is; unknown failures are never treated as transient."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or getattr(exc, "returncode", None) in OOM_EXIT_CODES:
         return FailureClass.RESOURCE
     if names & _DATA_LOGIC_NAMES:
         return FailureClass.DATA_LOGIC
-    if isinstance(exc, TransientError) or names & _TRANSIENT_NAMES:
+    if isinstance(exc, TransientError) or names & _TRANSIENT_NAMES or is_commit_conflict(exc) or _throttled(exc):
         return FailureClass.TRANSIENT
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         return FailureClass.TRANSIENT
     status = _http_status(exc)
-    if status is not None and (status == 429 or status >= 500):
+    if status is not None and (status in _TRANSIENT_STATUS or status >= 500):
         return FailureClass.TRANSIENT
     return FailureClass.UNKNOWN
-
-
-# A process killed by the kernel's OOM killer (SIGKILL): 137 from a shell or container, -9 from Popen.
-OOM_EXIT_CODES = {137, -9}
 
 
 def classify_exit(code: int | None) -> FailureClass:
@@ -77,36 +103,144 @@ def is_transient(exc: BaseException) -> bool:
     return classify(exc) is FailureClass.TRANSIENT
 
 
+def is_commit_conflict(exc: BaseException) -> bool:
+    """A compare-and-swap commit lost to a concurrent writer: refresh the metadata and try again."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & _COMMIT_CONFLICT_NAMES) or (isinstance(exc, ValueError) and _SEQUENCE_RACE in str(exc))
+
+
+def _throttled(exc: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return bool(names & _THROTTLING) or code in _THROTTLING
+
+
 def _http_status(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
+    if isinstance(response, dict):  # botocore ClientError
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    else:
+        status = getattr(response, "status_code", getattr(exc, "status_code", None))
     return status if isinstance(status, int) else None
 
 
-def retry_condition_fn(task: object, task_run: object, state: object) -> bool:
-    """Orchestrator hook (task, task_run, state) -> retry? Only transient failures are retried."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times a failure is tried again, and how long to wait: base * 2**n, up to `jitter` more.
+
+    Prefect's `retry_jitter_factor` takes the same factor: the same upper bound, drawn around the delay.
+    """
+
+    retries: int
+    base_seconds: float = 0.0
+    jitter: float = 0.0
+
+    def delays(self) -> list[float]:
+        """The delay before each retry, without jitter (Prefect adds its own)."""
+        return [self.base_seconds * 2**n for n in range(self.retries)]
+
+    def delay(self, retry: int) -> float:
+        """The wait before retry `retry` (from 0) with up to `jitter` of random extra, for loops outside Prefect."""
+        return self.base_seconds * 2**retry * (1 + random.uniform(0, self.jitter))
+
+
+POLICIES = {
+    FailureClass.TRANSIENT: RetryPolicy(retries=4, base_seconds=0.5, jitter=0.5),  # 0.5 1 2 4 s, +0-50%
+    FailureClass.RESOURCE: RetryPolicy(retries=0),  # re-run by the flow-level healer with more memory
+    FailureClass.DATA_LOGIC: RetryPolicy(retries=0),  # the same input fails the same way: alert a human
+    FailureClass.UNKNOWN: RetryPolicy(retries=0),  # treated as data logic: alert, do not loop
+}
+# The in-process layer for a lost compare-and-swap: the winner has already committed, so the
+# retry needs fresh metadata, not a recovered service; the short jittered wait only keeps two
+# losers from colliding again. Still failing after ~0.75 s is contention: the task layer's
+# TRANSIENT policy takes over.
+COMMIT_CONFLICT = RetryPolicy(retries=4, base_seconds=0.05, jitter=0.5)  # 50 100 200 400 ms
+TASK_RETRIES = max(policy.retries for policy in POLICIES.values())
+
+
+def policy_for(exc: BaseException) -> RetryPolicy:
+    return POLICIES[classify(exc)]
+
+
+def should_retry(exc: BaseException, retries_done: int) -> bool:
+    """Whether the budget of `exc`'s class allows one more retry after `retries_done`."""
+    return retries_done < policy_for(exc).retries
+
+
+def retrying(
+    fn: Callable[[], T],
+    policy: RetryPolicy | None = None,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+    on_retry: Callable[[BaseException], object] | None = None,
+    what: str = "call",
+) -> T:
+    """Call `fn` until it returns; raises its last failure once that failure may not be retried.
+
+    A failure is retried while `retry_if` holds and the budget of `policy` (default: the policy of
+    the failure's class) lasts, after that policy's jittered delay; `on_retry(error)` runs after the
+    delay, before the next attempt (refresh metadata there). `what` names the work in the log.
+    """
+    retries = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            chosen = policy or policy_for(exc)
+            if not retry_if(exc) or retries >= chosen.retries:
+                raise
+            delay = chosen.delay(retries)
+            retries += 1
+            log.info("%s failed (%r), retry %s/%s in %.2f s", what, exc, retries, chosen.retries, delay)
+            time.sleep(delay)
+            if on_retry is not None:
+                on_retry(exc)
+
+
+def failure_in(state: Any) -> BaseException | None:
+    """The exception an orchestrator state failed with, or None (duck-typed: state.result())."""
     result = getattr(state, "result", None)
     if result is None:
-        return False
+        return None
     try:
         exc = result(raise_on_failure=False)
     except Exception as unreadable:  # the failure's result could not be read back
         exc = unreadable
-    return isinstance(exc, BaseException) and is_transient(exc)
+    return exc if isinstance(exc, BaseException) else None
 
 
-# The retry policy of every I/O task: exponential backoff from BASE seconds, with jitter.
-IO_RETRIES = 4
-IO_BACKOFF_BASE_SECONDS = 0.5
-IO_JITTER_FACTOR = 0.5
+def retry_condition_fn(task: object, task_run: object, state: object) -> bool:
+    """Orchestrator hook (task, task_run, state) -> retry? Within the failure class's budget only."""
+    exc = failure_in(state)
+    run_count = getattr(task_run, "run_count", None)
+    return exc is not None and should_retry(exc, (run_count or 1) - 1)
 
 
-def backoff_delays(retries: int = IO_RETRIES, base: float = IO_BACKOFF_BASE_SECONDS) -> list[float]:
-    """Delays before each retry: base, 2*base, 4*base, ... (jitter is added by the runner)."""
-    return [base * 2**attempt for attempt in range(retries)]
+@dataclass(frozen=True)
+class Recovery:
+    """A task that succeeded after retries: what it survived (feeds the reliability metrics)."""
+
+    task: str
+    attempts: int
+    survived: tuple[str, ...]  # exception type names, in order
+    classes: tuple[FailureClass, ...]
+
+    @property
+    def retries(self) -> int:
+        return self.attempts - 1
+
+    def payload(self) -> dict[str, object]:
+        return {
+            "task": self.task,
+            "attempts": self.attempts,
+            "retries": self.retries,
+            "survived": list(self.survived),
+            "classes": [c.value for c in self.classes],
+        }
 
 
-def jittered(delays: list[float], factor: float = IO_JITTER_FACTOR) -> Iterator[float]:
-    """The delays with up to `factor` of random extra time each, for callers outside Prefect."""
-    for delay in delays:
-        yield delay * (1 + random.uniform(0, factor))
+def recovery(task: str, attempts: int, survived: list[BaseException]) -> Recovery | None:
+    """The recovery of a run that completed on attempt `attempts`, or None when it needed no retry."""
+    if attempts <= 1:
+        return None
+    return Recovery(task, attempts, tuple(type(e).__name__ for e in survived), tuple(classify(e) for e in survived))

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import logging
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -33,7 +32,7 @@ from lakeops.datasets import (
     TableRef,
 )
 from lakeops.errors import SnapshotNotFound, TableNotFound
-from lakeops.failures import backoff_delays, jittered
+from lakeops.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
 from lakeops.provenance import Provenance
 from lakeops.readiness import ReadySignal, marker_paths
 from lakeops.settings import LakeSettings
@@ -151,26 +150,19 @@ def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provena
     return snapshot.snapshot_id
 
 
-COMMIT_ATTEMPTS = 5
-
-
 def _with_commit_retries(table: Table, commit: Callable[[], object]) -> None:
     """Run `commit`, retrying on fresh metadata when a concurrent commit to another branch won the race.
 
     pyiceberg retries CommitFailedException itself; the SQL catalog reports one race (two writers
     on different branches taking the same sequence number) as a ValueError, which it does not retry.
     """
-    for attempt, delay in enumerate(jittered(backoff_delays(COMMIT_ATTEMPTS - 1, 0.05)), start=1):
-        try:
-            commit()
-            return
-        except ValueError as exc:
-            if "sequence number" not in str(exc):
-                raise
-            log.info("commit to %s lost a race (%s), retry %s in %.2f s", ".".join(table.name()), exc, attempt, delay)
-            time.sleep(delay)
-            table.refresh()
-    commit()
+    retrying(
+        commit,
+        COMMIT_CONFLICT,
+        retry_if=lambda exc: isinstance(exc, ValueError) and is_commit_conflict(exc),
+        on_retry=lambda _: table.refresh(),
+        what=f"commit to {'.'.join(table.name())}",
+    )
 
 
 def head(table: Table, branch: str = MAIN) -> Snapshot | None:

@@ -1,12 +1,12 @@
 """Named refs on tables: the last-known-good tag, moved forward only, and tag look-ups."""
 
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 
+from lakeops.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
+
 LAST_KNOWN_GOOD = "last-known-good"
-_CAS_ATTEMPTS = 5
 
 
 def tags(table: Table) -> dict[str, int]:
@@ -28,17 +28,17 @@ def mark_good(table: Table, snapshot_id: int) -> bool:
 
     Ref commits are compare-and-swap; a lost race is retried on fresh metadata. Returns True when moved.
     """
-    for _ in range(_CAS_ATTEMPTS):
-        table.refresh()
-        target = table.snapshot_by_id(snapshot_id)
-        if target is None:
-            raise ValueError(f"table {'.'.join(table.name())} has no snapshot {snapshot_id}")
-        current = last_known_good(table)
-        if current is not None and current.sequence_number >= target.sequence_number:
-            return False
-        try:
-            table.manage_snapshots().create_tag(snapshot_id, LAST_KNOWN_GOOD).commit()
-            return True
-        except CommitFailedException:
-            continue
-    raise CommitFailedException(f"could not move {LAST_KNOWN_GOOD} after {_CAS_ATTEMPTS} attempts")
+    what = f"moving {LAST_KNOWN_GOOD} of {'.'.join(table.name())}"
+    return retrying(lambda: _move_good(table, snapshot_id), COMMIT_CONFLICT, retry_if=is_commit_conflict, what=what)
+
+
+def _move_good(table: Table, snapshot_id: int) -> bool:
+    table.refresh()
+    target = table.snapshot_by_id(snapshot_id)
+    if target is None:
+        raise ValueError(f"table {'.'.join(table.name())} has no snapshot {snapshot_id}")
+    current = last_known_good(table)
+    if current is not None and current.sequence_number >= target.sequence_number:
+        return False
+    table.manage_snapshots().create_tag(snapshot_id, LAST_KNOWN_GOOD).commit()
+    return True

@@ -1,15 +1,35 @@
-"""lakeops.failures: one classifier for every retry layer, and the backoff policy."""
+"""lakeops.failures: one classifier for every retry layer, one policy per class, one in-process loop."""
 
 import errno
+import json
+import subprocess
 from dataclasses import dataclass
 
 import httpx
+import pandas as pd
+import pyarrow as pa
 import pytest
-from pyiceberg.exceptions import CommitFailedException
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+from sqlalchemy.exc import OperationalError
 
 from lakeops import failures
-from lakeops.errors import EmptyWindow, MalformedBatch, SignalNotDelivered, SnapshotNotFound
-from lakeops.failures import FailureClass
+from lakeops.drift import REMOVED, Change, SchemaDrift
+from lakeops.errors import (
+    EmptyWindow,
+    MainMoved,
+    MalformedBatch,
+    NothingToRollBack,
+    RefNotFound,
+    SchemaDrifted,
+    SignalNotDelivered,
+    SnapshotNotFound,
+    SwitchFailed,
+    TableNotFound,
+    UnsafeRollback,
+    ValidationFailed,
+)
+from lakeops.failures import COMMIT_CONFLICT, POLICIES, FailureClass, RetryPolicy
 
 
 def http_error(status: int) -> httpx.HTTPStatusError:
@@ -18,30 +38,148 @@ def http_error(status: int) -> httpx.HTTPStatusError:
     return httpx.HTTPStatusError(f"HTTP {status}", request=request, response=response)
 
 
-CASES = [
-    (TimeoutError("read timed out"), FailureClass.TRANSIENT),
-    (ConnectionResetError("peer reset"), FailureClass.TRANSIENT),
-    (OSError(errno.ECONNREFUSED, "Connection refused"), FailureClass.TRANSIENT),
-    (CommitFailedException("lost the race"), FailureClass.TRANSIENT),
-    (http_error(503), FailureClass.TRANSIENT),
-    (http_error(429), FailureClass.TRANSIENT),
-    (httpx.ConnectError("refused"), FailureClass.TRANSIENT),
-    (SignalNotDelivered("no ack"), FailureClass.TRANSIENT),
-    (http_error(404), FailureClass.UNKNOWN),
-    (MemoryError(), FailureClass.RESOURCE),
-    (MalformedBatch("2013-01-02.csv", "bad value", "dep_delay", 4), FailureClass.DATA_LOGIC),
-    (EmptyWindow("no rows"), FailureClass.DATA_LOGIC),
-    (SnapshotNotFound("no snapshot 1"), FailureClass.DATA_LOGIC),
-    (ValueError("bad argument"), FailureClass.UNKNOWN),
-    (KeyError("dep_delay"), FailureClass.UNKNOWN),
-    (OSError(errno.ENOENT, "No such file"), FailureClass.UNKNOWN),
+def aws_error(code: str, status: int = 400) -> ClientError:
+    """What botocore raises for an error response (modelled errors subclass it under the code's name)."""
+    response = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "PutObject")  # type: ignore[arg-type]
+
+
+def modelled_aws_error(code: str) -> ClientError:
+    return type(code, (ClientError,), {})({"Error": {"Code": code}}, "Query")
+
+
+SEQUENCE_RACE = ValueError("Cannot add snapshot with sequence number 7 older than last sequence number 7")
+DRIFT = SchemaDrift((Change(REMOVED, "origin", "string", None, "column missing from the header", line=1),))
+
+# The README's table, one list per row.
+TRANSIENT = [
+    TimeoutError("read timed out"),
+    ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
+    OSError(errno.ECONNREFUSED, "Connection refused"),
+    httpx.ConnectError("refused"),
+    httpx.ReadTimeout("slow"),
+    EndpointConnectionError(endpoint_url="http://127.0.0.1:9000"),
+    ReadTimeoutError(endpoint_url="http://127.0.0.1:9000"),
+    http_error(408),
+    http_error(429),
+    http_error(500),
+    http_error(503),
+    aws_error("ThrottlingException"),
+    aws_error("SlowDown", 503),
+    aws_error("RequestLimitExceeded"),
+    aws_error("InternalError", 500),
+    modelled_aws_error("ProvisionedThroughputExceededException"),
+    CommitFailedException("Requirement failed: branch main has changed"),
+    SEQUENCE_RACE,
+    CommitStateUnknownException("gateway timeout"),
+    OperationalError("INSERT ...", {}, Exception("database is locked")),
+    SignalNotDelivered("no ack"),
+]
+RESOURCE = [MemoryError(), subprocess.CalledProcessError(137, "lakeops replay"), subprocess.CalledProcessError(-9, "x")]
+DATA_LOGIC = [
+    MalformedBatch("2013-01-02.csv", "bad value", "dep_delay", 4),
+    SchemaDrifted("2013-01-02.csv", DRIFT),
+    EmptyWindow("no rows"),
+    ValidationFailed("2 of 10 checks failed"),
+    SnapshotNotFound("no snapshot 1"),
+    RefNotFound("no tag x"),
+    TableNotFound("silver.flights"),
+    UnsafeRollback("input corrected since"),
+    MainMoved("main is not at 5"),
+    SwitchFailed("gold failed, silver switched back"),
+    NothingToRollBack("no live release"),
+    pa.ArrowInvalid("Could not convert 'abc' with type str: tried to convert to double"),
+    pd.errors.ParserError("Error tokenizing data"),
+    pd.errors.EmptyDataError("No columns to parse from file"),
+    json.JSONDecodeError("Expecting value", "{", 1),
+    UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+]
+UNKNOWN = [
+    http_error(404),
+    aws_error("AccessDenied", 403),
+    ValueError("bad argument"),
+    KeyError("dep_delay"),
+    RuntimeError("unexpected"),
+    OSError(errno.ENOENT, "No such file"),
+    subprocess.CalledProcessError(1, "lakeops replay"),
 ]
 
 
-@pytest.mark.parametrize(("exc", "expected"), CASES, ids=[f"{type(e).__name__}-{x.value}" for e, x in CASES])
-def test_classify(exc, expected):
-    assert failures.classify(exc) is expected
-    assert failures.is_transient(exc) is (expected is FailureClass.TRANSIENT)
+def ids(cases: list[BaseException]) -> list[str]:
+    return [f"{type(e).__name__}-{i}" for i, e in enumerate(cases)]
+
+
+@pytest.mark.parametrize("exc", TRANSIENT, ids=ids(TRANSIENT))
+def test_transient_failures_are_retried_with_backoff(exc):
+    assert failures.classify(exc) is FailureClass.TRANSIENT
+    assert failures.is_transient(exc)
+    assert failures.policy_for(exc) == RetryPolicy(retries=4, base_seconds=0.5, jitter=0.5)
+
+
+@pytest.mark.parametrize("exc", RESOURCE, ids=ids(RESOURCE))
+def test_resource_failures_are_not_retried_by_the_task(exc):
+    assert failures.classify(exc) is FailureClass.RESOURCE
+    assert failures.policy_for(exc).retries == 0
+
+
+@pytest.mark.parametrize("exc", DATA_LOGIC, ids=ids(DATA_LOGIC))
+def test_data_logic_failures_are_never_retried(exc):
+    assert failures.classify(exc) is FailureClass.DATA_LOGIC
+    assert failures.policy_for(exc).retries == 0
+
+
+@pytest.mark.parametrize("exc", UNKNOWN, ids=ids(UNKNOWN))
+def test_unknown_failures_are_treated_as_data_logic(exc):
+    assert failures.classify(exc) is FailureClass.UNKNOWN
+    assert failures.policy_for(exc).retries == 0
+
+
+@pytest.mark.parametrize(("code", "expected"), [(137, FailureClass.RESOURCE), (-9, FailureClass.RESOURCE),
+                                                (1, FailureClass.UNKNOWN), (None, FailureClass.UNKNOWN)])  # fmt: skip
+def test_exit_codes(code, expected):
+    assert failures.classify_exit(code) is expected
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (CommitFailedException("lost"), True),
+        (SEQUENCE_RACE, True),
+        (ValueError("bad argument"), False),
+        (TimeoutError(), False),
+        (CommitStateUnknownException("may have committed"), False),  # retrying blindly could commit twice
+    ],
+)
+def test_commit_conflicts(exc, expected):
+    assert failures.is_commit_conflict(exc) is expected
+
+
+# --- the policies -------------------------------------------------------------------------------
+
+
+def test_only_transient_failures_have_a_task_budget():
+    assert {c for c, p in POLICIES.items() if p.retries} == {FailureClass.TRANSIENT}
+    assert failures.TASK_RETRIES == POLICIES[FailureClass.TRANSIENT].retries == 4
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [(POLICIES[FailureClass.TRANSIENT], [0.5, 1, 2, 4]), (COMMIT_CONFLICT, [0.05, 0.1, 0.2, 0.4]),
+     (RetryPolicy(0), [])],
+)  # fmt: skip
+def test_delays_double_from_the_base(policy, expected):
+    assert policy.delays() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("policy", [POLICIES[FailureClass.TRANSIENT], COMMIT_CONFLICT, RetryPolicy(3, 1.0, 1.0)])
+def test_jitter_adds_at_most_its_factor(policy):
+    for retry, delay in enumerate(policy.delays()):
+        drawn = [policy.delay(retry) for _ in range(200)]
+        assert all(delay <= d <= delay * (1 + policy.jitter) for d in drawn)
+        assert len(set(drawn)) > 1
+
+
+# --- the Prefect hook ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -55,6 +193,11 @@ class FakeState:
         return self.outcome
 
 
+@dataclass
+class FakeTaskRun:
+    run_count: int
+
+
 class UnreadableState:
     def __init__(self, error: BaseException):
         self.error = error
@@ -63,9 +206,17 @@ class UnreadableState:
         raise self.error
 
 
-@pytest.mark.parametrize(("exc", "expected"), CASES, ids=[f"{type(e).__name__}-{x.value}" for e, x in CASES])
-def test_retry_condition_retries_only_transient_failures(exc, expected):
-    assert failures.retry_condition_fn(None, None, FakeState(exc)) is (expected is FailureClass.TRANSIENT)
+ALL = [(e, True) for e in TRANSIENT] + [(e, False) for e in RESOURCE + DATA_LOGIC + UNKNOWN]
+
+
+@pytest.mark.parametrize(("exc", "retried"), ALL, ids=ids([e for e, _ in ALL]))
+def test_retry_condition_retries_only_transient_failures(exc, retried):
+    assert failures.retry_condition_fn(None, FakeTaskRun(1), FakeState(exc)) is retried
+
+
+@pytest.mark.parametrize(("run_count", "retried"), [(1, True), (4, True), (5, False), (9, False)])
+def test_retry_condition_stops_when_the_class_budget_is_spent(run_count, retried):
+    assert failures.retry_condition_fn(None, FakeTaskRun(run_count), FakeState(TimeoutError())) is retried
 
 
 @pytest.mark.parametrize(
@@ -74,7 +225,7 @@ def test_retry_condition_retries_only_transient_failures(exc, expected):
     ids=["no result", "no exception", "plain value"],
 )
 def test_retry_condition_without_an_exception_does_not_retry(state):
-    assert failures.retry_condition_fn(None, None, state) is False
+    assert failures.retry_condition_fn(None, FakeTaskRun(1), state) is False
 
 
 @pytest.mark.parametrize(("exc", "expected"), [(TimeoutError(), True), (ValueError(), False)])
@@ -82,39 +233,92 @@ def test_retry_condition_classifies_a_result_that_cannot_be_read(exc, expected):
     assert failures.retry_condition_fn(None, None, UnreadableState(exc)) is expected
 
 
-@pytest.mark.parametrize(("retries", "base"), [(1, 0.5), (4, 0.5), (6, 2.0)])
-def test_backoff_delays_double_from_the_base(retries, base):
-    delays = failures.backoff_delays(retries, base)
-
-    assert len(delays) == retries
-    assert delays[0] == base
-    assert all(later == 2 * earlier for earlier, later in zip(delays, delays[1:], strict=False))
+# --- the in-process loop ------------------------------------------------------------------------
 
 
-def test_default_backoff_is_the_io_policy():
-    delays = failures.backoff_delays()
+class Flaky:
+    """A call that raises its planned failures in turn, then returns "done"."""
 
-    assert len(delays) == failures.IO_RETRIES
-    assert delays[0] == failures.IO_BACKOFF_BASE_SECONDS
-    assert delays == sorted(delays)
+    def __init__(self, *planned: BaseException):
+        self.planned, self.calls = list(planned), 0
 
-
-def test_no_retries_means_no_delays():
-    assert failures.backoff_delays(0) == []
-
-
-@pytest.mark.parametrize("factor", [0.0, 0.5, 1.0])
-def test_jitter_stays_within_the_factor(factor):
-    delays = failures.backoff_delays(5, 0.5)
-
-    for _ in range(200):
-        jittered = list(failures.jittered(delays, factor))
-        assert len(jittered) == len(delays)
-        for delay, late in zip(delays, jittered, strict=True):
-            assert delay <= late <= delay * (1 + factor)
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.planned:
+            raise self.planned.pop(0)
+        return "done"
 
 
-def test_jitter_actually_varies():
-    drawn = {next(failures.jittered([1.0], 0.5)) for _ in range(50)}
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays `retrying` waited, without waiting."""
+    delays: list[float] = []
+    monkeypatch.setattr(failures.time, "sleep", delays.append)
+    return delays
 
-    assert len(drawn) > 1
+
+def test_retrying_recovers_from_transient_failures_with_backoff(slept):
+    call = Flaky(TimeoutError(), http_error(503), CommitFailedException("lost"))
+
+    assert failures.retrying(call) == "done"
+
+    assert call.calls == 4
+    for delay, base in zip(slept, [0.5, 1, 2], strict=True):
+        assert base <= delay <= base * 1.5
+
+
+def test_retrying_raises_the_last_failure_when_the_budget_is_spent(slept):
+    call = Flaky(*[TimeoutError(f"attempt {n}") for n in range(1, 7)])
+
+    with pytest.raises(TimeoutError, match="attempt 5"):
+        failures.retrying(call)
+
+    assert call.calls == 5
+    assert len(slept) == 4
+
+
+NOT_TRANSIENT = DATA_LOGIC[:2] + RESOURCE[:1] + UNKNOWN[:3]
+
+
+@pytest.mark.parametrize("exc", NOT_TRANSIENT, ids=ids(NOT_TRANSIENT))
+def test_retrying_never_retries_what_is_not_transient(slept, exc):
+    call = Flaky(exc)
+
+    with pytest.raises(type(exc)):
+        failures.retrying(call)
+
+    assert call.calls == 1
+    assert slept == []
+
+
+def test_retrying_with_a_policy_and_a_condition_retries_only_those_failures(slept):
+    refreshed: list[BaseException] = []
+    conflicts = Flaky(SEQUENCE_RACE, CommitFailedException("lost"))
+
+    done = failures.retrying(conflicts, COMMIT_CONFLICT, failures.is_commit_conflict, on_retry=refreshed.append)
+
+    assert done == "done" and conflicts.calls == 3
+    assert refreshed[0] is SEQUENCE_RACE and isinstance(refreshed[1], CommitFailedException)
+    assert 0.05 <= slept[0] <= 0.075 and 0.1 <= slept[1] <= 0.15
+    with pytest.raises(TimeoutError):  # transient, but not a conflict: left to the task layer
+        failures.retrying(Flaky(TimeoutError()), COMMIT_CONFLICT, failures.is_commit_conflict)
+
+
+# --- recoveries ---------------------------------------------------------------------------------
+
+
+def test_a_run_that_needed_no_retry_is_no_recovery():
+    assert failures.recovery("build", 1, []) is None
+
+
+def test_a_recovery_says_what_it_survived():
+    recovered = failures.recovery("build", 3, [TimeoutError(), CommitFailedException("lost")])
+
+    assert recovered is not None
+    assert recovered.payload() == {
+        "task": "build",
+        "attempts": 3,
+        "retries": 2,
+        "survived": ["TimeoutError", "CommitFailedException"],
+        "classes": ["transient", "transient"],
+    }
