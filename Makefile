@@ -22,7 +22,7 @@ test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not integration"
 
 lint: install
 	$(BIN)/ruff check .
@@ -31,6 +31,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/freshness_lag.py
 	$(BIN)/python benchmarks/versioning.py
+	$(BIN)/python benchmarks/promotion.py
 	$(BIN)/python benchmarks/release_diff.py
 
 clean:

@@ -4,10 +4,12 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.catalog import Catalog
 
-from admin import demo_releases, runs
+from admin import demo_healing, demo_releases, runs
+from admin.receiver import Receiver, start_receiver
 from admin.setup import setup
 from admin.stack import LocalStack, ensure_server
 from lakeops import lake, landing, status
@@ -16,20 +18,24 @@ from lakeops.settings import LakeSettings
 from lakeops.windows import Window
 
 FIRST_DAY = date(2013, 1, 1)
-MALFORMED = "year,month,day,dep_time\n2013,1,{day},517\n2013,1,{day},not-a-time\n"
 
 
-def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
+def run_story(stack: LocalStack, settings: LakeSettings, days: int, receiver: Receiver) -> None:
     block = setup(stack, settings)
     catalog = block.catalog()
     stack.start_worker()
     landing_dir = Path(block.landing)
-    print(f"\nPrefect UI: {stack.ui_url}\nlake: {settings.resolved_home()}\n")
+    print(f"\nPrefect UI: {stack.ui_url}\nlake: {settings.resolved_home()}\nalerts: {receiver.url}\n")
     print("1. The source system drops one file per day; each ready event starts the next layer.")
     traces: list[runs.WindowTrace] = []
+    last = FIRST_DAY + timedelta(days=days - 1)
+    held = pd.DataFrame()
     for offset in range(days):
         day = FIRST_DAY + timedelta(days=offset)
-        landing.drop_day_file(landing_dir, day)
+        if day == last:
+            held = demo_healing.drop_short(landing_dir, day)  # a few of its flights arrive a day late
+        else:
+            landing.drop_day_file(landing_dir, day)
         trace = runs.follow_window(catalog, Window(day), runs.run_producer(day))
         traces.append(trace)
         print(
@@ -42,11 +48,8 @@ def run_story(stack: LocalStack, settings: LakeSettings, days: int) -> None:
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
     copies = len(lake.read(bronze, Window(FIRST_DAY).source_filter(), columns=("_batch_id",)))
     print(f"   {FIRST_DAY}: producer {again.state_name}, bronze rows for the day: {copies} (one copy)")
-    print("\n3. A malformed file: the run fails, the batch is kept whole in quarantine.")
-    bad_day = FIRST_DAY + timedelta(days=days)
-    landing.drop_day_file(landing_dir, bad_day, MALFORMED.format(day=bad_day.day))
-    failed = runs.run_producer(bad_day)
-    print(f"   {bad_day}: producer {failed.state_name}: {failed.state.message if failed.state else ''}")
+    demo_healing.drift(catalog, receiver, landing_dir, last + timedelta(days=2))
+    demo_healing.late_records(catalog, landing_dir, last + timedelta(days=1), last, held)
     demo_releases.tell(stack, catalog, FIRST_DAY)
     _print_summary(stack, catalog, traces)
 
@@ -62,12 +65,16 @@ def _print_summary(stack: LocalStack, catalog: Catalog, traces: list[runs.Window
 
 
 def main(days: int = 4) -> None:
+    receiver = start_receiver()
     settings = LakeSettings()
+    if not settings.alert_webhook_url:  # the demo's alerts go to a local receiver it prints from
+        settings = settings.model_copy(update={"alert_webhook_url": receiver.url})
     started = time.monotonic()
     stack = ensure_server(settings.resolved_home())
     try:
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
-            run_story(stack, settings, days)
+            run_story(stack, settings, days, receiver)
     finally:
         stack.stop()
+        receiver.stop()
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s; stopped what it started.")

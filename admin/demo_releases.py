@@ -12,14 +12,14 @@ from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS
 
 
 def tell(stack: LocalStack, catalog: Catalog, day: date) -> None:
-    print("\n4. Release a refactor (v1.1): blue (v1) and green (v1.1) read the same pinned Bronze snapshots")
+    print("\n5. Release a refactor (v1.1): blue (v1) and green (v1.1) read the same pinned Bronze snapshots")
     print("   into release branches; identical output is promoted with no one asked.")
     run = run_deployment(releases.RELEASE_DEPLOYMENT, parameters={"params": {"green_version": "v1.1",
                          "blue_version": "v1"}}, timeout=600, poll_interval=0.5)  # fmt: skip
     first = _release_of(catalog, run)
     print(f"   {first.release_id}: {first.verdict} -> {run.state_name}   {runs.run_url(stack.ui_url, run)}")
 
-    print("\n5. Release a logic change (v2: a diverted flight counts as cancelled): outside thresholds, held.")
+    print("\n6. Release a logic change (v2: a diverted flight counts as cancelled): outside thresholds, held.")
     held = releases.wait_until_settled(releases.start({"green_version": "v2", "blue_version": "v1.1"}).id)
     second = _release_of(catalog, held)
     gold = second.last(release_log.Event.COMPARED).summary[GOLD_DAILY_DELAYS.identifier]
@@ -40,7 +40,7 @@ def tell(stack: LocalStack, catalog: Catalog, day: date) -> None:
 
     done = promotion.rollback(catalog, FLIGHTS, "demo", "demo: roll back the logic change")
     print(
-        f"\n6. Roll back (lakeops release rollback flights): one commit per table; live again: {done.live_now} "
+        f"\n7. Roll back (lakeops release rollback flights): one commit per table; live again: {done.live_now} "
         f"({release_log.live_version(catalog, FLIGHTS)}); cancelled on {day}: {_cancelled(catalog, day)}"
     )
 

@@ -3,6 +3,7 @@
 from prefect import flow
 from pyiceberg.catalog import Catalog
 
+from flows.alerts import alert_on_failure
 from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
 from lakeops import pipeline, release_log
@@ -19,7 +20,7 @@ def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     )  # fmt: skip
 
 
-@flow(name="build-gold-daily-delays")
+@flow(name="build-gold-daily-delays", on_failure=[alert_on_failure()])
 def build_gold(params: BuildParams) -> ReadySignal:
     """Read silver.flights at exactly `snapshot_id`, replace Gold's window, signal readiness, then audit."""
     _, catalog = open_lakehouse(params.lakehouse)

@@ -3,6 +3,7 @@
 from prefect import flow
 from pyiceberg.catalog import Catalog
 
+from flows.alerts import alert_on_failure
 from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
 from flows.sla import resolve_if_caught_up
@@ -21,7 +22,7 @@ def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     )  # fmt: skip
 
 
-@flow(name="build-silver-flights")
+@flow(name="build-silver-flights", on_failure=[alert_on_failure()])
 def build_silver(params: BuildParams) -> ReadySignal:
     """Read bronze.flights at exactly `snapshot_id`, replace Silver's window, signal readiness, then audit."""
     _, catalog = open_lakehouse(params.lakehouse)

@@ -21,9 +21,9 @@ from pyiceberg.catalog import Catalog
 
 from blocks.lakehouse import IcebergLakehouse
 from lakeops import failures, lake, pipeline
-from lakeops.datasets import TableRef
+from lakeops.datasets import TASK_RECOVERED_EVENT, TableRef
 from lakeops.errors import SignalNotDelivered
-from lakeops.failures import POLICIES, TASK_RECOVERED_EVENT, TASK_RETRIES, FailureClass
+from lakeops.failures import POLICIES, TASK_RETRIES, FailureClass
 from lakeops.pipeline import RunInfo
 from lakeops.provenance import code_version
 from lakeops.readiness import ReadySignal

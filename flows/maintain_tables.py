@@ -7,6 +7,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
+from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, run_info
 from lakeops import maintenance
 from lakeops.datasets import ALL_TABLES
@@ -34,7 +35,7 @@ def maintain(catalog: Catalog, params: MaintainParams) -> list[maintenance.Maint
     return maintenance.maintain(catalog, ALL_TABLES, policy, made_by, maintenance.utcnow())
 
 
-@flow(name="maintain-tables")
+@flow(name="maintain-tables", on_failure=[alert_on_failure()])
 def maintain_tables(params: MaintainParams) -> list[maintenance.MaintenanceReport]:
     """Keep commit cost flat: tagged snapshots and what replay needs are never expired."""
     _, catalog = open_lakehouse(params.lakehouse)

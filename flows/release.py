@@ -6,7 +6,7 @@ diff and the run pauses for a decision typed in the Prefect UI (or `lakeops rele
 
 from datetime import date
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.core import Block
 from prefect.flow_runs import pause_flow_run
@@ -16,6 +16,7 @@ from prefect.states import Completed, State
 from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
+from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, run_info
 from lakeops import promotion, release, release_log, release_suite
 from lakeops.datasets import RELEASE_TABLES
@@ -80,7 +81,7 @@ def compare(catalog: Catalog, planned: ReleasePlan, thresholds: Thresholds) -> C
     return comparison
 
 
-@task
+@io_task
 def publish(planned: ReleasePlan, comparison: Comparison) -> None:
     key = f"release-{planned.release_id}".lower()
     create_table_artifact(table_rows(comparison), key=key, description=f"release {planned.release_id}: per table")
@@ -133,7 +134,7 @@ def drop_branches(catalog: Catalog, planned: ReleasePlan) -> None:
     release.drop_branches(catalog, planned)
 
 
-@flow(name="release")
+@flow(name="release", on_failure=[alert_on_failure()])
 def release_flights(params: ReleaseParams) -> State:
     """Pin, build blue and green concurrently, compare, then promote, hold for a decision, or reject."""
     _, catalog = open_lakehouse(params.lakehouse)

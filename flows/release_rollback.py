@@ -5,6 +5,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
+from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse
 from lakeops import promotion
 from lakeops.datasets import RELEASE_TABLES
@@ -26,7 +27,7 @@ def roll_back(catalog: Catalog, params: RollbackParams) -> promotion.RolledBack:
     return done
 
 
-@flow(name="release-rollback")
+@flow(name="release-rollback", on_failure=[alert_on_failure()])
 def release_rollback(params: RollbackParams) -> promotion.RolledBack:
     """Move every table of the dataset back to what consumers read before its live release."""
     _, catalog = open_lakehouse(params.lakehouse)

@@ -7,6 +7,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
+from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, run_info
 from lakeops import replay
 from lakeops.transforms import VERSIONS
@@ -39,7 +40,7 @@ def run(catalog: Catalog, planned: replay.ReplayPlan) -> replay.ReplayResult:
     return replay.run(catalog, planned, run_info(), validate, on_progress=report)
 
 
-@flow(name="replay-flights")
+@flow(name="replay-flights", on_failure=[alert_on_failure()])
 def replay_flights(params: ReplayParams) -> replay.ReplayResult:
     """Rebuild Silver and Gold windows with `transform_version` on a branch; consumers keep reading main."""
     _, catalog = open_lakehouse(params.lakehouse)

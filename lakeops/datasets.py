@@ -5,6 +5,7 @@ from dataclasses import dataclass
 READY_EVENT = "lakeops.dataset.ready"
 WINDOW_OPENED_EVENT = "lakeops.sla.window-opened"
 ALERT_FAILED_EVENT = "lakeops.sla.alert-failed"
+TASK_RECOVERED_EVENT = "lakeops.task.recovered"  # a task succeeded after transient failures (metrics)
 WINDOW_LABEL = "lakeops.window"  # resource label carried by ready and window-opened events
 RESOURCE_PREFIX = "lakeops.dataset."
 

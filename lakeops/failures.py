@@ -18,8 +18,6 @@ from lakeops.errors import TransientError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TASK_RECOVERED_EVENT = "lakeops.task.recovered"
-
 
 class FailureClass(enum.Enum):
     TRANSIENT = "transient"

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import logging
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -36,8 +35,6 @@ from lakeops.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
 from lakeops.provenance import Provenance
 from lakeops.readiness import ReadySignal, marker_paths
 from lakeops.settings import LakeSettings
-
-log = logging.getLogger(__name__)
 
 TABLE_SCHEMAS: dict[TableRef, pa.Schema] = {
     BRONZE_FLIGHTS: schemas.BRONZE,

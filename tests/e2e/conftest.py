@@ -7,10 +7,10 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.catalog import Catalog
 
+from admin.receiver import Receiver, start_receiver
 from admin.setup import setup
 from admin.stack import PROJECT_DIR, LocalStack, free_port
 from lakeops.settings import LakeSettings
-from tests.e2e.receiver import Receiver, start_receiver
 
 BUFFER_SECONDS = 15  # the e2e contract's deadline buffer (Prefect's proactive minimum is 10 s)
 

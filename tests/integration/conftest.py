@@ -6,10 +6,6 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "integration: needs a local Prefect server (prefect_test_harness)")
-
-
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=60):

@@ -1,4 +1,4 @@
-"""A real local HTTP receiver for webhook alerts: records each POST, or answers 500 when told to."""
+"""A real local HTTP receiver for webhook alerts (the demo's and the tests'): records each POST, or fails when told."""
 
 import json
 import threading
@@ -19,7 +19,8 @@ class Receiver:
     server: ThreadingHTTPServer
     messages: list[Received] = field(default_factory=list)
     attempts: int = 0
-    failing: bool = False
+    failing: bool = False  # answer every POST with 500
+    fail_next: int = 0  # answer the next N POSTs with 503 (a receiver briefly unavailable)
 
     @property
     def url(self) -> str:
@@ -52,8 +53,9 @@ def start_receiver() -> Receiver:
             length = int(self.headers.get("content-length", 0))
             raw = self.rfile.read(length)
             receiver.attempts += 1
-            if receiver.failing:
-                self.send_response(500)
+            if receiver.failing or receiver.fail_next > 0:
+                receiver.fail_next = max(0, receiver.fail_next - 1)
+                self.send_response(500 if receiver.failing else 503)
                 self.end_headers()
                 return
             body = json.loads(raw or b"{}")
