@@ -49,7 +49,11 @@ class ReleaseDecision(RunInput):
 @io_task
 def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
     """Pin the input and fork both colours' branches from main."""
-    planned = release.plan(catalog, params.dataset, params.green_version, params.blue_version, params.start, params.end)
+    # The id comes from the flow run, so a retried pin resumes the same release and its branches.
+    release_id = f"r{release_log.now():%Y%m%d}-{_run_id()[:8]}"
+    planned = release.plan(
+        catalog, params.dataset, params.green_version, params.blue_version, params.start, params.end, release_id
+    )
     release.fork(catalog, planned)
     release_log.record(catalog, planned.entry(Event.STARTED, actor=_actor(), flow_run_id=_run_id()))
     get_run_logger().info(
