@@ -50,7 +50,7 @@ class ReleaseDecision(RunInput):
 def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
     """Pin the input and fork both colours' branches from main."""
     # The id comes from the flow run, so a retried pin resumes the same release and its branches.
-    release_id = f"r{release_log.now():%Y%m%d}-{_run_id()[:8]}"
+    release_id = f"r{release_log.now():%Y%m%d}-{_run_id()[:8]}" if flow_run.get_id() else None
     planned = release.plan(
         catalog, params.dataset, params.green_version, params.blue_version, params.start, params.end, release_id
     )
