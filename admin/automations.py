@@ -1,4 +1,4 @@
-"""SLA automations as code: one proactive deadline per contract, plus a watcher on the clock itself.
+"""Automations as code: one SLA deadline per contract, a watcher on the clock itself, and the healer.
 
 Created through the API, not owned by a deployment, so `prefect deploy` (which deletes and recreates
 the automations a deployment owns, and with them any open proactive window) leaves them alone.
@@ -17,6 +17,8 @@ from lakeops.contracts import ReadinessContract
 from lakeops.datasets import READY_EVENT, WINDOW_LABEL, WINDOW_OPENED_EVENT, TableRef
 
 MISSED_DEPLOYMENT = "sla-deadline-missed/lakeops"
+HEALER_DEPLOYMENT = "heal-crashed-run/lakeops"
+HEALED_TAG = "lakeops"  # crashed runs of deployments with this tag go to the healer
 OPEN_DEPLOYMENT = "sla-open-window/lakeops"
 WATCHER_SILENCE = timedelta(hours=26)  # a daily clock that has not completed in 26 h has stopped
 
@@ -80,6 +82,43 @@ def watcher_automation(open_deployment: UUID, alert_block: UUID) -> AutomationCo
             )
         ],
     )
+
+
+def healer_automation(healer: UUID) -> AutomationCore:
+    """Every Crashed run of a lakeops deployment (but the healer's own) starts the healer with its id.
+
+    The healer, not this automation, decides: an out-of-memory kill is re-run with doubled memory (a
+    RunDeployment action's job variables are not templated), anything else is left to the usual alerts.
+    """
+    return AutomationCore(
+        name="lakeops healer: crashed runs",
+        description=f"A crashed run of a deployment tagged {HEALED_TAG!r} starts {HEALER_DEPLOYMENT}: out of "
+        "memory is re-run with double the memory up to the pool's memory_cap; at the cap the owner is alerted.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related=[
+                {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{HEALED_TAG}"},
+                {"prefect.resource.role": "deployment", "prefect.resource.id": f"!prefect.deployment.{healer}"},
+            ],
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=healer,
+                parameters={"params": {"flow_run_id": "{{ event.resource.id }}"}},
+            )
+        ],
+    )
+
+
+def ensure_healer_automation() -> UUID:
+    """The healer automation, upserted by name (setup runs it after the deployments exist)."""
+    with get_client(sync_client=True) as client:
+        healer = client.read_deployment_by_name(HEALER_DEPLOYMENT).id
+    return upsert(healer_automation(healer))
 
 
 def upsert(automation: AutomationCore) -> UUID:

@@ -1,22 +1,26 @@
 """Setting up a Prefect server for lakeops: block types, the lakehouse block, pool, deployments."""
 
+import copy
 import subprocess
 import sys
+from typing import Any
 
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
 from pydantic import SecretStr
 
-from admin.automations import ensure_sla_automations
+from admin.automations import ensure_healer_automation, ensure_sla_automations
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
 from blocks.lakehouse import IcebergLakehouse
 from lakeops import contracts as contract_config
 from lakeops import lake
 from lakeops.contracts import ReadinessContract
+from lakeops.healing import DEFAULT_CAP_MB
+from lakeops.memlimit import MEMORY_ENV
 from lakeops.provenance import code_version
 from lakeops.settings import LakeSettings
 
@@ -41,14 +45,51 @@ def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLake
     return block
 
 
+# `python` must be the project's interpreter on the worker's PATH (LocalStack puts it first).
+MEMORY_LIMITED_COMMAND = "python -m lakeops.memlimit python -m prefect.engine"
+
+
+def memory_limited(template: dict[str, Any]) -> dict[str, Any]:
+    """A process pool's base job template whose flow runs are held to the `memory` job variable.
+
+    Adds `memory` (MB, default none: unlimited) and `memory_cap` (MB, where the healer stops doubling),
+    passes `memory` to the flow run as LAKEOPS_MEMORY_MB and starts it through `lakeops.memlimit` (the
+    default of `command`: a deployment that sets its own command runs without the limit). Idempotent.
+    """
+    wanted = copy.deepcopy(template)
+    properties = wanted["variables"]["properties"]
+    properties["memory"] = {
+        "title": "Memory (MB)",
+        "description": "Memory limit of the flow run process in MB, enforced by a kernel memory cgroup "
+        "(exceeding it kills the run: exit 137). Empty: no limit. The healer doubles it after an "
+        "out-of-memory kill.",
+        "anyOf": [{"type": "integer", "minimum": 16}, {"type": "null"}],
+        "default": None,
+    }
+    properties["memory_cap"] = {
+        "title": "Memory cap (MB)",
+        "description": "The most memory the healer gives a re-run; a run killed at the cap is not re-run.",
+        "type": "integer",
+        "minimum": 16,
+        "default": DEFAULT_CAP_MB,
+    }
+    properties["command"]["default"] = MEMORY_LIMITED_COMMAND
+    env = wanted["job_configuration"].get("env")
+    wanted["job_configuration"]["env"] = {**(env if isinstance(env, dict) else {}), MEMORY_ENV: "{{ memory }}"}
+    return wanted
+
+
 def ensure_work_pool(name: str = WORK_POOL) -> None:
-    """Create the process work pool unless it exists."""
-    template = ProcessWorker.get_default_base_job_template()
+    """Create the process work pool with the memory limit, or add the limit to the existing pool's template."""
     with get_client(sync_client=True) as client:
         try:
+            template = memory_limited(ProcessWorker.get_default_base_job_template())
             client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
+            return
         except ObjectAlreadyExists:
-            pass
+            pool = client.read_work_pool(name)
+        if pool.type == "process" and memory_limited(pool.base_job_template) != pool.base_job_template:
+            client.update_work_pool(name, WorkPoolUpdate(base_job_template=memory_limited(pool.base_job_template)))
 
 
 def deploy_all(stack: LocalStack) -> None:
@@ -89,4 +130,5 @@ def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:
     ensure_work_pool()
     deploy_all(stack)
     ensure_sla_automations(contracts)
+    ensure_healer_automation()
     return block

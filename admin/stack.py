@@ -46,6 +46,8 @@ class LocalStack:
         """The environment for Prefect commands and flow runs against this stack."""
         return {
             **os.environ,
+            # The pool starts flow runs as `python -m lakeops.memlimit ...`: `python` must be this interpreter.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "LAKEOPS_PROJECT_DIR": str(PROJECT_DIR),
