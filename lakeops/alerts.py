@@ -2,6 +2,7 @@
 broken, counts, a sample, and the command that reprocesses once it is fixed."""
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ class Alert:
 
 def reprocess_command(deployment: str, params: dict) -> str:
     """The command that runs the deployment again with these parameters."""
-    return f"prefect deployment run {deployment} -p 'params={json.dumps(params, default=str)}'"
+    return f"prefect deployment run {deployment} -p {shlex.quote('params=' + json.dumps(params, default=str))}"
 
 
 def message(

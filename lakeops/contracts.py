@@ -128,6 +128,8 @@ def _days(value: object) -> int:
 
 
 def _fraction(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
     number = float(value)  # type: ignore[arg-type]
     if not 0 < number <= 1:
         raise ValueError("not in (0, 1]")

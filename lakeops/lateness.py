@@ -94,6 +94,7 @@ def observed_lags(bronze: pd.DataFrame) -> np.ndarray:
     if bronze.empty:
         return np.array([], dtype="int64")
     delivered = pd.to_datetime(bronze["_source"].str.slice(0, 10), errors="coerce").dt.date
-    observed = pd.Series([(d - e).days if isinstance(d, date) else 0 for d, e in zip(delivered, event_days(bronze),
-                                                                                      strict=True)])  # fmt: skip
+    # A file not named by its day (NaT) tells no lag.
+    pairs = zip(delivered, event_days(bronze), strict=True)
+    observed = pd.Series([(d - e).days if isinstance(d, date) and not pd.isna(d) else 0 for d, e in pairs])
     return observed[observed > 0].to_numpy()

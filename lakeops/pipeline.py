@@ -86,8 +86,6 @@ def land(
     arrival = lateness.split(typed, batch.window, policy.allowance(np.asarray(observed)))
     if arrival.own.empty:
         raise MalformedBatch(batch.source, f"no row of window {batch.window} (every row is dated earlier)")
-    if len(arrival.too_late):
-        _quarantine_too_late(catalog, batch, arrival, run)
     extended = tuple(w.key for w in arrival.late)
     # Parsing is Bronze's validation: every commit that reaches here is known good.
     provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id, validated=True,
@@ -95,9 +93,12 @@ def land(
     source = EqualTo("_source", Path(batch.source).name)
     present = lake.read(table, source, columns=("_batch_id",))
     current = table.current_snapshot()
-    if current is not None and set(present["_batch_id"]) == {batch.batch_id}:
+    # Landed already: same bytes and the same rows accepted (a changed allowance lands again).
+    if current is not None and set(present["_batch_id"]) == {batch.batch_id} and len(present) == len(arrival.accepted):
         snapshot_id = current.snapshot_id
     else:
+        if len(arrival.too_late):
+            _quarantine_too_late(catalog, batch, arrival, run)
         rows = lake.to_arrow(ingest.with_lineage(arrival.accepted, batch, datetime.now(UTC)), BRONZE_FLIGHTS)
         snapshot_id = lake.replace_rows(table, rows, source, provenance)
         tags.mark_good(table, snapshot_id)
@@ -187,7 +188,8 @@ def build_gold(
     """Rebuild Gold's window from Silver exactly as of `silver_snapshot_id` (which may be on a branch)."""
     silver = lake.load(catalog, SILVER_FLIGHTS)
     rows = _non_empty(lake.read(silver, window.date_filter(), silver_snapshot_id), SILVER_FLIGHTS, window)
-    batch_id = str(rows["_batch_id"].iloc[0])
+    # A window extended by late records derives from several batches: Gold names them all.
+    batch_id = ",".join(sorted(set(rows["_batch_id"].astype(str))))
     gold = transforms.flights(version).to_gold(rows).assign(_batch_id=batch_id)
     return _publish_window(
         catalog, GOLD_DAILY_DELAYS, gold, window, run, stale, version, target,
