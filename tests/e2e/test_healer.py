@@ -10,7 +10,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from admin import runs
-from admin.automations import HEALER_DEPLOYMENT
+from admin.automations import HEALER_DEPLOYMENT, ensure_healer_automation
+from admin.setup import MEMORY_LIMITED_COMMAND, ensure_work_pool, memory_limited
+from admin.stack import WORK_POOL
 from lakeops import healing
 
 pytestmark = pytest.mark.e2e
@@ -118,3 +120,18 @@ def test_a_run_that_needs_more_than_the_cap_is_rerun_at_the_cap_then_given_up_wi
     assert [e["payload"]["classification"] for e in events] == ["data-dependent"]
     assert len(e2e.receiver.about(f"first run {run.id}")) == 1
     assert drill_memory() is None  # nothing worked, nothing remembered
+
+
+def test_setup_twice_leaves_one_pool_template_with_the_limit_and_one_healer_automation(e2e) -> None:
+    with get_client(sync_client=True) as client:
+        before = client.read_work_pool(WORK_POOL).base_job_template
+    ensure_work_pool()
+    ensure_healer_automation()
+    with get_client(sync_client=True) as client:
+        after = client.read_work_pool(WORK_POOL).base_job_template
+        healers = client.read_automations_by_name("lakeops healer: crashed runs")
+
+    assert after == before == memory_limited(before)
+    assert after["variables"]["properties"]["command"]["default"] == MEMORY_LIMITED_COMMAND
+    assert after["job_configuration"]["env"] == {"LAKEOPS_MEMORY_MB": "{{ memory }}"}
+    assert len(healers) == 1
