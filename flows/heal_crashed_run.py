@@ -10,7 +10,7 @@ it alerts the owner and posts `lakeops.heal.gave-up` instead.
 import time
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from prefect import flow, get_run_logger, task
 from prefect.blocks.core import Block
@@ -46,6 +46,7 @@ class Crashed:
     run_id: UUID
     run_name: str
     state: str
+    is_crashed: bool
     deployment_id: UUID | None
     deployment_name: str
     parameters: dict[str, Any]
@@ -66,11 +67,12 @@ def read_crash(run_id: UUID) -> Crashed:
     layers = [own, (deployment.job_variables or {}) if deployment else {}, _pool_defaults(pool)]
     memory = next((layer["memory"] for layer in layers if layer.get("memory") is not None), None)
     cap = next((layer["memory_cap"] for layer in layers if layer.get("memory_cap") is not None), None)
-    crash = healing.Crash(str(run.id), run.state.message if run.state else None, memory,
-                          cap or healing.DEFAULT_CAP_MB, frozenset(run.tags))  # fmt: skip
-    return Crashed(run.id, run.name, run.state.name if run.state else "unknown", run.deployment_id,
-                   f"{flow_name}/{deployment.name if deployment else '-'}", run.parameters, own, run.work_queue_name,
-                   crash)  # fmt: skip
+    state = run.state
+    crash = healing.Crash(str(run.id), state.message if state else None, memory, cap or healing.DEFAULT_CAP_MB,
+                          frozenset(run.tags))  # fmt: skip
+    return Crashed(run.id, run.name, state.name if state else "unknown", bool(state and state.is_crashed()),
+                   run.deployment_id, f"{flow_name}/{deployment.name if deployment else '-'}", run.parameters, own,
+                   run.work_queue_name, crash)  # fmt: skip
 
 
 @io_task
@@ -135,6 +137,7 @@ def post_gave_up(crashed: Crashed, give_up: GiveUp) -> None:
         healer = f"prefect.flow-run.{flow_run.get_id()}"
         related.append({"prefect.resource.id": healer, "prefect.resource.role": "healer"})
     event = Event(
+        id=uuid5(NAMESPACE_URL, f"{healing.GAVE_UP_EVENT}/{crashed.run_id}"),  # stored once per crash
         event=healing.GAVE_UP_EVENT,
         resource={"prefect.resource.id": f"prefect.flow-run.{crashed.run_id}",
                   "prefect.resource.name": crashed.run_name},
@@ -156,7 +159,7 @@ def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
     crashed = read_crash(UUID(params.flow_run_id.removeprefix("prefect.flow-run.")))
     crash = crashed.crash
     decision = healing.decide(crash)
-    if crashed.state != "Crashed" or crashed.deployment_id is None:
+    if not crashed.is_crashed or crashed.deployment_id is None:
         decision = NotOurs(f"{crashed.run_name} is {crashed.state}, run by deployment {crashed.deployment_id}")
     if isinstance(decision, NotOurs):
         logger.info("%s (%s) is not an out-of-memory crash to heal: %s", crashed.run_name, crashed.deployment_name,

@@ -103,6 +103,7 @@ def test_a_run_that_needs_more_than_the_cap_is_rerun_at_the_cap_then_given_up_wi
     assert run.state.is_crashed() and "137" in run.state.message, run.state
 
     alert = e2e.receiver.wait_for(f"first run {run.id}", timeout=150)
+    print(f"\ncrash -> alert at the cap {alert.at - run.state.timestamp.timestamp():.1f} s")
 
     (rerun,) = reruns_of(run)
     assert rerun.job_variables == {"memory": 512, "memory_cap": 512}
