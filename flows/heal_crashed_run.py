@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from prefect import flow, get_run_logger, task
-from prefect.blocks.core import Block
+from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.events import Event
@@ -22,9 +21,10 @@ from prefect.states import Completed
 from prefect.utilities.urls import url_for
 from pydantic import BaseModel, Field
 
-from flows.common import io_task
+from flows.alerts import send
+from flows.common import io_task, post_confirmed
 from lakeops import healing
-from lakeops.errors import SignalNotDelivered
+from lakeops.alerts import Alert
 from lakeops.healing import GiveUp, NotOurs
 
 
@@ -87,7 +87,7 @@ def start_rerun(crashed: Crashed, rerun: healing.Rerun) -> UUID:
     return run.id
 
 
-@task
+@io_task
 def wait_for(run_id: UUID, timeout: float) -> tuple[str, str, str]:
     """The run's name, state name and message once it is final, or as they are after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -115,7 +115,7 @@ def remember_memory(deployment_id: UUID, worked_mb: int) -> int | None:
 @io_task
 def notify(block: str, subject: str, body: str) -> None:
     """Deliver through the notification block; HTTP 5xx and connection errors are retried."""
-    Block.load(block).notify(body=body, subject=subject)
+    send(Alert(subject, body), block)
 
 
 @io_task
@@ -146,10 +146,7 @@ def post_gave_up(crashed: Crashed, give_up: GiveUp) -> None:
                  "attempt": crash.attempt, "memory_mb": crash.memory_mb, "cap_mb": crash.cap_mb,
                  "exit_code": crash.exit_code, "reason": give_up.reason, "classification": give_up.classification},
     )  # fmt: skip
-    with get_client(sync_client=True) as client:
-        response = client.request("POST", "/events", json=[event.model_dump(mode="json")])
-    if response.status_code >= 300:
-        raise SignalNotDelivered(f"{healing.GAVE_UP_EVENT} for {crashed.run_id}: HTTP {response.status_code}")
+    post_confirmed(event)
 
 
 @flow(name="heal-crashed-run")

@@ -11,11 +11,10 @@ from prefect.runtime import flow_run
 from pyiceberg.catalog import Catalog
 
 from blocks.contract import ReadinessContractBlock
-from flows.common import io_task, run_info
+from flows.common import io_task, post_confirmed, run_info
 from lakeops import lake, sla, tags
 from lakeops.contracts import ReadinessContract
 from lakeops.datasets import ALERT_FAILED_EVENT, WINDOW_LABEL, TableRef
-from lakeops.errors import SignalNotDelivered
 from lakeops.provenance import Provenance
 from lakeops.readiness import ReadySignal
 from lakeops.windows import Window
@@ -68,10 +67,7 @@ def post_event(name: str, resource_id: str, window: str, payload: dict) -> None:
         payload=payload,
     )
     event.payload["event_id"] = str(event.id)  # automations' parameter templates cannot read event.id
-    with get_client(sync_client=True) as client:
-        response = client.request("POST", "/events", json=[event.model_dump(mode="json")])
-    if response.status_code >= 300:
-        raise SignalNotDelivered(f"{name} for {resource_id}: HTTP {response.status_code}")
+    post_confirmed(event)
 
 
 @io_task
