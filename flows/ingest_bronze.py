@@ -63,7 +63,7 @@ def ingest_bronze(params: IngestParams) -> ReadySignal:
         kept = quarantine(catalog, batch, error)
         get_run_logger().error("quarantined %s rows of batch %s: %s", kept, batch.batch_id, error)
         if isinstance(error, SchemaDrifted) and contract:
-            alert(alerts.Alert(*drift.alert(contract, batch, error.drift)), contract)
+            alert(alerts.schema_drift(contract, batch, error.drift), contract)
         else:
             alert(alerts.malformed(str(BRONZE_FLIGHTS), owner, PRODUCER, batch, error, kept), contract)
         error.alerted = True  # the failure hook need not repeat it
@@ -90,4 +90,4 @@ def _tell_about_the_batch(
                               landing.allowed_days), contract)  # fmt: skip
     found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
     if found.drifted and contract:
-        alert(alerts.Alert(*drift.alert(contract, batch, found)), contract)
+        alert(alerts.schema_drift(contract, batch, found), contract)

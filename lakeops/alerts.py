@@ -3,9 +3,11 @@ broken, counts, a sample, and the command that reprocesses once it is fixed."""
 
 import json
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from lakeops.contracts import ReadinessContract
+from lakeops.drift import SchemaDrift
 from lakeops.errors import MalformedBatch
 from lakeops.failures import FailureClass
 from lakeops.ingest import RawBatch
@@ -13,8 +15,7 @@ from lakeops.ingest import RawBatch
 SAMPLE_LINES = 3
 
 
-@dataclass(frozen=True)
-class Alert:
+class Alert(NamedTuple):
     subject: str
     body: str
 
@@ -83,3 +84,25 @@ def failed_run(
         f"{reprocess_command(deployment, params)}"
     )
     return Alert(subject, body)
+
+
+def schema_drift(contract: ReadinessContract, batch: RawBatch, drift: SchemaDrift) -> Alert:
+    """The drift alert to the dataset's owner: what changed, what happened to the batch, how to rerun."""
+    if drift.accepted_into_bronze(contract):
+        outcome = (
+            "Accepted into Bronze (the contract allows additive drift): the new columns are not in Bronze's "
+            "typed rows, only in the raw file its _batch_id and _source name. Silver is not evolved."
+        )
+    else:
+        outcome = (
+            f"The batch is quarantined whole: {len(batch.lines)} raw lines in quarantine.flights under "
+            f"batch_id {batch.batch_id}. Nothing reached Bronze or Silver; other datasets keep running."
+        )
+    body = (
+        f"Dataset {contract.dataset}, window {batch.window.key}, file {batch.source}: the batch breaks the "
+        f"schema contract (columns, types, non-null columns) with {len(drift.changes)} change(s):\n"
+        f"{drift.describe()}\n{outcome}\nOwner: {contract.owner}. Producer: {contract.producer}.\n"
+        f"After fixing the file in the landing zone, reprocess with: "
+        f"{reprocess_command(contract.producer, {'window': batch.window.key})}"
+    )
+    return Alert(f"[lakeops] {contract.dataset} {batch.window.key}: schema drift", body)

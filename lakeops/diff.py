@@ -17,17 +17,12 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.acero as acero
 import pyarrow.compute as pc
 
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_STEP = np.uint64(0x9E3779B97F4A7C15)
-_ROW_SEED = 0x243F6A8885A308D3
-_NULL = np.uint64(0x6E756C6C6E756C6C)  # a null's hash, unlike any value's but by a 2**-64 chance
-_BYTES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
-_BATCH_ROWS = 1 << 16
+from lakeops.hashing import is_number, row_hashes
+
 _THREADS = min(4, os.cpu_count() or 1)
 _NO_TOLERANCE: Mapping[str, float] = MappingProxyType({})
 
@@ -48,7 +43,7 @@ def fingerprint(table: pa.Table, columns: Sequence[str] | None = None) -> Finger
     names = list(columns) if columns is not None else sorted(table.column_names)
     if missing := [name for name in names if name not in table.column_names]:
         raise ValueError(f"fingerprint: no column {', '.join(map(repr, missing))} in the table")
-    total = int(_row_hashes(table, names).sum(dtype=np.uint64))  # the sum wraps mod 2**64: any row order
+    total = int(row_hashes(table, names).sum(dtype=np.uint64))  # the sum wraps mod 2**64: any row order
     schema = ";".join(f"{name}:{table.schema.field(name).type}" for name in names)
     digest = hashlib.blake2b(f"{schema}|{table.num_rows}|{total}".encode(), digest_size=16).hexdigest()
     return Fingerprint(rows=table.num_rows, digest=digest)
@@ -168,7 +163,7 @@ def _check_columns(
             raise ValueError(f"keyed_diff: {what} on {', '.join(map(repr, unknown))}: not a non-key column")
     for name, limit in tolerance.items():
         table = blue if name in blue.column_names else green
-        if not _is_number(table.schema.field(name).type) or not limit >= 0:
+        if not is_number(table.schema.field(name).type) or not limit >= 0:
             raise ValueError(f"keyed_diff: tolerance {limit!r} on {name!r}: needs a numeric column and a limit >= 0")
 
 
@@ -207,7 +202,7 @@ def _join_keys(blue: pa.Table, green: pa.Table, key: tuple[str, ...]) -> tuple[p
 
 def _check_unique(table: pa.Table, key: tuple[str, ...], side: str) -> None:
     """Raise ValueError if a key occurs twice; equal key hashes are confirmed by an exact count."""
-    hashes = np.sort(_row_hashes(table, list(key)))
+    hashes = np.sort(row_hashes(table, list(key)))
     if not (hashes[1:] == hashes[:-1]).any():
         return
     counts = table.select(list(key)).group_by(list(key), use_threads=False).aggregate([([], "count_all")])
@@ -229,7 +224,7 @@ def _compare(
         equal = pa.array([x == y for x, y in zip(b.to_pylist(), g.to_pylist(), strict=True)], pa.bool_())
     if pa.types.is_floating(b.type) and pa.types.is_floating(g.type):
         equal = pc.or_kleene(equal, pc.and_(pc.is_nan(b), pc.is_nan(g)))
-    numeric = _is_number(b.type) and _is_number(g.type)
+    numeric = is_number(b.type) and is_number(g.type)
     gap = _gap(b, g) if numeric and limit > 0 else None
     if gap is not None:
         equal = pc.or_kleene(equal, pc.less_equal(gap, limit))
@@ -285,73 +280,3 @@ def _plain(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
-
-
-def _is_number(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (every input bit reaches every output bit), on a copy of `x`."""
-    x = x ^ (x >> np.uint64(30))
-    shifted = np.empty_like(x)
-    x *= _M1
-    x ^= np.right_shift(x, np.uint64(27), out=shifted)
-    x *= _M2
-    x ^= np.right_shift(x, np.uint64(31), out=shifted)
-    return x
-
-
-def _row_hashes(table: pa.Table, names: Sequence[str]) -> np.ndarray:
-    """A 64-bit hash per row of the named columns, in that order (so swapped values change it)."""
-    batches = table.select(list(names)).to_batches(max_chunksize=_BATCH_ROWS)  # cache-sized pieces
-    return np.concatenate([_batch_hashes(batch) for batch in batches] or [np.zeros(0, np.uint64)])
-
-
-def _batch_hashes(batch: pa.RecordBatch) -> np.ndarray:
-    hashes = np.full(batch.num_rows, _ROW_SEED, dtype=np.uint64)
-    for column in batch.columns:
-        hashes = hashes * _STEP + _array_hashes(column)
-    return _mix(hashes)  # the column hashes are mixed already; this makes the row's hash non-linear in them
-
-
-def _array_hashes(array: pa.Array) -> np.ndarray:
-    kind = array.type
-    if pa.types.is_dictionary(kind):
-        return _array_hashes(array.dictionary_decode())
-    if pa.types.is_boolean(kind):
-        values = _mix(_bits(pc.cast(array, pa.uint8())))
-    elif _is_number(kind) or (pa.types.is_temporal(kind) and kind.bit_width <= 64):
-        values = _mix(_bits(array))
-    elif any(is_kind(kind) for is_kind in _BYTES):
-        values = _string_hashes(array)
-    elif pa.types.is_decimal(kind) or pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
-        values = _string_hashes(
-            pc.cast(array, pa.large_binary() if pa.types.is_binary_view(kind) else pa.large_string())
-        )
-    else:  # nested and rare types: slow, but every value still counts
-        values = _string_hashes(pa.array([repr(v) for v in array.to_pylist()], pa.string()))
-    if array.null_count:
-        values = np.where(array.is_valid().to_numpy(zero_copy_only=False), values, _NULL)
-    return values
-
-
-def _bits(array: pa.Array) -> np.ndarray:
-    """The values' 64 bits, read from the data buffer (null slots hold whatever is there)."""
-    kind, width = array.type, array.type.bit_width // 8
-    code = "f" if pa.types.is_floating(kind) else "u" if pa.types.is_unsigned_integer(kind) else "i"
-    data = np.frombuffer(array.buffers()[1], f"<{code}{width}", count=array.offset + len(array))[array.offset :]
-    if code == "f":
-        floats = data.astype(np.float64) + 0.0  # -0.0 becomes 0.0
-        floats[np.isnan(floats)] = np.nan  # one NaN
-        return floats.view(np.uint64)
-    return data.astype(np.int64).view(np.uint64)
-
-
-def _string_hashes(array: pa.Array) -> np.ndarray:
-    """Hash each distinct value once (Arrow finds them fast, pandas hashes them), then spread to the rows."""
-    encoded = pc.dictionary_encode(array)
-    if not len(encoded.dictionary):
-        return np.zeros(len(array), dtype=np.uint64)
-    distinct = pd.util.hash_array(encoded.dictionary.to_numpy(zero_copy_only=False), categorize=False)
-    return distinct[pc.fill_null(encoded.indices, 0).to_numpy()]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -308,26 +307,3 @@ def _similar(a: str, b: str) -> bool:
 
 def _quoted(values: tuple[str, ...]) -> str:
     return ", ".join(repr(v) for v in values) or "no values"
-
-
-def alert(contract: ReadinessContract, batch: RawBatch, drift: SchemaDrift) -> tuple[str, str]:
-    """Subject and body of the drift alert to the dataset's owner: what changed, what happened, how to rerun."""
-    if drift.accepted_into_bronze(contract):
-        outcome = (
-            "Accepted into Bronze (the contract allows additive drift): the new columns are not in Bronze's "
-            "typed rows, only in the raw file its _batch_id and _source name. Silver is not evolved."
-        )
-    else:
-        outcome = (
-            f"The batch is quarantined whole: {len(batch.lines)} raw lines in quarantine.flights under "
-            f"batch_id {batch.batch_id}. Nothing reached Bronze or Silver; other datasets keep running."
-        )
-    params = json.dumps({"window": batch.window.key})
-    rerun = f"prefect deployment run {contract.producer} -p 'params={params}'"
-    body = (
-        f"Dataset {contract.dataset}, window {batch.window.key}, file {batch.source}: the batch breaks the "
-        f"schema contract (columns, types, non-null columns) with {len(drift.changes)} change(s):\n"
-        f"{drift.describe()}\n{outcome}\nOwner: {contract.owner}. Producer: {contract.producer}.\n"
-        f"After fixing the file in the landing zone, reprocess with: {rerun}"
-    )
-    return f"[lakeops] {contract.dataset} {batch.window.key}: schema drift", body

@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from lakeops import alerts, contracts, drift, ingest, landing, pipeline
+from lakeops import alerts, contracts, ingest, landing, pipeline
 from lakeops.errors import MalformedBatch, SchemaDrifted
 from lakeops.failures import FailureClass
 from lakeops.lateness import LatePolicy
@@ -190,7 +190,7 @@ def test_the_drift_alert_of_a_renamed_column_shows_the_diff_and_the_command(drop
     with pytest.raises(SchemaDrifted) as caught:
         ingest.parse(batch)
 
-    subject, body = drift.alert(CONTRACT, batch, caught.value.drift)
+    subject, body = alerts.schema_drift(CONTRACT, batch, caught.value.drift)
 
     assert subject == "[lakeops] bronze.flights 2013-01-04: schema drift"
     assert "> column 'dep_delay' -> 'departure_delay' (float64): rename suspected; 'dep_delay' is missing" in body

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from lakeops import contracts, drift, ingest, landing
+from lakeops import alerts, contracts, drift, ingest, landing
 from lakeops.contracts import ReadinessContract
 from lakeops.datasets import FLIGHTS_NATURAL_KEY
 from lakeops.errors import MalformedBatch, SchemaDrifted
@@ -273,7 +273,7 @@ def test_the_alert_names_dataset_window_changes_counts_owner_and_the_rerun_comma
     batch = drop_day(DAY_A, filled(GOOD, "dep_delay", lambda i: "n/a"))
     found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
 
-    subject, body = drift.alert(CONTRACT, batch, found)
+    subject, body = alerts.schema_drift(CONTRACT, batch, found)
 
     assert subject == "[lakeops] bronze.flights 2013-01-02: schema drift"
     assert "Dataset bronze.flights, window 2013-01-02" in body
@@ -287,7 +287,7 @@ def test_the_alert_of_accepted_additive_drift_says_it_entered_bronze_only(drop_d
     batch = drop_day(DAY_A, with_column(GOOD, "wheels_off"))
     found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
 
-    _, body = drift.alert(ADDITIVE_OK, batch, found)
+    _, body = alerts.schema_drift(ADDITIVE_OK, batch, found)
 
     assert "Accepted into Bronze" in body and "Silver is not evolved" in body
     assert "quarantined" not in body
