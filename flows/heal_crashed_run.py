@@ -21,7 +21,7 @@ from prefect.states import Completed
 from prefect.utilities.urls import url_for
 from pydantic import BaseModel, Field
 
-from flows.alerts import send
+from flows.alerts import alert_on_failure, send
 from flows.common import io_task, post_confirmed
 from lakeops import healing
 from lakeops.alerts import Alert
@@ -149,7 +149,7 @@ def post_gave_up(crashed: Crashed, give_up: GiveUp) -> None:
     post_confirmed(event)
 
 
-@flow(name="heal-crashed-run")
+@flow(name="heal-crashed-run", on_failure=[alert_on_failure()])
 def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
     """Re-run an out-of-memory crash with double the memory; at the cap alert and stop; anything else: leave it."""
     logger = get_run_logger()

@@ -7,6 +7,7 @@ from prefect.deployments import run_deployment
 from prefect.states import Completed
 from pydantic import BaseModel, Field
 
+from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse
 from flows.sla import (
     alert_failed,
@@ -41,7 +42,7 @@ def start_stale_consumer(contract: ReadinessContract, window: Window, fallback: 
     return str(run.id)
 
 
-@flow(name="sla-deadline-missed")
+@flow(name="sla-deadline-missed", on_failure=[alert_on_failure()])
 def deadline_missed(params: MissedParams):  # noqa: ANN201 - returns a state
     """Run the consumer on the last good data (or say why not), and alert the owner; once per window."""
     contract = contract_of(params.dataset)

@@ -7,6 +7,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 from pydantic import BaseModel, Field
 
+from flows.alerts import alert_on_failure
 from flows.common import open_lakehouse
 from flows.sla import contract_of, decide, fresh_marker_exists, now, post_event, record
 from lakeops import sla
@@ -22,7 +23,7 @@ class OpenParams(BaseModel):
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
 
 
-@flow(name="sla-open-window")
+@flow(name="sla-open-window", on_failure=[alert_on_failure()])
 def open_window(params: OpenParams):  # noqa: ANN201 - returns a state
     """Record the window as opened and emit `lakeops.sla.window-opened`, unless its signal is already in."""
     contract = contract_of(params.dataset)
