@@ -5,6 +5,7 @@ from dataclasses import dataclass
 READY_EVENT = "lakeops.dataset.ready"
 WINDOW_OPENED_EVENT = "lakeops.sla.window-opened"
 ALERT_FAILED_EVENT = "lakeops.sla.alert-failed"
+HEAL_GAVE_UP_EVENT = "lakeops.heal.gave-up"  # an out-of-memory run killed at its memory cap: data-dependent
 TASK_RECOVERED_EVENT = "lakeops.task.recovered"  # a task succeeded after transient failures (metrics)
 WINDOW_LABEL = "lakeops.window"  # resource label carried by ready and window-opened events
 RESOURCE_PREFIX = "lakeops.dataset."

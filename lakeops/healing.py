@@ -9,9 +9,10 @@ until the cap, so a chain always ends: healed, or given up as data-dependent at 
 import re
 from dataclasses import dataclass
 
+from lakeops.datasets import HEAL_GAVE_UP_EVENT
 from lakeops.failures import FailureClass, classify_exit
 
-GAVE_UP_EVENT = "lakeops.heal.gave-up"
+GAVE_UP_EVENT = HEAL_GAVE_UP_EVENT
 DEFAULT_CAP_MB = 8192  # when neither the run, its deployment nor its work pool names a `memory_cap`
 MAX_ATTEMPTS = 8  # a backstop only: doubling reaches any sane cap sooner
 ROOT_TAG = "lakeops-heal-root:"  # + the id of the run that crashed first
