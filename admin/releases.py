@@ -7,6 +7,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.flow_runs import resume_flow_run
+from prefect.settings import PREFECT_UI_URL
 from pyiceberg.catalog import Catalog
 
 from admin.runs import DEPLOYMENT
@@ -21,6 +22,11 @@ ROLLBACK_DEPLOYMENT = f"release-rollback/{DEPLOYMENT}"
 def start(params: dict, deployment: str = RELEASE_DEPLOYMENT) -> FlowRun:
     """Create a run of the release deployment and return at once."""
     return run_deployment(deployment, parameters={"params": params}, timeout=0)
+
+
+def ui_link(run: FlowRun) -> str:
+    """The run's page in the Prefect UI."""
+    return f"{PREFECT_UI_URL.value()}/runs/flow-run/{run.id}"
 
 
 def wait_until_settled(run_id: UUID, timeout: float = 600) -> FlowRun:

@@ -19,8 +19,6 @@ def _catalog():  # noqa: ANN202 - a pyiceberg Catalog
 
 def cmd_start(args: argparse.Namespace) -> int:
     """Start the release deployment: blue and green on pinned input, compared, then promoted or held."""
-    from prefect.settings import PREFECT_UI_URL
-
     from admin import releases
 
     thresholds = {"max_changed_fraction": args.max_changed_fraction, "float_tolerance": args.float_tolerance}
@@ -28,7 +26,7 @@ def cmd_start(args: argparse.Namespace) -> int:
               "start": args.start and args.start.isoformat(), "end": args.end and args.end.isoformat(),
               "thresholds": thresholds}  # fmt: skip
     run = releases.start(params)
-    print(f"release run {run.name} ({run.id}) started: {PREFECT_UI_URL.value()}/runs/flow-run/{run.id}")
+    print(f"release run {run.name} ({run.id}) started: {releases.ui_link(run)}")
     if not args.wait:
         return 0
     run = releases.wait_until_settled(run.id, args.timeout)
