@@ -8,6 +8,16 @@ from lakeops.provenance import Provenance
 from lakeops.windows import Window
 
 DATASET = "bronze.flights"
+# The fields a contracts.yaml entry must have (every other field has a default).
+MINIMAL_ENTRY = {
+    "dataset": DATASET,
+    "producer": "ingest-bronze-flights/lakeops",
+    "consumer": "build-silver-flights/lakeops",
+    "expected_at": "06:00",
+    "buffer_seconds": 1800,
+    "max_fallback_age_days": 2,
+    "owner": "flights-data-team",
+}
 CONTRACT = ReadinessContract(
     dataset=DATASET,
     producer="ingest-bronze-flights/lakeops",

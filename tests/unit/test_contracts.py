@@ -13,20 +13,10 @@ from lakeops import contracts
 from lakeops.contracts import ReadinessContract
 from lakeops.windows import Window
 
+from .sla_helpers import CONTRACT
+
 PROJECT = Path(__file__).resolve().parents[2]
 WINDOW = Window(date(2024, 5, 1))
-
-CONTRACT = ReadinessContract(
-    dataset="bronze.flights",
-    producer="ingest-bronze-flights/lakeops",
-    consumer="build-silver-flights/lakeops",
-    expected_at=time(6, 0),
-    buffer=timedelta(minutes=30),
-    max_fallback_age=timedelta(days=2),
-    give_up_after=timedelta(hours=72),
-    owner="flights-data-team",
-    alert_block="lakeops-alerts",
-)
 
 ENTRY = {
     "dataset": "bronze.flights",

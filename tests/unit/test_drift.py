@@ -4,34 +4,23 @@ import json
 import pickle
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from lakeops import alerts, contracts, drift, ingest, landing
-from lakeops.contracts import ReadinessContract
 from lakeops.datasets import FLIGHTS_NATURAL_KEY
 from lakeops.errors import MalformedBatch, SchemaDrifted
 from lakeops.failures import FailureClass, classify
 from lakeops.windows import Window
 
 from .conftest import DAY_A, DropDay, day_text, edit_cell
+from .sla_helpers import CONTRACT, MINIMAL_ENTRY
 
 Fill = Callable[[int], str]
 
 GOOD = day_text(DAY_A)  # 943 flights: header on line 1, data on lines 2..944
 ROWS = len(GOOD.splitlines()) - 1
-CONTRACT = ReadinessContract(
-    dataset="bronze.flights",
-    producer="ingest-bronze-flights/lakeops",
-    consumer="build-silver-flights/lakeops",
-    expected_at=time(6, 0),
-    buffer=timedelta(minutes=30),
-    max_fallback_age=timedelta(days=2),
-    give_up_after=timedelta(hours=72),
-    owner="flights-data-team",
-    alert_block="lakeops-alerts",
-)
 ADDITIVE_OK = replace(CONTRACT, accept_additive_drift=True)
 
 
@@ -337,15 +326,7 @@ def test_observe_never_raises_on_odd_files(content):
 
 # --- the contract field -------------------------------------------------------------------------
 
-ENTRY = {
-    "dataset": "bronze.flights",
-    "producer": "ingest-bronze-flights/lakeops",
-    "consumer": "build-silver-flights/lakeops",
-    "expected_at": "06:00",
-    "buffer_seconds": 1800,
-    "max_fallback_age_days": 2,
-    "owner": "flights-data-team",
-}
+ENTRY = MINIMAL_ENTRY
 
 
 @pytest.mark.parametrize(("value", "accepted"), [(True, True), (False, False), (..., False)])

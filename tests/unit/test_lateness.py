@@ -13,17 +13,10 @@ from lakeops.datasets import BRONZE_FLIGHTS
 from lakeops.lateness import MIN_OBSERVATIONS, LatePolicy
 from lakeops.windows import Window
 
+from .sla_helpers import MINIMAL_ENTRY
 from .versioning_helpers import RUN
 
-ENTRY = {
-    "dataset": "bronze.flights",
-    "producer": "ingest-bronze-flights/lakeops",
-    "consumer": "build-silver-flights/lakeops",
-    "expected_at": "06:00",
-    "buffer_seconds": 1800,
-    "max_fallback_age_days": 2,
-    "owner": "flights-data-team",
-}
+ENTRY = MINIMAL_ENTRY
 FILE_DAY = date(2013, 1, 10)
 WINDOW = Window(FILE_DAY)
 LATE = {date(2013, 1, 9): 2, date(2013, 1, 8): 3, date(2013, 1, 7): 2, date(2013, 1, 1): 4}  # day -> rows carried
