@@ -47,18 +47,29 @@ def deadline_automation(
         ),
         actions=[
             *(
-                [SendNotification(block_document_id=alert_block, subject="{{ event.payload.alert_subject }}",
-                                  body="{{ event.payload.alert_body }}")]
-                if alert_block else []
+                [
+                    SendNotification(
+                        block_document_id=alert_block,
+                        subject="{{ event.payload.alert_subject }}",
+                        body="{{ event.payload.alert_body }}",
+                    )
+                ]
+                if alert_block
+                else []
             ),
             RunDeployment(
                 source="selected",
                 deployment_id=missed_deployment,
-                parameters={"params": {"dataset": contract.dataset, "window": "{{ event.payload.window }}",
-                                       "opened_event_id": "{{ event.payload.event_id }}"}},
+                parameters={
+                    "params": {
+                        "dataset": contract.dataset,
+                        "window": "{{ event.payload.window }}",
+                        "opened_event_id": "{{ event.payload.event_id }}",
+                    }
+                },
             ),
         ],
-    )  # fmt: skip
+    )
 
 
 def watcher_automation(open_deployment: UUID, alert_block: UUID) -> AutomationCore:

@@ -46,13 +46,17 @@ def late_records(catalog: Catalog, landing_dir: Path, day: date, early: date, he
     producer = runs.run_producer(day)
     runs.follow_window(catalog, Window(day), producer)
     bronze = lake.snapshot_of_run(lake.load(catalog, BRONZE_FLIGHTS), str(producer.id))
-    silver = runs.wait_for_run(f"build-silver-flights/{runs.DEPLOYMENT}",
-                               runs.consumer_of(bronze.snapshot_id, Window(early), producer))  # fmt: skip
-    runs.wait_for_run(f"build-gold-daily-delays/{runs.DEPLOYMENT}",
-                      lambda run: run.parameters["params"].get("window") == early.isoformat()
-                      and run.created > silver.created)  # fmt: skip
-    print(f"   {early}: gold.daily_delays flights {before} -> {_flights(catalog, early)} "
-          f"(window extended; Silver run {silver.state_name})")  # fmt: skip
+    silver = runs.wait_for_run(
+        f"build-silver-flights/{runs.DEPLOYMENT}", runs.consumer_of(bronze.snapshot_id, Window(early), producer)
+    )
+    runs.wait_for_run(
+        f"build-gold-daily-delays/{runs.DEPLOYMENT}",
+        lambda run: run.parameters["params"].get("window") == early.isoformat() and run.created > silver.created,
+    )
+    print(
+        f"   {early}: gold.daily_delays flights {before} -> {_flights(catalog, early)} "
+        f"(window extended; Silver run {silver.state_name})"
+    )
 
 
 def _flights(catalog: Catalog, day: date) -> int:

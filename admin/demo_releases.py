@@ -14,8 +14,12 @@ from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS
 def tell(stack: LocalStack, catalog: Catalog, day: date) -> None:
     print("\n5. Release a refactor (v1.1): blue (v1) and green (v1.1) read the same pinned Bronze snapshots")
     print("   into release branches; identical output is promoted with no one asked.")
-    run = run_deployment(releases.RELEASE_DEPLOYMENT, parameters={"params": {"green_version": "v1.1",
-                         "blue_version": "v1"}}, timeout=600, poll_interval=0.5)  # fmt: skip
+    run = run_deployment(
+        releases.RELEASE_DEPLOYMENT,
+        parameters={"params": {"green_version": "v1.1", "blue_version": "v1"}},
+        timeout=600,
+        poll_interval=0.5,
+    )
     first = _release_of(catalog, run)
     print(f"   {first.release_id}: {first.verdict} -> {run.state_name}   {runs.run_url(stack.ui_url, run)}")
 
@@ -23,12 +27,16 @@ def tell(stack: LocalStack, catalog: Catalog, day: date) -> None:
     held = releases.wait_until_settled(releases.start({"green_version": "v2", "blue_version": "v1.1"}).id)
     second = _release_of(catalog, held)
     gold = second.last(release_log.Event.COMPARED).summary[GOLD_DAILY_DELAYS.identifier]
-    print(f"   {second.release_id}: {second.verdict}, run {held.state_name}; gold.daily_delays: "
-          f"{gold['diff']['changed']} of {gold['rows_blue']} rows changed")  # fmt: skip
+    print(
+        f"   {second.release_id}: {second.verdict}, run {held.state_name}; gold.daily_delays: "
+        f"{gold['diff']['changed']} of {gold['rows_blue']} rows changed"
+    )
     sample = [r for r in second.last(release_log.Event.COMPARED).sample if r["table"] == GOLD_DAILY_DELAYS.identifier]
     for row in sample[:3]:
-        print(f"     {row['flight_date']} {row['origin']}: cancelled {row.get('cancelled.blue')} -> "
-              f"{row.get('cancelled.green')}")  # fmt: skip
+        print(
+            f"     {row['flight_date']} {row['origin']}: cancelled {row.get('cancelled.blue')} -> "
+            f"{row.get('cancelled.green')}"
+        )
     print(f"   the owner was alerted with the diff; decision asked in the UI: {runs.run_url(stack.ui_url, held)}")
     before = _cancelled(catalog, day)
     releases.decide(catalog, FLIGHTS, approve=True, reason="finance agreed diverted = cancelled", by="demo")

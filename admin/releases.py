@@ -48,8 +48,9 @@ def held(catalog: Catalog, dataset: str, release_id: str | None = None) -> relea
     if release_id:
         waiting = [r for r in waiting if r.release_id == release_id]
     if not waiting:
-        raise LakeopsError(f"no release of {dataset} is waiting for a decision" +
-                           (f" with id {release_id}" if release_id else ""))  # fmt: skip
+        raise LakeopsError(
+            f"no release of {dataset} is waiting for a decision" + (f" with id {release_id}" if release_id else "")
+        )
     if len(waiting) > 1:
         ids = ", ".join(r.release_id for r in waiting)
         raise LakeopsError(f"{len(waiting)} releases of {dataset} are held ({ids}): name one with --release")

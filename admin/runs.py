@@ -89,11 +89,16 @@ def follow_window(catalog: Catalog, window: Window, producer: FlowRun, deploymen
     gold_run = wait_for_run(f"build-gold-daily-delays/{deployment}", gold_matches)
     gold = _committed_by(catalog, GOLD_DAILY_DELAYS, gold_run)
     return WindowTrace(
-        window, producer, silver_run, gold_run,
-        bronze.snapshot_id, silver.snapshot_id, gold.snapshot_id,
+        window,
+        producer,
+        silver_run,
+        gold_run,
+        bronze.snapshot_id,
+        silver.snapshot_id,
+        gold.snapshot_id,
         (silver.timestamp_ms - bronze.timestamp_ms) / 1000,
         (gold.timestamp_ms - bronze.timestamp_ms) / 1000,
-    )  # fmt: skip
+    )
 
 
 def _committed_by(catalog: Catalog, ref: TableRef, run: FlowRun) -> Snapshot:

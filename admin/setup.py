@@ -97,8 +97,12 @@ def deploy_all(stack: LocalStack) -> None:
     env = stack.env(LAKEOPS_CODE_VERSION=code_version())
     result = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
@@ -116,9 +120,13 @@ def save_contracts(settings: LakeSettings) -> list[ReadinessContract]:
 def save_alert_block(url: str, name: str = "lakeops-alerts") -> None:  # loaded as custom-webhook/lakeops-alerts
     """The default alert channel: Prefect's built-in webhook block, posting {subject, body} as JSON."""
     CustomWebhookNotificationBlock(
-        name=name, url=url, method="POST", json_data={"subject": "{{subject}}", "body": "{{body}}"},
-        allow_private_urls=True, timeout=10,
-    ).save(name, overwrite=True)  # fmt: skip
+        name=name,
+        url=url,
+        method="POST",
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        allow_private_urls=True,
+        timeout=10,
+    ).save(name, overwrite=True)
 
 
 def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:

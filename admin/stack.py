@@ -69,10 +69,10 @@ class LocalStack:
         if database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
         self.spawn(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env, self.home / "server.log",
-        )  # fmt: skip
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            self.home / "server.log",
+        )
         deadline = time.monotonic() + timeout
         while not reachable(self.api_url):
             if self.started[-1].poll() is not None or time.monotonic() > deadline:
@@ -87,10 +87,22 @@ class LocalStack:
             **extra_env,
         )
         self.spawn(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
-             "--type", "process", "--name", f"lakeops-{os.getpid()}"],
-            env, self.home / "worker.log",
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "worker",
+                "start",
+                "--pool",
+                WORK_POOL,
+                "--type",
+                "process",
+                "--name",
+                f"lakeops-{os.getpid()}",
+            ],
+            env,
+            self.home / "worker.log",
+        )
 
     def stop(self) -> None:
         """Stop what this stack started, newest first."""
@@ -110,9 +122,13 @@ class LocalStack:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                cmd, env=env, cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT,
+                cmd,
+                env=env,
+                cwd=PROJECT_DIR,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.started.append(proc)
 
 

@@ -103,15 +103,20 @@ def main() -> None:
             promote, rollback = time_switches(catalog, moves, args.rounds)
             results[rows] = (promote, rollback)
             silver_rows = lake.load(catalog, SILVER_FLIGHTS).scan().count()
-            print(f"{rows:>11,} Silver rows (counted {silver_rows:,}; blue+green written in {built:.1f} s): "
-                  f"promote p50 {statistics.median(promote) * 1000:.1f} ms p95 {p95(promote) * 1000:.1f} ms, "
-                  f"rollback p50 {statistics.median(rollback) * 1000:.1f} ms p95 {p95(rollback) * 1000:.1f} ms "
-                  f"(two tables, {args.rounds} rounds)", flush=True)  # fmt: skip
+            print(
+                f"{rows:>11,} Silver rows (counted {silver_rows:,}; blue+green written in {built:.1f} s): "
+                f"promote p50 {statistics.median(promote) * 1000:.1f} ms p95 {p95(promote) * 1000:.1f} ms, "
+                f"rollback p50 {statistics.median(rollback) * 1000:.1f} ms p95 {p95(rollback) * 1000:.1f} ms "
+                f"(two tables, {args.rounds} rounds)",
+                flush=True,
+            )
     small, large = (statistics.median(results[r][0]) for r in (args.small, args.large))
     ratio = large / small
-    print(f"\npromotion p50, {args.large:,} vs {args.small:,} rows: {large * 1000:.1f} ms vs {small * 1000:.1f} ms "
-          f"= {ratio:.2f}x (target <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'}; "
-          f"<= 100 ms: {'met' if large <= 0.1 else 'NOT met'})")  # fmt: skip
+    print(
+        f"\npromotion p50, {args.large:,} vs {args.small:,} rows: {large * 1000:.1f} ms vs {small * 1000:.1f} ms "
+        f"= {ratio:.2f}x (target <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'}; "
+        f"<= 100 ms: {'met' if large <= 0.1 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -45,23 +45,34 @@ def generate(rows: int, seed: int = 13):  # noqa: ANN201 - numpy and pyarrow are
     flight_date = (np.datetime64("2013-01") + month).astype("datetime64[D]") + day
     utc_us = pa.timestamp("us", "UTC")
     pick = lambda values, at, mask=None: pa.array(np.asarray(values)[at], pa.string(), mask=mask)  # noqa: E731
-    full = pa.table({
-        "flight_date": pa.array(flight_date, pa.date32()), "year": pa.array(np.full(n, 2013)),
-        "month": pa.array(month + 1), "day": pa.array(day + 1), "dep_time": pa.array(sched + 5, mask=gone),
-        "sched_dep_time": pa.array(sched), "dep_delay": pa.array(dep_delay, mask=gone),
-        "arr_time": pa.array((sched + 230) % 2400, mask=gone), "sched_arr_time": pa.array((sched + 220) % 2400),
-        "arr_delay": pa.array(np.round(dep_delay + rng.normal(0, 10, n), 1), mask=gone),
-        "carrier": pick(CARRIERS, carrier), "flight": pa.array(flight + 1),
-        "tailnum": pick([f"N{i:04d}" for i in range(4000)], rng.integers(0, 4000, n), rng.random(n) < 0.01),
-        "origin": pick(["EWR", "JFK", "LGA"], origin),
-        "dest": pick([f"D{i:02d}" for i in range(100)], rng.integers(0, 100, n)),
-        "air_time": pa.array(np.round(rng.uniform(20, 600, n), 1), mask=gone),
-        "distance": pa.array(rng.integers(80, 5000, n)), "hour": pa.array(sched // 100),
-        "minute": pa.array(sched % 100),
-        "time_hour": pa.array((flight_date + sched // 100 * np.timedelta64(1, "h")).astype("datetime64[us]"), utc_us),
-        "_batch_id": pick([f"batch-2013-{m:02d}" for m in range(1, 13)], month),
-        "_bronze_snapshot_id": pa.array(rng.integers(1, 2**62, n)),
-    })  # fmt: skip
+    full = pa.table(
+        {
+            "flight_date": pa.array(flight_date, pa.date32()),
+            "year": pa.array(np.full(n, 2013)),
+            "month": pa.array(month + 1),
+            "day": pa.array(day + 1),
+            "dep_time": pa.array(sched + 5, mask=gone),
+            "sched_dep_time": pa.array(sched),
+            "dep_delay": pa.array(dep_delay, mask=gone),
+            "arr_time": pa.array((sched + 230) % 2400, mask=gone),
+            "sched_arr_time": pa.array((sched + 220) % 2400),
+            "arr_delay": pa.array(np.round(dep_delay + rng.normal(0, 10, n), 1), mask=gone),
+            "carrier": pick(CARRIERS, carrier),
+            "flight": pa.array(flight + 1),
+            "tailnum": pick([f"N{i:04d}" for i in range(4000)], rng.integers(0, 4000, n), rng.random(n) < 0.01),
+            "origin": pick(["EWR", "JFK", "LGA"], origin),
+            "dest": pick([f"D{i:02d}" for i in range(100)], rng.integers(0, 100, n)),
+            "air_time": pa.array(np.round(rng.uniform(20, 600, n), 1), mask=gone),
+            "distance": pa.array(rng.integers(80, 5000, n)),
+            "hour": pa.array(sched // 100),
+            "minute": pa.array(sched % 100),
+            "time_hour": pa.array(
+                (flight_date + sched // 100 * np.timedelta64(1, "h")).astype("datetime64[us]"), utc_us
+            ),
+            "_batch_id": pick([f"batch-2013-{m:02d}" for m in range(1, 13)], month),
+            "_bronze_snapshot_id": pa.array(rng.integers(1, 2**62, n)),
+        }
+    )
     blue, green = full.slice(0, rows), full.slice(extra)  # the first `extra` only in blue, the last only in green
     changed = np.flatnonzero(rng.random(rows - extra) < 0.01)
     arr_delay = green["arr_delay"].to_numpy().copy()  # NaN where null: a changed null becomes 0.5
@@ -152,19 +163,25 @@ def report(results: dict[str, dict], injected: int, rows: int) -> None:
     print(f"\n{'method':<14}{'seconds':>9}{'peak MB':>10}{'+MB over loaded':>17}   only_blue  only_green  changed")
     for method, r in results.items():
         only_blue, only_green, changed = r["counts"]
-        print(f"{method:<14}{r['seconds']:>9.2f}{r['peak_mb']:>10.0f}{r['peak_mb'] - r['baseline_mb']:>17.0f}"
-              f"   {only_blue:>9}  {only_green:>10}  {changed:>7}")  # fmt: skip
+        print(
+            f"{method:<14}{r['seconds']:>9.2f}{r['peak_mb']:>10.0f}{r['peak_mb'] - r['baseline_mb']:>17.0f}"
+            f"   {only_blue:>9}  {only_green:>10}  {changed:>7}"
+        )
     print("(peak MB: the process's peak RSS, loading included; +MB: that peak less the RSS once the data is loaded)")
     lakeops, merge, datacompy = (results[m]["seconds"] for m in METHODS)
     met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     print(f"\ndatacompy / lakeops     {datacompy / lakeops:6.1f}x   (target >= 5: {met(datacompy / lakeops >= 5)})")
     print(f"lakeops / pandas merge  {lakeops / merge:6.2f}x   (target <= 1.5: {met(lakeops / merge <= 1.5)})")
     agree = len({tuple(r["counts"]) for r in results.values()}) == 1
-    print(f"counts (only_blue, only_green, changed) agree across the three: {'yes' if agree else 'NO'}"
-          f"; injected: {rows // 1000}, {rows // 1000}, {injected}")  # fmt: skip
+    print(
+        f"counts (only_blue, only_green, changed) agree across the three: {'yes' if agree else 'NO'}"
+        f"; injected: {rows // 1000}, {rows // 1000}, {injected}"
+    )
     fp, hashed = results["lakeops"]["fingerprint_s"], results["pandas merge"]["hash_pandas_object_s"]
-    print(f"\nfingerprint of {rows:,} rows: {fp:.2f} s   pd.util.hash_pandas_object: {hashed:.2f} s"
-          f"   ratio {fp / hashed:.2f}x;  fingerprint / keyed_diff {fp / lakeops:.2f}x")  # fmt: skip
+    print(
+        f"\nfingerprint of {rows:,} rows: {fp:.2f} s   pd.util.hash_pandas_object: {hashed:.2f} s"
+        f"   ratio {fp / hashed:.2f}x;  fingerprint / keyed_diff {fp / lakeops:.2f}x"
+    )
 
 
 def blue_columns(folder: str) -> int:
@@ -190,8 +207,10 @@ def main() -> None:
         pq.write_table(blue, Path(folder) / "blue.parquet")
         pq.write_table(green, Path(folder) / "green.parquet")
         del blue, green
-        print(f"{args.rows:,} rows a side, {blue_columns(folder)} columns, key {', '.join(KEY)}; "
-              f"each method in its own process, best of {args.repeat} (seconds of the comparison only)")  # fmt: skip
+        print(
+            f"{args.rows:,} rows a side, {blue_columns(folder)} columns, key {', '.join(KEY)}; "
+            f"each method in its own process, best of {args.repeat} (seconds of the comparison only)"
+        )
         results = {}
         for method in METHODS:
             results[method] = run(method, Path(folder), args.repeat)

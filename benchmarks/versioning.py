@@ -45,10 +45,17 @@ def timed(fn, *args) -> float:  # noqa: ANN001, ANN002
 def gold_rows(windows: list[Window], i: int) -> pd.DataFrame:
     n = 3 * len(windows)
     return pd.DataFrame(
-        {"flight_date": [w.day for w in windows for _ in range(3)], "origin": ["EWR", "JFK", "LGA"] * len(windows),
-         "flights": [i + 1] * n, "cancelled": [0] * n, "mean_dep_delay": [1.0] * n, "mean_arr_delay": [2.0] * n,
-         "on_time_arrivals": [1] * n, "_batch_id": [f"b{i}"] * n}
-    )  # fmt: skip
+        {
+            "flight_date": [w.day for w in windows for _ in range(3)],
+            "origin": ["EWR", "JFK", "LGA"] * len(windows),
+            "flights": [i + 1] * n,
+            "cancelled": [0] * n,
+            "mean_dep_delay": [1.0] * n,
+            "mean_arr_delay": [2.0] * n,
+            "on_time_arrivals": [1] * n,
+            "_batch_id": [f"b{i}"] * n,
+        }
+    )
 
 
 def commit_costs(catalog: Catalog, commits: int, maintain_every: int | None) -> tuple[list[float], list[float]]:
@@ -107,8 +114,10 @@ def main() -> None:
         costs, upkeep = commit_costs(fresh_catalog(root, f"commits{every}"), args.commits, every)
         first, last = statistics.median(costs[:5]), statistics.median(costs[-10:])
         upkept = f"  (a maintenance run: {statistics.median(upkeep) * 1000:.0f} ms)" if upkeep else ""
-        print(f"    {label:<21} first 5 {first * 1000:5.1f} ms  last 10 {last * 1000:5.1f} ms  "
-              f"ratio {last / first:4.2f}x{upkept}")  # fmt: skip
+        print(
+            f"    {label:<21} first 5 {first * 1000:5.1f} ms  last 10 {last * 1000:5.1f} ms  "
+            f"ratio {last / first:4.2f}x{upkept}"
+        )
 
     print("(b) replay v2 of 30 daily windows (about 27,000 Silver rows) into a branch, in-process")
     catalog = fresh_catalog(root, "month")
@@ -125,8 +134,10 @@ def main() -> None:
     current = read_seconds(catalog, timetravel.AsOf())
     past = read_seconds(catalog, timetravel.AsOf(snapshot_id=old))
     depth = len(lake.load(catalog, SILVER_FLIGHTS).snapshots())
-    print(f"    current {current * 1000:6.1f} ms   old ({depth} snapshots deep) {past * 1000:6.1f} ms   "
-          f"ratio {past / current:5.2f}x")  # fmt: skip
+    print(
+        f"    current {current * 1000:6.1f} ms   old ({depth} snapshots deep) {past * 1000:6.1f} ms   "
+        f"ratio {past / current:5.2f}x"
+    )
 
 
 if __name__ == "__main__":

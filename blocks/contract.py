@@ -38,19 +38,35 @@ class ReadinessContractBlock(Block):
     def of(cls, c: ReadinessContract) -> "ReadinessContractBlock":
         """The block holding a core contract."""
         return cls(
-            dataset=c.dataset, producer=c.producer, consumer=c.consumer, expected_at=c.expected_at,
-            buffer_seconds=c.buffer.total_seconds(), max_fallback_age_days=c.max_fallback_age.total_seconds() / 86400,
-            give_up_after_hours=c.give_up_after.total_seconds() / 3600, owner=c.owner, alert_block=c.alert_block,
-            accept_additive_drift=c.accept_additive_drift, allowed_lateness_days=c.allowed_lateness_days,
-            adaptive_lateness=c.adaptive_lateness, lateness_quantile=c.lateness_quantile,
-        )  # fmt: skip
+            dataset=c.dataset,
+            producer=c.producer,
+            consumer=c.consumer,
+            expected_at=c.expected_at,
+            buffer_seconds=c.buffer.total_seconds(),
+            max_fallback_age_days=c.max_fallback_age.total_seconds() / 86400,
+            give_up_after_hours=c.give_up_after.total_seconds() / 3600,
+            owner=c.owner,
+            alert_block=c.alert_block,
+            accept_additive_drift=c.accept_additive_drift,
+            allowed_lateness_days=c.allowed_lateness_days,
+            adaptive_lateness=c.adaptive_lateness,
+            lateness_quantile=c.lateness_quantile,
+        )
 
     def contract(self) -> ReadinessContract:
         """The core contract."""
         return ReadinessContract(
-            dataset=self.dataset, producer=self.producer, consumer=self.consumer, expected_at=self.expected_at,
-            buffer=timedelta(seconds=self.buffer_seconds), max_fallback_age=timedelta(days=self.max_fallback_age_days),
-            give_up_after=timedelta(hours=self.give_up_after_hours), owner=self.owner, alert_block=self.alert_block,
-            accept_additive_drift=self.accept_additive_drift, allowed_lateness_days=self.allowed_lateness_days,
-            adaptive_lateness=self.adaptive_lateness, lateness_quantile=self.lateness_quantile,
-        )  # fmt: skip
+            dataset=self.dataset,
+            producer=self.producer,
+            consumer=self.consumer,
+            expected_at=self.expected_at,
+            buffer=timedelta(seconds=self.buffer_seconds),
+            max_fallback_age=timedelta(days=self.max_fallback_age_days),
+            give_up_after=timedelta(hours=self.give_up_after_hours),
+            owner=self.owner,
+            alert_block=self.alert_block,
+            accept_additive_drift=self.accept_additive_drift,
+            allowed_lateness_days=self.allowed_lateness_days,
+            adaptive_lateness=self.adaptive_lateness,
+            lateness_quantile=self.lateness_quantile,
+        )

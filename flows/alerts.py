@@ -34,8 +34,15 @@ def alert_on_failure(owner: str = DEFAULT_OWNER, block: str = DEFAULT_BLOCK) -> 
             return
         params = dict(flow_run.parameters.get("params", flow_run.parameters))
         name = getattr(flow, "name", flow_run.name)
-        alert = alerts.failed_run(name, flow_run.name, f"{name}/{DEPLOYMENT}", params, failure,
-                                  str(error) if error else str(state.message), owner)  # fmt: skip
+        alert = alerts.failed_run(
+            name,
+            flow_run.name,
+            f"{name}/{DEPLOYMENT}",
+            params,
+            failure,
+            str(error) if error else str(state.message),
+            owner,
+        )
         try:
             send(alert, block)
         except Exception as exc:  # the run has failed already; say so in its log

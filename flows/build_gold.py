@@ -15,9 +15,13 @@ from lakeops.windows import Window
 @io_task
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_gold(
-        catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=release_log.build_version(catalog, FLIGHTS, params.transform_version),
-    )  # fmt: skip
+        catalog,
+        Window.parse(params.window),
+        params.snapshot_id,
+        run_info(),
+        stale=params.stale,
+        version=release_log.build_version(catalog, FLIGHTS, params.transform_version),
+    )
 
 
 @flow(name="build-gold-daily-delays", on_failure=[alert_on_failure()])

@@ -16,10 +16,14 @@ from lakeops.windows import Window
 @io_task
 def build(catalog: Catalog, params: BuildParams) -> ReadySignal:
     return pipeline.build_silver(
-        catalog, Window.parse(params.window), params.snapshot_id, run_info(),
-        stale=params.stale, version=release_log.build_version(catalog, FLIGHTS, params.transform_version),
+        catalog,
+        Window.parse(params.window),
+        params.snapshot_id,
+        run_info(),
+        stale=params.stale,
+        version=release_log.build_version(catalog, FLIGHTS, params.transform_version),
         carry_from=Window.parse(params.fallback_window) if params.fallback_window else None,
-    )  # fmt: skip
+    )
 
 
 @flow(name="build-silver-flights", on_failure=[alert_on_failure()])

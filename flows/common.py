@@ -123,8 +123,12 @@ def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> Ready
     post_confirmed(event)
     get_run_logger().info(
         "%s ready: window %s, snapshot %s, %s rows (event %s confirmed)",
-        signal.dataset, signal.window, signal.snapshot_id, signal.row_count, event.id,
-    )  # fmt: skip
+        signal.dataset,
+        signal.window,
+        signal.snapshot_id,
+        signal.row_count,
+        event.id,
+    )
     return signal
 
 

@@ -34,9 +34,11 @@ class HealParams(BaseModel):
         default="custom-webhook/lakeops-alerts", description="Notification block that gets the give-up alert."
     )
     wait_seconds: float = Field(
-        default=3600, ge=0, le=86400,
+        default=3600,
+        ge=0,
+        le=86400,
         description="How long to wait for the re-run, to remember the memory that worked (0: start it and leave).",
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,21 @@ def read_crash(run_id: UUID) -> Crashed:
     memory = next((layer["memory"] for layer in layers if layer.get("memory") is not None), None)
     cap = next((layer["memory_cap"] for layer in layers if layer.get("memory_cap") is not None), None)
     state = run.state
-    crash = healing.Crash(str(run.id), state.message if state else None, memory, cap or healing.DEFAULT_CAP_MB,
-                          frozenset(run.tags))  # fmt: skip
-    return Crashed(run.id, run.name, state.name if state else "unknown", bool(state and state.is_crashed()),
-                   run.deployment_id, f"{flow_name}/{deployment.name if deployment else '-'}", run.parameters, own,
-                   run.work_queue_name, crash)  # fmt: skip
+    crash = healing.Crash(
+        str(run.id), state.message if state else None, memory, cap or healing.DEFAULT_CAP_MB, frozenset(run.tags)
+    )
+    return Crashed(
+        run.id,
+        run.name,
+        state.name if state else "unknown",
+        bool(state and state.is_crashed()),
+        run.deployment_id,
+        f"{flow_name}/{deployment.name if deployment else '-'}",
+        run.parameters,
+        own,
+        run.work_queue_name,
+        crash,
+    )
 
 
 @io_task
@@ -80,10 +92,13 @@ def start_rerun(crashed: Crashed, rerun: healing.Rerun) -> UUID:
     """The re-run: same deployment, parameters and queue, doubled memory; the same one for a second call."""
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(
-            crashed.deployment_id, parameters=crashed.parameters, tags=sorted(rerun.tags),
-            idempotency_key=rerun.idempotency_key, work_queue_name=crashed.work_queue_name,
+            crashed.deployment_id,
+            parameters=crashed.parameters,
+            tags=sorted(rerun.tags),
+            idempotency_key=rerun.idempotency_key,
+            work_queue_name=crashed.work_queue_name,
             job_variables={**crashed.job_variables, "memory": rerun.memory_mb},
-        )  # fmt: skip
+        )
     return run.id
 
 
@@ -121,8 +136,10 @@ def notify(block: str, subject: str, body: str) -> None:
 @io_task
 def already_gave_up(run_id: UUID) -> bool:
     """Whether a healer already gave up on this crash (so a second one does not alert twice)."""
-    body = {"filter": {"event": {"name": [healing.GAVE_UP_EVENT]},
-                       "resource": {"id": [f"prefect.flow-run.{run_id}"]}}, "limit": 1}  # fmt: skip
+    body = {
+        "filter": {"event": {"name": [healing.GAVE_UP_EVENT]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}},
+        "limit": 1,
+    }
     with get_client(sync_client=True) as client:
         return bool(client.request("POST", "/events/filter", json=body).json()["events"])
 
@@ -131,21 +148,36 @@ def already_gave_up(run_id: UUID) -> bool:
 def post_gave_up(crashed: Crashed, give_up: GiveUp) -> None:
     """`lakeops.heal.gave-up` about the crashed run, confirmed by the server (emit_event is fire-and-forget)."""
     crash = crashed.crash
-    related = [{"prefect.resource.id": f"prefect.deployment.{crashed.deployment_id}",
-                "prefect.resource.role": "deployment", "prefect.resource.name": crashed.deployment_name}]  # fmt: skip
+    related = [
+        {
+            "prefect.resource.id": f"prefect.deployment.{crashed.deployment_id}",
+            "prefect.resource.role": "deployment",
+            "prefect.resource.name": crashed.deployment_name,
+        }
+    ]
     if flow_run.get_id():
         healer = f"prefect.flow-run.{flow_run.get_id()}"
         related.append({"prefect.resource.id": healer, "prefect.resource.role": "healer"})
     event = Event(
         id=uuid5(NAMESPACE_URL, f"{healing.GAVE_UP_EVENT}/{crashed.run_id}"),  # stored once per crash
         event=healing.GAVE_UP_EVENT,
-        resource={"prefect.resource.id": f"prefect.flow-run.{crashed.run_id}",
-                  "prefect.resource.name": crashed.run_name},
+        resource={
+            "prefect.resource.id": f"prefect.flow-run.{crashed.run_id}",
+            "prefect.resource.name": crashed.run_name,
+        },
         related=related,
-        payload={"deployment": crashed.deployment_name, "flow_run_id": str(crashed.run_id), "root": crash.root,
-                 "attempt": crash.attempt, "memory_mb": crash.memory_mb, "cap_mb": crash.cap_mb,
-                 "exit_code": crash.exit_code, "reason": give_up.reason, "classification": give_up.classification},
-    )  # fmt: skip
+        payload={
+            "deployment": crashed.deployment_name,
+            "flow_run_id": str(crashed.run_id),
+            "root": crash.root,
+            "attempt": crash.attempt,
+            "memory_mb": crash.memory_mb,
+            "cap_mb": crash.cap_mb,
+            "exit_code": crash.exit_code,
+            "reason": give_up.reason,
+            "classification": give_up.classification,
+        },
+    )
     post_confirmed(event)
 
 
@@ -159,15 +191,26 @@ def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
     if not crashed.is_crashed or crashed.deployment_id is None:
         decision = NotOurs(f"{crashed.run_name} is {crashed.state}, run by deployment {crashed.deployment_id}")
     if isinstance(decision, NotOurs):
-        logger.info("%s (%s) is not an out-of-memory crash to heal: %s", crashed.run_name, crashed.deployment_name,
-                    decision.reason)  # fmt: skip
+        logger.info(
+            "%s (%s) is not an out-of-memory crash to heal: %s",
+            crashed.run_name,
+            crashed.deployment_name,
+            decision.reason,
+        )
         return Completed(name="NotOurs", message=decision.reason)
     if isinstance(decision, GiveUp):
         return give_up(crashed, decision, params.alert_block)
     rerun = start_rerun(crashed, decision)
-    logger.info("%s (%s) ran out of memory at %s MB: re-run %s with %s MB (attempt %s, cap %s MB)",
-                crashed.run_name, crashed.deployment_name, crash.memory_mb, rerun, decision.memory_mb,
-                crash.attempt + 1, crash.cap_mb)  # fmt: skip
+    logger.info(
+        "%s (%s) ran out of memory at %s MB: re-run %s with %s MB (attempt %s, cap %s MB)",
+        crashed.run_name,
+        crashed.deployment_name,
+        crash.memory_mb,
+        rerun,
+        decision.memory_mb,
+        crash.attempt + 1,
+        crash.cap_mb,
+    )
     if params.wait_seconds == 0:
         return Completed(name="Rerun", message=f"re-run {rerun} with {decision.memory_mb} MB")
     name, state, message = wait_for(rerun, params.wait_seconds)
@@ -183,8 +226,14 @@ def give_up(crashed: Crashed, decision: GiveUp, alert_block: str):  # noqa: ANN2
     """Alert the owner once and record it; start no run."""
     if already_gave_up(crashed.run_id):
         return Completed(name="AlreadyGaveUp", message=f"a healer already gave up on {crashed.run_id}")
-    subject, body = healing.gave_up_alert(crashed.deployment_name, crashed.run_name, str(crashed.run_id),
-                                          crashed.crash, decision, url_for("flow-run", crashed.run_id))  # fmt: skip
+    subject, body = healing.gave_up_alert(
+        crashed.deployment_name,
+        crashed.run_name,
+        str(crashed.run_id),
+        crashed.crash,
+        decision,
+        url_for("flow-run", crashed.run_id),
+    )
     notify(alert_block, subject, body)
     post_gave_up(crashed, decision)
     get_run_logger().warning("%s\n%s", subject, body)

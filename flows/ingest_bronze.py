@@ -84,10 +84,18 @@ def _tell_about_the_batch(
     if landing.too_late:
         lines = batch.lines
         sample = [f"line {n}: {lines[n - 1]}" for n in landing.too_late_lines]
-        get_run_logger().warning("%s records too late (allowed %s days) quarantined in %s",
-                                 landing.too_late, landing.allowed_days, QUARANTINE_FLIGHTS)  # fmt: skip
-        alert(alerts.too_late(str(BRONZE_FLIGHTS), owner, PRODUCER, batch, sample, landing.late_rows,
-                              landing.allowed_days), contract)  # fmt: skip
+        get_run_logger().warning(
+            "%s records too late (allowed %s days) quarantined in %s",
+            landing.too_late,
+            landing.allowed_days,
+            QUARANTINE_FLIGHTS,
+        )
+        alert(
+            alerts.too_late(
+                str(BRONZE_FLIGHTS), owner, PRODUCER, batch, sample, landing.late_rows, landing.allowed_days
+            ),
+            contract,
+        )
     found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
     if found.drifted and contract:
         alert(alerts.schema_drift(contract, batch, found), contract)

@@ -58,9 +58,13 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
     release_log.record(catalog, planned.entry(Event.STARTED, actor=_actor(), flow_run_id=_run_id()))
     get_run_logger().info(
         "release %s: %s (blue) vs %s (green) on %s windows, input pinned at %s; base %s",
-        planned.release_id, planned.blue_version, planned.green_version, len(planned.windows), planned.pinned,
+        planned.release_id,
+        planned.blue_version,
+        planned.green_version,
+        len(planned.windows),
+        planned.pinned,
         planned.base,
-    )  # fmt: skip
+    )
     return planned
 
 
@@ -68,8 +72,13 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
 def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int | None]:
     """One colour, every window, on its branch; a retry resumes where it stopped."""
     result = release.build(catalog, planned, colour, run_info())
-    get_run_logger().info("%s (%s) built on %s: %s windows", colour, result.version, result.branch,
-                          len(result.replayed) + len(result.skipped))  # fmt: skip
+    get_run_logger().info(
+        "%s (%s) built on %s: %s windows",
+        colour,
+        result.version,
+        result.branch,
+        len(result.replayed) + len(result.skipped),
+    )
     return {"silver": result.silver_snapshot_id, "gold": result.gold_snapshot_id}
 
 
@@ -77,10 +86,16 @@ def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int 
 def compare(catalog: Catalog, planned: ReleasePlan, thresholds: Thresholds) -> Comparison:
     """Fingerprints, then keyed diff, then the suite built from blue's statistics; logged."""
     comparison = release.compare(catalog, planned, thresholds, release_suite.check)
-    release_log.record(catalog, planned.entry(
-        Event.COMPARED, verdict=str(comparison.verdict), summary=comparison.summary(), sample=comparison.sample(),
-        flow_run_id=_run_id(),
-    ))  # fmt: skip
+    release_log.record(
+        catalog,
+        planned.entry(
+            Event.COMPARED,
+            verdict=str(comparison.verdict),
+            summary=comparison.summary(),
+            sample=comparison.sample(),
+            flow_run_id=_run_id(),
+        ),
+    )
     get_run_logger().info("release %s compared:\n%s", planned.release_id, comparison.describe())
     return comparison
 

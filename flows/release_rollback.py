@@ -22,8 +22,12 @@ class RollbackParams(BaseModel):
 def roll_back(catalog: Catalog, params: RollbackParams) -> promotion.RolledBack:
     actor = f"prefect:{flow_run.get_name() or 'local'}"
     done = promotion.rollback(catalog, params.dataset, actor, params.reason, params.force, str(flow_run.get_id()))
-    get_run_logger().info("release %s rolled back: main restored to %s; live now: %s",
-                          done.release_id, done.restored, done.live_now or "no release")  # fmt: skip
+    get_run_logger().info(
+        "release %s rolled back: main restored to %s; live now: %s",
+        done.release_id,
+        done.restored,
+        done.live_now or "no release",
+    )
     return done
 
 

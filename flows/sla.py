@@ -116,8 +116,11 @@ def note_signal(catalog: Catalog, signal: ReadySignal) -> None:
     """Record a fresh signal of a contracted dataset (its lateness is measured from the opening)."""
     if signal.stale or contract_of(signal.dataset) is None:
         return
-    sla.record(catalog, [sla.SlaFact(signal.dataset, signal.window, sla.Fact.SIGNAL, now(),
-                                     snapshot_id=signal.snapshot_id)], made_by())  # fmt: skip
+    sla.record(
+        catalog,
+        [sla.SlaFact(signal.dataset, signal.window, sla.Fact.SIGNAL, now(), snapshot_id=signal.snapshot_id)],
+        made_by(),
+    )
 
 
 @io_task
@@ -132,6 +135,13 @@ def resolve_if_caught_up(catalog: Catalog, input_dataset: str, output: ReadySign
         return False
     subject, body = sla.resolution(contract, state, output.snapshot_id, output.dataset)
     notify(contract, subject, body)
-    sla.record(catalog, [sla.SlaFact(input_dataset, output.window, sla.Fact.RESOLVED, now(),
-                                     snapshot_id=output.snapshot_id, detail=subject)], made_by())  # fmt: skip
+    sla.record(
+        catalog,
+        [
+            sla.SlaFact(
+                input_dataset, output.window, sla.Fact.RESOLVED, now(), snapshot_id=output.snapshot_id, detail=subject
+            )
+        ],
+        made_by(),
+    )
     return True

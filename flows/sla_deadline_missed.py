@@ -36,8 +36,12 @@ class MissedParams(BaseModel):
 @io_task
 def start_stale_consumer(contract: ReadinessContract, window: Window, fallback: sla.Fallback) -> str:
     """Start the consumer on the fallback snapshot, marked stale; do not wait for it."""
-    params = {"window": window.key, "snapshot_id": fallback.snapshot_id, "stale": True,
-              "fallback_window": fallback.source_window.isoformat()}  # fmt: skip
+    params = {
+        "window": window.key,
+        "snapshot_id": fallback.snapshot_id,
+        "stale": True,
+        "fallback_window": fallback.source_window.isoformat(),
+    }
     run = run_deployment(contract.consumer, parameters={"params": params}, timeout=0)
     return str(run.id)
 
@@ -57,13 +61,24 @@ def deadline_missed(params: MissedParams):  # noqa: ANN201 - returns a state
     state = sla.window_state(contract, window.key, facts, moment)
     decision = decide(catalog, contract, window)
     if not kinds & {sla.Fact.FALLBACK, sla.Fact.NO_FALLBACK}:  # a rerun never starts a second consumer
-        new = [sla.SlaFact(contract.dataset, window.key, sla.Fact.DEADLINE_MISSED, moment, state.expected_at,
-                           state.deadline)]  # fmt: skip
+        new = [
+            sla.SlaFact(
+                contract.dataset, window.key, sla.Fact.DEADLINE_MISSED, moment, state.expected_at, state.deadline
+            )
+        ]
         if isinstance(decision, sla.Fallback):
             consumer_run = start_stale_consumer(contract, window, decision)
-            new.append(sla.SlaFact(contract.dataset, window.key, sla.Fact.FALLBACK, now(),
-                                   snapshot_id=decision.snapshot_id, source_window=decision.source_window.isoformat(),
-                                   detail=f"consumer run {consumer_run}"))  # fmt: skip
+            new.append(
+                sla.SlaFact(
+                    contract.dataset,
+                    window.key,
+                    sla.Fact.FALLBACK,
+                    now(),
+                    snapshot_id=decision.snapshot_id,
+                    source_window=decision.source_window.isoformat(),
+                    detail=f"consumer run {consumer_run}",
+                )
+            )
         else:
             new.append(sla.SlaFact(contract.dataset, window.key, sla.Fact.NO_FALLBACK, now(), detail=decision.reason))
         record(catalog, new)

@@ -49,10 +49,18 @@ def open_window(params: OpenParams):  # noqa: ANN201 - returns a state
     subject, body = sla.alert(contract, state, opened.deadline, plan)
     namespace, name = contract.dataset.split(".", 1)
     post_event(
-        WINDOW_OPENED_EVENT, TableRef(namespace, name).resource_id, window.key,
-        {"dataset": contract.dataset, "window": window.key, "expected_at": opened.expected_at.isoformat(),
-         "deadline": opened.deadline.isoformat(), "buffer_seconds": contract.buffer.total_seconds(),
-         "alert_subject": subject, "alert_body": body},
-    )  # fmt: skip
+        WINDOW_OPENED_EVENT,
+        TableRef(namespace, name).resource_id,
+        window.key,
+        {
+            "dataset": contract.dataset,
+            "window": window.key,
+            "expected_at": opened.expected_at.isoformat(),
+            "deadline": opened.deadline.isoformat(),
+            "buffer_seconds": contract.buffer.total_seconds(),
+            "alert_subject": subject,
+            "alert_body": body,
+        },
+    )
     get_run_logger().info("%s %s opened: deadline %s", contract.dataset, window, opened.deadline.isoformat())
     return Completed(message=f"{contract.dataset} {window} due by {opened.deadline.isoformat()}")

@@ -42,13 +42,18 @@ def malformed(dataset: str, owner: str, producer: str, batch: RawBatch, error: M
     """A batch quarantined whole: the reason, where, the offending line."""
     lines = batch.lines
     sample = [f"line {error.row}: {lines[error.row - 1]}"] if error.row and 0 < error.row <= len(lines) else []
-    where = ", ".join(p for p in (f"column {error.column!r}" if error.column else "", f"row {error.row}"
-                                  if error.row else "") if p)  # fmt: skip
+    where = ", ".join(
+        p for p in (f"column {error.column!r}" if error.column else "", f"row {error.row}" if error.row else "") if p
+    )
     return message(
-        dataset, batch.window.key, f"{Path(batch.source).name} rejected ({where or 'whole file'}): {error.reason}",
+        dataset,
+        batch.window.key,
+        f"{Path(batch.source).name} rejected ({where or 'whole file'}): {error.reason}",
         {"lines in file": len(lines), "quarantined": kept, "committed": 0},
-        sample, reprocess_command(producer, {"window": batch.window.key}), owner,
-    )  # fmt: skip
+        sample,
+        reprocess_command(producer, {"window": batch.window.key}),
+        owner,
+    )
 
 
 def too_late(
@@ -57,13 +62,15 @@ def too_late(
     """Records older than the allowed lateness: quarantined by line, the rest of the file landed."""
     rule = f"{len(quarantined)} record(s) in {Path(batch.source).name} are more than {allowed} day(s) late"
     return message(
-        dataset, batch.window.key, rule,
+        dataset,
+        batch.window.key,
+        rule,
         {"late records accepted": late, "too late, quarantined": len(quarantined)},
         quarantined,
         f"raise allowed_lateness_days in contracts.yaml, run `lakeops setup`, then "
         f"{reprocess_command(producer, {'window': batch.window.key})}",
         owner,
-    )  # fmt: skip
+    )
 
 
 def failed_run(

@@ -58,8 +58,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.window:
         rows = rows[rows[_window_column(args.table)] == args.window] if len(rows) else rows
     made = lake.provenance_of(snapshot)
-    print(f"{args.table} snapshot {snapshot.snapshot_id} ({_as_of(args)}): {len(rows)} rows"
-          + (f", window {made.window} by {made.flow_run_id}, code {made.code_version}" if made else ""))  # fmt: skip
+    print(
+        f"{args.table} snapshot {snapshot.snapshot_id} ({_as_of(args)}): {len(rows)} rows"
+        + (f", window {made.window} by {made.flow_run_id}, code {made.code_version}" if made else "")
+    )
     print(rows.head(args.limit).to_string(index=False) if len(rows) else "(no rows)")
     return 0
 
@@ -81,8 +83,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"replay {plan.version} into branch {plan.branch}: {len(plan.sources)} windows", flush=True)
     validate = None if args.no_validate else _gx_validate()
     result = replay.run(catalog, plan, _cli_run(), validate, on_progress=lambda p: print(p, flush=True))
-    print(f"done: {len(result.replayed)} replayed, {len(result.skipped)} already there; branch {result.branch} "
-          f"silver@{result.silver_snapshot_id} gold@{result.gold_snapshot_id}")  # fmt: skip
+    print(
+        f"done: {len(result.replayed)} replayed, {len(result.skipped)} already there; branch {result.branch} "
+        f"silver@{result.silver_snapshot_id} gold@{result.gold_snapshot_id}"
+    )
     return 0
 
 

@@ -131,12 +131,17 @@ def keyed_diff(
     mismatches = {column.column: mask for column, mask in compared if mask is not None}
     changed = np.flatnonzero(np.logical_or.reduce([np.zeros(len(match.blue), bool), *mismatches.values()]))
     return KeyedDiff(
-        key=key, rows_blue=blue.num_rows, rows_green=green.num_rows, only_blue=len(match.only_blue),
-        only_green=len(match.only_green), changed=len(changed), columns=tuple(c for c, _ in compared),
+        key=key,
+        rows_blue=blue.num_rows,
+        rows_green=green.num_rows,
+        only_blue=len(match.only_blue),
+        only_green=len(match.only_green),
+        changed=len(changed),
+        columns=tuple(c for c, _ in compared),
         columns_only_blue=tuple(n for n in blue.column_names if n not in green.column_names and n not in skip),
         columns_only_green=tuple(n for n in green.column_names if n not in blue.column_names and n not in skip),
         sample=_sample((blue, green), key, match, mismatches, changed[:sample_size], sample_size),
-    )  # fmt: skip
+    )
 
 
 class _Match(NamedTuple):

@@ -110,8 +110,9 @@ def remember(current_mb: int | None, worked_mb: int) -> int | None:
     return worked_mb if current_mb is None or worked_mb > current_mb else None
 
 
-def gave_up_alert(deployment: str, run_name: str, run_id: str, crash: Crash, give_up: GiveUp,
-                  run_url: str | None = None) -> tuple[str, str]:  # fmt: skip
+def gave_up_alert(
+    deployment: str, run_name: str, run_id: str, crash: Crash, give_up: GiveUp, run_url: str | None = None
+) -> tuple[str, str]:
     """The owner's alert: what ran out, at which size, what was tried, and what to do."""
     subject = f"[lakeops] {deployment} out of memory at the cap ({crash.memory_mb} MB): {give_up.classification}"
     lines = [

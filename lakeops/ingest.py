@@ -115,8 +115,11 @@ def _check_window(typed: pd.DataFrame, batch: RawBatch) -> None:
     if after.any():
         line = int(after.idxmax())
         window = batch.window.day
-        column = next(c for c, w in zip(parts.columns, (window.year, window.month, window.day), strict=True)
-                      if parts.loc[line, c] != w)  # fmt: skip
+        column = next(
+            c
+            for c, w in zip(parts.columns, (window.year, window.month, window.day), strict=True)
+            if parts.loc[line, c] != w
+        )
         value = parts.loc[line, column]
         reason = f"value {value!r} dates the row {days.loc[line].date()}, after window {batch.window}"
         raise MalformedBatch(batch.source, reason, column, line)

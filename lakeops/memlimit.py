@@ -52,8 +52,9 @@ class _Layout:
         return limit_bytes if self.version == 1 else 0  # v1 memsw counts memory + swap; v2 swap alone
 
 
-_V1 = _Layout(1, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.oom_control",
-              "memory.max_usage_in_bytes")  # fmt: skip
+_V1 = _Layout(
+    1, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.oom_control", "memory.max_usage_in_bytes"
+)
 _V2 = _Layout(2, "memory.max", "memory.swap.max", "memory.events", "memory.peak")
 
 

@@ -88,8 +88,9 @@ def land(
         raise MalformedBatch(batch.source, f"no row of window {batch.window} (every row is dated earlier)")
     extended = tuple(w.key for w in arrival.late)
     # Parsing is Bronze's validation: every commit that reaches here is known good.
-    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id, validated=True,
-                            extended_windows=extended)  # fmt: skip
+    provenance = Provenance(
+        run.code_version, run.flow_run_id, batch.window.key, batch.batch_id, validated=True, extended_windows=extended
+    )
     source = EqualTo("_source", Path(batch.source).name)
     present = lake.read(table, source, columns=("_batch_id",))
     current = table.current_snapshot()
@@ -168,11 +169,18 @@ def build_silver(
     if carry_from is not None:
         silver = fallback.carry_forward(silver, carry_from, window)
     return _publish_window(
-        catalog, SILVER_FLIGHTS, silver, window, run, stale, version, target,
+        catalog,
+        SILVER_FLIGHTS,
+        silver,
+        window,
+        run,
+        stale,
+        version,
+        target,
         inputs={BRONZE_FLIGHTS.identifier: bronze_snapshot_id},
         batch_id=str(rows["_batch_id"].iloc[0]),
         carried_from=carry_from,
-    )  # fmt: skip
+    )
 
 
 def build_gold(
@@ -192,10 +200,17 @@ def build_gold(
     batch_id = ",".join(sorted(set(rows["_batch_id"].astype(str))))
     gold = transforms.flights(version).to_gold(rows).assign(_batch_id=batch_id)
     return _publish_window(
-        catalog, GOLD_DAILY_DELAYS, gold, window, run, stale, version, target,
+        catalog,
+        GOLD_DAILY_DELAYS,
+        gold,
+        window,
+        run,
+        stale,
+        version,
+        target,
         inputs={SILVER_FLIGHTS.identifier: silver_snapshot_id},
         batch_id=batch_id,
-    )  # fmt: skip
+    )
 
 
 def _publish_window(
@@ -221,10 +236,18 @@ def _publish_window(
         )
     table = lake.load(catalog, ref)
     provenance = Provenance(
-        run.code_version, run.flow_run_id, window.key, batch_id, inputs, stale, version,
-        operation=target.operation, branch=target.branch, validated=report is not None,
+        run.code_version,
+        run.flow_run_id,
+        window.key,
+        batch_id,
+        inputs,
+        stale,
+        version,
+        operation=target.operation,
+        branch=target.branch,
+        validated=report is not None,
         carried_from=carried_from.key if carried_from else None,
-    )  # fmt: skip
+    )
     snapshot_id = lake.replace_rows(table, lake.to_arrow(frame, ref), window.date_filter(), provenance)
     if provenance.validated and not stale and target.branch == lake.MAIN:
         tags.mark_good(table, snapshot_id)

@@ -187,17 +187,32 @@ def rollback(
         _check_restorable(table, current.release_id, promoted.base, promoted.target, force)
     moves = [Move(_name(t), _main(t), promoted.base[_name(t)]) for t in reversed(tables)]
     previous = _previous_live(catalog, dataset, current.release_id)
-    move_all(catalog, moves, {RELEASE_PROPERTY: previous.release_id if previous else "",
-                              VERSION_PROPERTY: previous.first.green_version if previous else ""})  # fmt: skip
+    move_all(
+        catalog,
+        moves,
+        {
+            RELEASE_PROPERTY: previous.release_id if previous else "",
+            VERSION_PROPERTY: previous.first.green_version if previous else "",
+        },
+    )
     entry = release_log.Entry(
-        current.release_id, dataset, Event.ROLLED_BACK, release_log.now(), actor=actor,
-        blue_version=current.first.blue_version, green_version=current.first.green_version,
-        windows=current.first.windows, base=promoted.target, target=promoted.base, reason=reason,
+        current.release_id,
+        dataset,
+        Event.ROLLED_BACK,
+        release_log.now(),
+        actor=actor,
+        blue_version=current.first.blue_version,
+        green_version=current.first.green_version,
+        windows=current.first.windows,
+        base=promoted.target,
+        target=promoted.base,
+        reason=reason,
         flow_run_id=flow_run_id,
-    )  # fmt: skip
+    )
     release_log.record(catalog, entry)
-    return RolledBack(current.release_id, dict(promoted.base), current.release_id,
-                      previous.release_id if previous else None)  # fmt: skip
+    return RolledBack(
+        current.release_id, dict(promoted.base), current.release_id, previous.release_id if previous else None
+    )
 
 
 def _check_restorable(table: Table, release_id: str, base: dict, target: dict, force: bool) -> None:

@@ -62,8 +62,9 @@ class Thresholds(BaseModel):
                 f"({diff.unmatched_fraction:.2%} > {self.max_unmatched_fraction:.2%})"
             )
         if diff.columns_only_blue or diff.columns_only_green:
-            found.append(f"columns differ: blue only {list(diff.columns_only_blue)}, green only "
-                         f"{list(diff.columns_only_green)}")  # fmt: skip
+            found.append(
+                f"columns differ: blue only {list(diff.columns_only_blue)}, green only {list(diff.columns_only_green)}"
+            )
         return tuple(found)
 
 
@@ -111,10 +112,16 @@ class ReleasePlan:
     def entry(self, event: release_log.Event, **fields: object) -> release_log.Entry:
         """A log entry about this release."""
         return release_log.Entry(
-            self.release_id, self.dataset, event, release_log.now(),
-            blue_version=self.blue_version, green_version=self.green_version,
-            windows=self.pinned, base=self.base, **fields,  # type: ignore[arg-type]
-        )  # fmt: skip
+            self.release_id,
+            self.dataset,
+            event,
+            release_log.now(),
+            blue_version=self.blue_version,
+            green_version=self.green_version,
+            windows=self.pinned,
+            base=self.base,
+            **fields,  # type: ignore[arg-type]
+        )
 
 
 def new_id(now: datetime) -> str:
@@ -190,12 +197,16 @@ class TableComparison:
 
     def to_dict(self) -> dict:
         return {
-            "table": self.table, "verdict": str(self.verdict), "rows_blue": self.blue.rows,
-            "rows_green": self.green.rows, "blue_snapshot_id": self.blue_snapshot_id,
-            "green_snapshot_id": self.green_snapshot_id, "breaches": list(self.breaches),
+            "table": self.table,
+            "verdict": str(self.verdict),
+            "rows_blue": self.blue.rows,
+            "rows_green": self.green.rows,
+            "blue_snapshot_id": self.blue_snapshot_id,
+            "green_snapshot_id": self.green_snapshot_id,
+            "breaches": list(self.breaches),
             "diff": {k: v for k, v in self.diff.to_dict().items() if k != "sample"} if self.diff else None,
             "suite": {"evaluated": self.suite.evaluated, "failures": list(self.suite.failures)} if self.suite else None,
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -251,9 +262,12 @@ def _compare_table(
     if prints[0] == prints[1]:
         return TableComparison(str(ref), heads[BLUE], heads[GREEN], *prints, None, None, ())
     diff = keyed_diff(
-        blue, green, NATURAL_KEYS[ref],
-        tolerance=_known(thresholds.column_tolerance, blue), float_tolerance=thresholds.float_tolerance,
-    )  # fmt: skip
+        blue,
+        green,
+        NATURAL_KEYS[ref],
+        tolerance=_known(thresholds.column_tolerance, blue),
+        float_tolerance=thresholds.float_tolerance,
+    )
     breaches = thresholds.breaches(diff)
     report = suite(ref, blue.to_pandas(), green.to_pandas(), thresholds) if suite else None
     if report and not report.success:

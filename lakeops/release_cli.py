@@ -22,9 +22,14 @@ def cmd_start(args: argparse.Namespace) -> int:
     from admin import releases
 
     thresholds = {"max_changed_fraction": args.max_changed_fraction, "float_tolerance": args.float_tolerance}
-    params = {"dataset": args.dataset, "green_version": args.green, "blue_version": args.blue,
-              "start": args.start and args.start.isoformat(), "end": args.end and args.end.isoformat(),
-              "thresholds": thresholds}  # fmt: skip
+    params = {
+        "dataset": args.dataset,
+        "green_version": args.green,
+        "blue_version": args.blue,
+        "start": args.start and args.start.isoformat(),
+        "end": args.end and args.end.isoformat(),
+        "thresholds": thresholds,
+    }
     run = releases.start(params)
     print(f"release run {run.name} ({run.id}) started: {releases.ui_link(run)}")
     if not args.wait:
@@ -33,8 +38,10 @@ def cmd_start(args: argparse.Namespace) -> int:
     state = run.state
     print(f"release run {run.name}: {state and state.name}: {state and state.message or ''}")
     if state and state.is_paused():
-        print(f"held for a decision: lakeops release approve {args.dataset} --reason ... "
-              f"(or reject), or in the Prefect UI")  # fmt: skip
+        print(
+            f"held for a decision: lakeops release approve {args.dataset} --reason ... "
+            f"(or reject), or in the Prefect UI"
+        )
     return 0 if state and (state.is_paused() or state.is_completed()) else 1
 
 
@@ -51,23 +58,29 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Point the dataset's tables back at the previous release, one commit per table."""
     done = promotion.rollback(_catalog(), args.dataset, getpass.getuser(), args.reason, args.force)
-    print(f"release {done.release_id} rolled back; main restored to {done.restored}; "
-          f"live now: {done.live_now or 'the state before any release'}")  # fmt: skip
+    print(
+        f"release {done.release_id} rolled back; main restored to {done.restored}; "
+        f"live now: {done.live_now or 'the state before any release'}"
+    )
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every release with its status, versions, windows and verdict."""
     found = release_log.releases(_catalog(), args.dataset)
-    print(f"{'release':<22} {'dataset':<8} {'status':<11} {'blue':<5} {'green':<5} {'windows':<24} "
-          f"{'verdict':<19} {'by':<16} at (UTC)")  # fmt: skip
+    print(
+        f"{'release':<22} {'dataset':<8} {'status':<11} {'blue':<5} {'green':<5} {'windows':<24} "
+        f"{'verdict':<19} {'by':<16} at (UTC)"
+    )
     for r in found:
         windows = sorted(r.first.windows)
         span = f"{windows[0]}..{windows[-1]}" if windows else "-"
         last = r.entries[-1]
-        print(f"{r.release_id:<22} {r.dataset:<8} {r.status:<11} {r.first.blue_version:<5} "
-              f"{r.first.green_version:<5} {span:<24} {r.verdict or '-':<19} {last.actor[:16] or '-':<16} "
-              f"{last.at:%Y-%m-%d %H:%M:%S}")  # fmt: skip
+        print(
+            f"{r.release_id:<22} {r.dataset:<8} {r.status:<11} {r.first.blue_version:<5} "
+            f"{r.first.green_version:<5} {span:<24} {r.verdict or '-':<19} {last.actor[:16] or '-':<16} "
+            f"{last.at:%Y-%m-%d %H:%M:%S}"
+        )
     if not found:
         print("(no releases)")
     return 0
@@ -82,8 +95,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"{e.at:%Y-%m-%d %H:%M:%S} {e.event:<11} {e.actor or '-'} {e.reason}")
     compared = found.last(release_log.Event.COMPARED)
     if compared:
-        print(json.dumps({"verdict": compared.verdict, "tables": compared.summary, "sample": compared.sample[:10]},
-                         indent=2, default=str))  # fmt: skip
+        print(
+            json.dumps(
+                {"verdict": compared.verdict, "tables": compared.summary, "sample": compared.sample[:10]},
+                indent=2,
+                default=str,
+            )
+        )
     return 0
 
 

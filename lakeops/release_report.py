@@ -11,13 +11,19 @@ def table_rows(comparison: Comparison) -> list[dict]:
     for t in comparison.tables:
         d = t.diff
         worst = min(d.columns, key=lambda c: c.match_rate) if d and d.columns else None
-        rows.append({
-            "table": t.table, "verdict": str(t.verdict), "rows blue": t.blue.rows, "rows green": t.green.rows,
-            "only blue": d.only_blue if d else 0, "only green": d.only_green if d else 0,
-            "changed": d.changed if d else 0,
-            "lowest match rate": f"{worst.column} {worst.match_rate:.4f}" if worst else "1.0",
-            "suite failures": len(t.suite.failures) if t.suite else 0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "table": t.table,
+                "verdict": str(t.verdict),
+                "rows blue": t.blue.rows,
+                "rows green": t.green.rows,
+                "only blue": d.only_blue if d else 0,
+                "only green": d.only_green if d else 0,
+                "changed": d.changed if d else 0,
+                "lowest match rate": f"{worst.column} {worst.match_rate:.4f}" if worst else "1.0",
+                "suite failures": len(t.suite.failures) if t.suite else 0,
+            }
+        )
     return rows
 
 
@@ -32,8 +38,10 @@ def markdown(release: ReleasePlan, comparison: Comparison) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in table_rows(comparison):
-        out.append(f"| {row['table']} | {row['verdict']} | {row['rows blue']} | {row['rows green']} | "
-                   f"{row['only blue']} | {row['only green']} | {row['changed']} |")  # fmt: skip
+        out.append(
+            f"| {row['table']} | {row['verdict']} | {row['rows blue']} | {row['rows green']} | "
+            f"{row['only blue']} | {row['only green']} | {row['changed']} |"
+        )
     for t in comparison.tables:
         if t.diff:
             rates = ", ".join(f"{c.column} {c.match_rate:.4f}" for c in t.diff.columns if c.match_rate < 1)
@@ -42,7 +50,6 @@ def markdown(release: ReleasePlan, comparison: Comparison) -> str:
     sample = comparison.sample()[:SAMPLE_ROWS]
     if sample:
         columns = list(dict.fromkeys(k for row in sample for k in row))
-        out += ["", "Sample of mismatching rows:", "", "| " + " | ".join(columns) + " |",
-                "|" + "---|" * len(columns)]  # fmt: skip
+        out += ["", "Sample of mismatching rows:", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         out += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in sample]
     return "\n".join(out)

@@ -61,8 +61,9 @@ def _distribution(e: Any, column: str, values: pd.Series, tolerance: float) -> l
     quartiles = [float(q) for q in values.quantile(QUARTILES, interpolation="nearest")]
     spread = quartiles[2] - quartiles[0]
     slack = tolerance * abs(mean) + _EPSILON
-    ranges = [[q - tolerance * (abs(q) + spread) - _EPSILON, q + tolerance * (abs(q) + spread) + _EPSILON]
-              for q in quartiles]  # fmt: skip
+    ranges = [
+        [q - tolerance * (abs(q) + spread) - _EPSILON, q + tolerance * (abs(q) + spread) + _EPSILON] for q in quartiles
+    ]
     return [
         e.ExpectColumnMeanToBeBetween(column=column, min_value=mean - slack, max_value=mean + slack),
         e.ExpectColumnQuantileValuesToBeBetween(
@@ -77,15 +78,18 @@ def _compared_numeric(ref: TableRef, frame: pd.DataFrame) -> list[str]:
     return [
         c
         for c in frame.columns
-        if c not in key and not c.startswith("_") and pd.api.types.is_numeric_dtype(frame[c])
+        if c not in key
+        and not c.startswith("_")
+        and pd.api.types.is_numeric_dtype(frame[c])
         and not pd.api.types.is_bool_dtype(frame[c])
-    ]  # fmt: skip
+    ]
 
 
 def _categories(ref: TableRef, frame: pd.DataFrame) -> list[str]:
     return [
         c
         for c in frame.columns
-        if not c.startswith("_") and (pd.api.types.is_string_dtype(frame[c]) or frame[c].dtype == object)
+        if not c.startswith("_")
+        and (pd.api.types.is_string_dtype(frame[c]) or frame[c].dtype == object)
         and frame[c].nunique() <= MAX_CATEGORIES
-    ]  # fmt: skip
+    ]

@@ -164,9 +164,13 @@ def run(
             on_progress(Progress(window, done, len(replay.sources), skipped[-1:] == [window], rows, elapsed))
     heads = [lake.head(lake.load(catalog, ref), replay.branch) for ref in (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)]
     return ReplayResult(
-        replay.version, replay.branch, tuple(replayed), tuple(skipped),
-        *(h.snapshot_id if h else None for h in heads), rows,
-    )  # fmt: skip
+        replay.version,
+        replay.branch,
+        tuple(replayed),
+        tuple(skipped),
+        *(h.snapshot_id if h else None for h in heads),
+        rows,
+    )
 
 
 def completed(

@@ -97,10 +97,17 @@ def window_state(contract: ReadinessContract, window: str, facts: list[SlaFact],
         state = State.OPEN
     lateness = (signal.at - expected).total_seconds() if signal and expected else None
     return WindowState(
-        contract.dataset, window, state, expected, deadline, signal.at if signal else None, lateness,
-        fallback.snapshot_id if fallback else None, sum(f.kind == Fact.ALERT_SENT for f in facts),
+        contract.dataset,
+        window,
+        state,
+        expected,
+        deadline,
+        signal.at if signal else None,
+        lateness,
+        fallback.snapshot_id if fallback else None,
+        sum(f.kind == Fact.ALERT_SENT for f in facts),
         tuple(sorted({f.kind for f in facts})),
-    )  # fmt: skip
+    )
 
 
 def states(contract: ReadinessContract, facts: list[SlaFact], now: datetime) -> list[WindowState]:
@@ -211,8 +218,12 @@ def read(catalog: Catalog, dataset: str | None = None, window: str | None = None
         where = And(where, EqualTo("window", window))
     # Arrow, not pandas: a snapshot id column with nulls would become float64 and lose digits.
     rows = table.scan(row_filter=where).to_arrow().to_pylist()
-    return [SlaFact(**{**row, "kind": Fact(row["kind"]), "detail": row["detail"] or "",
-                       "flow_run_id": row["flow_run_id"] or ""}) for row in rows]  # fmt: skip
+    return [
+        SlaFact(
+            **{**row, "kind": Fact(row["kind"]), "detail": row["detail"] or "", "flow_run_id": row["flow_run_id"] or ""}
+        )
+        for row in rows
+    ]
 
 
 def _iso(moment: datetime | None) -> str:

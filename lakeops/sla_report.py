@@ -35,10 +35,12 @@ def render(contracts: list[ReadinessContract], facts: list[sla.SlaFact], now: da
 def watcher(contract: ReadinessContract, facts: list[sla.SlaFact], now: datetime) -> str:
     """Whether the scheduled window-opening run keeps up: the newest window it opened on schedule."""
     scheduled = [
-        f.window for f in facts
-        if f.dataset == contract.dataset and f.kind == sla.Fact.OPENED
+        f.window
+        for f in facts
+        if f.dataset == contract.dataset
+        and f.kind == sla.Fact.OPENED
         and f.expected_at == contract.expected_time(Window.parse(f.window))
-    ]  # fmt: skip
+    ]
     due = contract.last_due(now)
     newest = max(scheduled, default=None)
     if newest is None:

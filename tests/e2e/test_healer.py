@@ -23,8 +23,13 @@ NEVER_FITS_512 = 700
 
 
 def drill(megabytes: int, **job_variables: int) -> FlowRun:
-    return run_deployment(DRILL, parameters={"params": {"megabytes": megabytes}}, job_variables=job_variables,
-                          timeout=180, poll_interval=0.5)  # fmt: skip
+    return run_deployment(
+        DRILL,
+        parameters={"params": {"megabytes": megabytes}},
+        job_variables=job_variables,
+        timeout=180,
+        poll_interval=0.5,
+    )
 
 
 def healer_of(run: FlowRun, timeout: float = 120) -> FlowRun:
@@ -83,13 +88,19 @@ def test_an_oom_kill_is_rerun_with_double_the_memory_once_and_the_size_that_work
     assert {f"{healing.ROOT_TAG}{run.id}", f"{healing.ATTEMPT_TAG}1"} <= set(rerun.tags)
     assert drill_memory() == 400
     crashed_at = run.state.timestamp.timestamp()
-    print(f"\ncrash -> healer created {healer.created.timestamp() - crashed_at:.1f} s, -> re-run created "
-          f"{rerun.created.timestamp() - crashed_at:.1f} s, -> re-run completed "
-          f"{rerun.state.timestamp.timestamp() - crashed_at:.1f} s")  # fmt: skip
+    print(
+        f"\ncrash -> healer created {healer.created.timestamp() - crashed_at:.1f} s, -> re-run created "
+        f"{rerun.created.timestamp() - crashed_at:.1f} s, -> re-run completed "
+        f"{rerun.state.timestamp.timestamp() - crashed_at:.1f} s"
+    )
 
     # The automation firing twice for the crash: the same re-run comes back, no second one starts.
-    again = run_deployment(HEALER_DEPLOYMENT, parameters={"params": {"flow_run_id": str(run.id), "wait_seconds": 0}},
-                           timeout=120, poll_interval=0.5)  # fmt: skip
+    again = run_deployment(
+        HEALER_DEPLOYMENT,
+        parameters={"params": {"flow_run_id": str(run.id), "wait_seconds": 0}},
+        timeout=120,
+        poll_interval=0.5,
+    )
     assert again.state.name == "Rerun", again.state.message
     assert str(rerun.id) in again.state.message
     assert [r.id for r in reruns_of(run)] == [rerun.id]

@@ -46,9 +46,10 @@ def test_late_records_extend_their_window_and_too_late_ones_are_quarantined_and_
     silver = rows_of(e2e, SILVER_FLIGHTS, Window(early))
     assert len(silver) == len(early_rows)  # the window extended by the late records
     assert set(held["flight"]) <= set(silver["flight"])
-    gold_run = runs.wait_for_run(f"build-gold-daily-delays/{runs.DEPLOYMENT}",
-                                 lambda run: run.parameters["params"].get("window") == early.isoformat()
-                                 and run.created > refreshed.created)  # fmt: skip
+    gold_run = runs.wait_for_run(
+        f"build-gold-daily-delays/{runs.DEPLOYMENT}",
+        lambda run: run.parameters["params"].get("window") == early.isoformat() and run.created > refreshed.created,
+    )
     assert gold_run.state.is_completed()
     assert rows_of(e2e, GOLD_DAILY_DELAYS, Window(early))["flights"].sum() == len(early_rows)
 

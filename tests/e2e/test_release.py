@@ -84,8 +84,9 @@ def test_an_identical_refactor_is_promoted_then_rolled_back_by_its_deployment(e2
         artifacts = [a for a in client.read_artifacts() if a.flow_run_id == run.id]
     assert {a.type for a in artifacts} >= {"table", "markdown"}
 
-    back = run_deployment(f"release-rollback/{runs.DEPLOYMENT}", parameters={"params": {"reason": "e2e"}},
-                          timeout=120, poll_interval=0.5)  # fmt: skip
+    back = run_deployment(
+        f"release-rollback/{runs.DEPLOYMENT}", parameters={"params": {"reason": "e2e"}}, timeout=120, poll_interval=0.5
+    )
     assert back.state.is_completed(), back.state.message
     assert main_ids(e2e) == before
     assert release_log.live_version(e2e.catalog, FLIGHTS) is None

@@ -21,9 +21,11 @@ DATASET = BRONZE_FLIGHTS.identifier
 
 def open_window(day: date):  # noqa: ANN201
     run = run_deployment(
-        f"sla-open-window/{runs.DEPLOYMENT}", parameters={"params": {"dataset": DATASET, "window": day.isoformat()}},
-        timeout=120, poll_interval=0.5,
-    )  # fmt: skip
+        f"sla-open-window/{runs.DEPLOYMENT}",
+        parameters={"params": {"dataset": DATASET, "window": day.isoformat()}},
+        timeout=120,
+        poll_interval=0.5,
+    )
     assert run.state.is_completed(), run.state.message
     return run
 
@@ -49,8 +51,9 @@ def silver_runs(day: date) -> list:
 
 def state_of(e2e, day: date) -> sla.State:
     contract = sla_contract(e2e)
-    return sla.window_state(contract, day.isoformat(), sla.read(e2e.catalog, DATASET, day.isoformat()),
-                            datetime.now(UTC)).state  # fmt: skip
+    return sla.window_state(
+        contract, day.isoformat(), sla.read(e2e.catalog, DATASET, day.isoformat()), datetime.now(UTC)
+    ).state
 
 
 def sla_contract(e2e):  # noqa: ANN201
@@ -84,20 +87,29 @@ def test_a_late_signal_alerts_runs_stale_then_catches_up(e2e) -> None:
     alert = e2e.receiver.wait_for(f"{DATASET} {day.isoformat()} missed", timeout=BUFFER_SECONDS + 40)
 
     assert alert.at - opened_at(e2e, day).timestamp() <= BUFFER_SECONDS + 10
-    for part in (DATASET, day.isoformat(), "ingest-bronze-flights/lakeops", "deadline", "late by",
-                 f"snapshot {bronze_good}", f"carrying forward window {before.isoformat()}"):  # fmt: skip
+    for part in (
+        DATASET,
+        day.isoformat(),
+        "ingest-bronze-flights/lakeops",
+        "deadline",
+        "late by",
+        f"snapshot {bronze_good}",
+        f"carrying forward window {before.isoformat()}",
+    ):
         assert part in alert.body, part
     handler = missed_run(day)
     assert handler.state.is_completed() and handler.state.name == "Stale"
-    stale_silver = runs.wait_for_run(f"build-silver-flights/{runs.DEPLOYMENT}",
-                                     lambda r: r.parameters["params"].get("window") == day.isoformat())  # fmt: skip
+    stale_silver = runs.wait_for_run(
+        f"build-silver-flights/{runs.DEPLOYMENT}", lambda r: r.parameters["params"].get("window") == day.isoformat()
+    )
     assert stale_silver.state.is_completed(), stale_silver.state.message
     silver = lake.load(e2e.catalog, SILVER_FLIGHTS)
     made = lake.provenance_of(lake.snapshot_of_run(silver, str(stale_silver.id)))
     assert made.stale and made.carried_from == before.isoformat()
     assert made.inputs == {DATASET: bronze_good}
-    gold_stale = runs.wait_for_run(f"build-gold-daily-delays/{runs.DEPLOYMENT}",
-                                   lambda r: r.parameters["params"].get("window") == day.isoformat())  # fmt: skip
+    gold_stale = runs.wait_for_run(
+        f"build-gold-daily-delays/{runs.DEPLOYMENT}", lambda r: r.parameters["params"].get("window") == day.isoformat()
+    )
     gold_made = lake.provenance_of(lake.snapshot_of_run(lake.load(e2e.catalog, GOLD_DAILY_DELAYS), str(gold_stale.id)))
     assert gold_made.stale  # staleness propagates through the stale ready event
     assert state_of(e2e, day) == sla.State.STALE

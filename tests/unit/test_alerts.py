@@ -145,8 +145,9 @@ def test_failed_run_says_what_failed_whether_it_was_retried_and_how_to_reprocess
     ids=["a range", "no window"],
 )
 def test_failed_run_of_a_flow_without_a_window_names_its_start_or_a_dash(params, window):
-    alert = alerts.failed_run("replay-flights", "calm-owl", "replay-flights/lakeops", params,
-                              FailureClass.DATA_LOGIC, "x" * 5000, OWNER)  # fmt: skip
+    alert = alerts.failed_run(
+        "replay-flights", "calm-owl", "replay-flights/lakeops", params, FailureClass.DATA_LOGIC, "x" * 5000, OWNER
+    )
 
     assert alert.subject.startswith(f"[lakeops] replay-flights {window}: ")
     assert f"Error: {'x' * 2000}\n" in alert.body
@@ -154,8 +155,9 @@ def test_failed_run_of_a_flow_without_a_window_names_its_start_or_a_dash(params,
 
 
 def test_failed_run_params_with_a_date_are_written_as_iso_dates():
-    alert = alerts.failed_run("ingest-bronze-flights", "brave-fox", PRODUCER, {"window": D},
-                              FailureClass.TRANSIENT, "timed out", OWNER)  # fmt: skip
+    alert = alerts.failed_run(
+        "ingest-bronze-flights", "brave-fox", PRODUCER, {"window": D}, FailureClass.TRANSIENT, "timed out", OWNER
+    )
 
     assert reprocess(alert.body) == (PRODUCER, {"window": "2013-01-04"})
 

@@ -175,9 +175,14 @@ def test_parse_defaults():
 
 def test_parse_converts_units():
     parsed = contracts.parse(
-        {**ENTRY, "expected_at": "07:15:30", "buffer_seconds": "90.5", "max_fallback_age_days": 0.5,
-         "give_up_after_hours": 1.5}
-    )  # fmt: skip
+        {
+            **ENTRY,
+            "expected_at": "07:15:30",
+            "buffer_seconds": "90.5",
+            "max_fallback_age_days": 0.5,
+            "give_up_after_hours": 1.5,
+        }
+    )
 
     assert parsed.expected_at == time(7, 15, 30)
     assert parsed.buffer == timedelta(seconds=90.5)

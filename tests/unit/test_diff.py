@@ -83,9 +83,15 @@ def test_one_changed_value_is_one_changed_row_and_the_sample_names_the_column_an
     result = keyed_diff(blue, shuffled(with_value(blue, "distance", 3, 999)), KEY)
     assert (result.changed, result.only_blue, result.only_green, result.identical) == (1, 0, 0, False)
     assert result.sample == (
-        {"carrier": "AA", "flight": 103, "flight_date": "2013-01-04", "side": "changed",
-         "distance.blue": 203, "distance.green": 999},
-    )  # fmt: skip
+        {
+            "carrier": "AA",
+            "flight": 103,
+            "flight_date": "2013-01-04",
+            "side": "changed",
+            "distance.blue": 203,
+            "distance.green": 999,
+        },
+    )
     distance = next(c for c in result.columns if c.column == "distance")
     assert (distance.compared, distance.matched, distance.max_abs_diff) == (6, 5, 796.0)
     assert result.changed_fraction == pytest.approx(1 / 6)
@@ -97,8 +103,11 @@ def test_rows_only_on_one_side_are_counted_and_sampled_by_side():
     result = keyed_diff(blue, green, KEY)
     assert (result.only_blue, result.only_green, result.changed) == (2, 2, 0)
     assert [(row["flight"], row["side"]) for row in result.sample] == [
-        (107, "blue only"), (110, "green only"), (108, "blue only"), (111, "green only")
-    ]  # fmt: skip
+        (107, "blue only"),
+        (110, "green only"),
+        (108, "blue only"),
+        (111, "green only"),
+    ]
     assert result.unmatched_fraction == pytest.approx(4 / 9)
     assert result.changed_fraction == 0.0
 

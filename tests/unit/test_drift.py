@@ -84,15 +84,47 @@ def test_a_real_day_file_has_no_drift(drop_day):
 DRIFTS = [
     ("new column", with_column(GOOD, "wheels_off"), "additive", "wheels_off", None, "int64", ROWS, 1),
     ("column gone", without_column(GOOD, "carrier"), "removed", "carrier", "string", None, ROWS, 1),
-    ("text in a float column", filled(GOOD, "dep_delay", lambda i: "n/a"), "type_change", "dep_delay",
-     "float64", "string", ROWS, 2),
-    ("decimals in an int column", filled(GOOD, "flight", lambda i: f"{i}.5"), "type_change", "flight",
-     "int64", "float64", ROWS, 2),
-    ("column renamed", renamed(GOOD, "dep_delay", "departure_delay"), "rename_suspected", "dep_delay",
-     "float64", "int64", ROWS, 1),  # the demo's delays are whole minutes: int64, which float64 accepts
-    ("nulls in a key column", filled(GOOD, "carrier", lambda i: "NA", rows=3), "nullability_change", "carrier",
-     "non-null", "nullable", 3, 2),
-]  # fmt: skip
+    (
+        "text in a float column",
+        filled(GOOD, "dep_delay", lambda i: "n/a"),
+        "type_change",
+        "dep_delay",
+        "float64",
+        "string",
+        ROWS,
+        2,
+    ),
+    (
+        "decimals in an int column",
+        filled(GOOD, "flight", lambda i: f"{i}.5"),
+        "type_change",
+        "flight",
+        "int64",
+        "float64",
+        ROWS,
+        2,
+    ),
+    (
+        "column renamed",
+        renamed(GOOD, "dep_delay", "departure_delay"),
+        "rename_suspected",
+        "dep_delay",
+        "float64",
+        "int64",
+        ROWS,
+        1,
+    ),  # the demo's delays are whole minutes: int64, which float64 accepts
+    (
+        "nulls in a key column",
+        filled(GOOD, "carrier", lambda i: "NA", rows=3),
+        "nullability_change",
+        "carrier",
+        "non-null",
+        "nullable",
+        3,
+        2,
+    ),
+]
 DRIFT_IDS = [c[0] for c in DRIFTS]
 
 

@@ -134,8 +134,15 @@ def test_unknown_failures_are_treated_as_data_logic(exc):
     assert failures.policy_for(exc).retries == 0
 
 
-@pytest.mark.parametrize(("code", "expected"), [(137, FailureClass.RESOURCE), (-9, FailureClass.RESOURCE),
-                                                (1, FailureClass.UNKNOWN), (None, FailureClass.UNKNOWN)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (137, FailureClass.RESOURCE),
+        (-9, FailureClass.RESOURCE),
+        (1, FailureClass.UNKNOWN),
+        (None, FailureClass.UNKNOWN),
+    ],
+)
 def test_exit_codes(code, expected):
     assert failures.classify_exit(code) is expected
 
@@ -164,9 +171,12 @@ def test_only_transient_failures_have_a_task_budget():
 
 @pytest.mark.parametrize(
     ("policy", "expected"),
-    [(POLICIES[FailureClass.TRANSIENT], [0.5, 1, 2, 4]), (COMMIT_CONFLICT, [0.05, 0.1, 0.2, 0.4]),
-     (RetryPolicy(0), [])],
-)  # fmt: skip
+    [
+        (POLICIES[FailureClass.TRANSIENT], [0.5, 1, 2, 4]),
+        (COMMIT_CONFLICT, [0.05, 0.1, 0.2, 0.4]),
+        (RetryPolicy(0), []),
+    ],
+)
 def test_delays_double_from_the_base(policy, expected):
     assert policy.delays() == pytest.approx(expected)
 

@@ -8,8 +8,13 @@ from lakeops.healing import Crash, GiveUp, NotOurs, Rerun
 OOM = "Process exited with status code: 137. Process was killed, likely due to an out-of-memory (OOM) condition."
 
 
-def crash(message: str | None = OOM, memory: int | None = 200, cap: int = 8192, tags: set[str] = frozenset(),
-          run_id: str = "run-1") -> Crash:  # fmt: skip
+def crash(
+    message: str | None = OOM,
+    memory: int | None = 200,
+    cap: int = 8192,
+    tags: set[str] = frozenset(),
+    run_id: str = "run-1",
+) -> Crash:
     return Crash(run_id, message, memory, cap, frozenset(tags))
 
 
@@ -54,9 +59,13 @@ def test_doubling_stops_at_the_cap_and_the_cap_is_tried_once() -> None:
 
 @pytest.mark.parametrize(
     "message",
-    ["Process exited with status code: 1. general error", "Flow run could not start: boom", None,
-     "Process exited with status code: -15. SIGTERM"],
-)  # fmt: skip
+    [
+        "Process exited with status code: 1. general error",
+        "Flow run could not start: boom",
+        None,
+        "Process exited with status code: -15. SIGTERM",
+    ],
+)
 def test_other_crashes_are_not_ours(message: str | None) -> None:
     assert isinstance(healing.decide(crash(message)), NotOurs)
 
@@ -72,8 +81,13 @@ def test_a_chain_moves_one_attempt_on_and_keeps_its_root_and_other_tags() -> Non
     second = healing.decide(crash(memory=first.memory_mb, tags=set(first.tags), run_id="rerun-1"))
 
     assert second.memory_mb == 400
-    assert second.tags == {"lakeops", "drill", "lakeops-heal-root:root", "lakeops-heal-attempt:2",
-                           "lakeops-heals:rerun-1"}  # fmt: skip
+    assert second.tags == {
+        "lakeops",
+        "drill",
+        "lakeops-heal-root:root",
+        "lakeops-heal-attempt:2",
+        "lakeops-heals:rerun-1",
+    }
     assert second.idempotency_key != first.idempotency_key
 
 
@@ -82,8 +96,9 @@ def test_a_chain_always_ends_at_the_cap() -> None:
     while isinstance(decision, Rerun):
         seen.append(decision.memory_mb)
         run += 1
-        decision = healing.decide(crash(memory=decision.memory_mb, cap=8192, tags=set(decision.tags),
-                                        run_id=f"rerun-{run}"))  # fmt: skip
+        decision = healing.decide(
+            crash(memory=decision.memory_mb, cap=8192, tags=set(decision.tags), run_id=f"rerun-{run}")
+        )
     assert isinstance(decision, GiveUp)
     assert seen[-1] <= 8192 and len(seen) <= healing.MAX_ATTEMPTS
 
@@ -92,18 +107,28 @@ def test_the_same_crash_always_gets_the_same_rerun() -> None:
     assert healing.decide(crash()) == healing.decide(crash())
 
 
-@pytest.mark.parametrize(("current", "worked", "new"), [(None, 400, 400), (200, 400, 400), (800, 400, None),
-                                                        (400, 400, None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("current", "worked", "new"), [(None, 400, 400), (200, 400, 400), (800, 400, None), (400, 400, None)]
+)
 def test_the_size_that_worked_is_remembered_only_upward(current: int | None, worked: int, new: int | None) -> None:
     assert healing.remember(current, worked) == new
 
 
 def test_the_alert_names_the_deployment_the_run_the_memory_and_the_cap() -> None:
     gave_up = crash(memory=512, cap=512, tags={"lakeops-heal-root:first", "lakeops-heal-attempt:1"})
-    subject, body = healing.gave_up_alert("memory-drill/lakeops", "brave-fox", "run-1", gave_up,
-                                          healing.decide(gave_up), "http://ui/runs/flow-run/run-1")  # fmt: skip
+    subject, body = healing.gave_up_alert(
+        "memory-drill/lakeops", "brave-fox", "run-1", gave_up, healing.decide(gave_up), "http://ui/runs/flow-run/run-1"
+    )
 
     assert "memory-drill/lakeops" in subject and "data-dependent" in subject
-    for part in ("brave-fox", "run-1", "512 MB", "cap: 512 MB", "re-runs in this chain: 1", "first run first",
-                 "--job-variable memory=1024", "http://ui/runs/flow-run/run-1"):  # fmt: skip
+    for part in (
+        "brave-fox",
+        "run-1",
+        "512 MB",
+        "cap: 512 MB",
+        "re-runs in this chain: 1",
+        "first run first",
+        "--job-variable memory=1024",
+        "http://ui/runs/flow-run/run-1",
+    ):
         assert part in body, part

@@ -46,8 +46,11 @@ def csv(frame: pd.DataFrame) -> str:
 
 def lines_dated(frame: pd.DataFrame, day: date) -> list[int]:
     """Line numbers (the header is line 1) of a file's rows dated `day`."""
-    return [i + 2 for i, (y, m, d) in enumerate(zip(frame.year, frame.month, frame.day, strict=True))
-            if date(y, m, d) == day]  # fmt: skip
+    return [
+        i + 2
+        for i, (y, m, d) in enumerate(zip(frame.year, frame.month, frame.day, strict=True))
+        if date(y, m, d) == day
+    ]
 
 
 def keys(frame: pd.DataFrame) -> set[tuple[str, ...]]:
@@ -75,8 +78,13 @@ def quarantined(catalog: Catalog, batch: RawBatch) -> pd.DataFrame:
 
 W_ROWS = landing.day_rows(W)
 W_FILE = W_ROWS.drop(index=HELD)
-D_FILE = spread(landing.day_rows(D), W_ROWS.iloc[HELD[:2]], landing.day_rows(EARLY).iloc[TOO_LATE[:1]],
-                W_ROWS.iloc[HELD[2:]], landing.day_rows(EARLY).iloc[TOO_LATE[1:]])  # fmt: skip
+D_FILE = spread(
+    landing.day_rows(D),
+    W_ROWS.iloc[HELD[:2]],
+    landing.day_rows(EARLY).iloc[TOO_LATE[:1]],
+    W_ROWS.iloc[HELD[2:]],
+    landing.day_rows(EARLY).iloc[TOO_LATE[1:]],
+)
 
 
 @dataclass(frozen=True)

@@ -194,13 +194,16 @@ def test_an_adaptive_landing_learns_its_allowance_from_the_late_rows_already_in_
     seeded = file_of(jan(4), {jan(3): 12, jan(2): 10})
     pipeline.land(catalog, drop_day(jan(4), seeded.to_csv(index=False)), RUN, LatePolicy(2))
     seen = catalog.load_table(BRONZE_FLIGHTS.identifier).scan().to_pandas()
-    lags = [(date.fromisoformat(s[:10]) - date(y, m, d)).days for s, y, m, d in
-            zip(seen._source, seen.year, seen.month, seen.day, strict=True)]  # fmt: skip
+    lags = [
+        (date.fromisoformat(s[:10]) - date(y, m, d)).days
+        for s, y, m, d in zip(seen._source, seen.year, seen.month, seen.day, strict=True)
+    ]
     late = [lag for lag in lags if lag > 0]  # 12 rows one day late, 10 rows two days: the median is 1
     later = file_of(jan(6), {jan(5): 2, jan(4): 4})
 
-    landed = pipeline.land(catalog, drop_day(jan(6), later.to_csv(index=False)), RUN,
-                           LatePolicy(5, adaptive=True, quantile=0.5))  # fmt: skip
+    landed = pipeline.land(
+        catalog, drop_day(jan(6), later.to_csv(index=False)), RUN, LatePolicy(5, adaptive=True, quantile=0.5)
+    )
 
     assert len(late) == 22 and landed.allowed_days == max(1, math.ceil(statistics.median(late))) == 1
     assert [s.window for s in landed.extended] == ["2013-01-05"]

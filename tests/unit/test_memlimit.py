@@ -30,8 +30,9 @@ needs_cgroups = pytest.mark.skipif(
 
 def limited(megabytes: int | None, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, **env, memlimit.MEMORY_ENV: "" if megabytes is None else str(megabytes)}
-    return subprocess.run([sys.executable, "-m", "lakeops.memlimit", *command], env=environ, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lakeops.memlimit", *command], env=environ, capture_output=True, text=True, timeout=60
+    )
 
 
 def python(code: str) -> tuple[str, ...]:
@@ -73,8 +74,10 @@ def test_above_the_limit_the_kernel_kills_it_and_the_exit_is_137() -> None:
 
 @needs_cgroups
 def test_under_the_limit_it_runs_and_its_exit_code_passes_through() -> None:
-    result = limited(200, *python(ALLOCATE.format(mb=50) + "; import os; print(os.environ['LAKEOPS_MEMORY_ENFORCED'])"
-                                  + "; sys.exit(3)"))  # fmt: skip
+    result = limited(
+        200,
+        *python(ALLOCATE.format(mb=50) + "; import os; print(os.environ['LAKEOPS_MEMORY_ENFORCED'])" + "; sys.exit(3)"),
+    )
 
     assert result.returncode == 3
     assert "ok" in result.stdout and "cgroup v" in result.stdout and "200 MB" in result.stdout
@@ -84,8 +87,13 @@ def test_under_the_limit_it_runs_and_its_exit_code_passes_through() -> None:
 def test_a_signal_to_the_supervisor_reaches_the_command_and_its_death_is_reported_as_is() -> None:
     environ = {**os.environ, memlimit.MEMORY_ENV: "200"}
     ready = "import signal, sys, time; print('up', flush=True); time.sleep(30)"
-    proc = subprocess.Popen([sys.executable, "-m", "lakeops.memlimit", *python(ready)], env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakeops.memlimit", *python(ready)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "up"
     proc.send_signal(signal.SIGTERM)
 
@@ -97,8 +105,13 @@ def test_a_signal_to_the_supervisor_reaches_the_command_and_its_death_is_reporte
 def test_a_supervisor_killed_outright_takes_its_command_along_and_its_cgroup_is_swept_later() -> None:
     environ = {**os.environ, memlimit.MEMORY_ENV: "200"}
     ready = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
-    proc = subprocess.Popen([sys.executable, "-m", "lakeops.memlimit", *python(ready)], env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakeops.memlimit", *python(ready)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     child = int(proc.stdout.readline())
     proc.kill()
     proc.wait(timeout=10)

@@ -74,8 +74,11 @@ def test_promotion_moves_main_of_both_tables_to_the_sealed_green(day):
         assert snapshot.parent_snapshot_id == green_heads[str(ref)]  # the seal is an empty commit on green
         summary = snapshot.summary.additional_properties
         assert {k: summary[f"lakeops.release.{k}"] for k in ("id", "verdict", "blue-version", "green-version")} == {
-            "id": planned.release_id, "verdict": str(Verdict.WITHIN), "blue-version": "v1", "green-version": "v2"
-        }  # fmt: skip
+            "id": planned.release_id,
+            "verdict": str(Verdict.WITHIN),
+            "blue-version": "v1",
+            "green-version": "v2",
+        }
         assert summary["lakeops.release.approved-by"] == "alice"
         assert table_print(day.catalog, ref) == green_prints[str(ref)]  # a plain reader sees green
     assert release_properties(day.catalog) == {str(ref): (planned.release_id, "v2") for ref in TABLES}
@@ -207,8 +210,11 @@ def test_rollback_restores_what_consumers_read_before_in_one_commit_per_table(da
     assert [e.event for e in logged.entries] == [Event.PROMOTED, Event.ROLLED_BACK] and not logged.live
     rolled = logged.last(Event.ROLLED_BACK)
     assert (rolled.actor, rolled.reason, rolled.base, rolled.target) == (
-        "bob", "cancelled counts look wrong", sealed, planned.base
-    )  # fmt: skip
+        "bob",
+        "cancelled counts look wrong",
+        sealed,
+        planned.base,
+    )
     assert release_log.live(day.catalog, FLIGHTS) is None and release_log.live_version(day.catalog, FLIGHTS) is None
 
 

@@ -285,9 +285,16 @@ def test_the_report_has_the_verdict_one_row_per_table_and_the_sample(story):
 
     assert [r["table"] for r in rows] == [str(ref) for ref in TABLES]
     assert rows[1] | {"lowest match rate": ""} == {
-        "table": "gold.daily_delays", "verdict": "outside thresholds", "rows blue": 9, "rows green": 9,
-        "only blue": 0, "only green": 0, "changed": changed, "lowest match rate": "", "suite failures": 0,
-    }  # fmt: skip
+        "table": "gold.daily_delays",
+        "verdict": "outside thresholds",
+        "rows blue": 9,
+        "rows green": 9,
+        "only blue": 0,
+        "only green": 0,
+        "changed": changed,
+        "lowest match rate": "",
+        "suite failures": 0,
+    }
     assert rows[1]["lowest match rate"].startswith("cancelled ")
     assert f"**{Verdict.OUTSIDE}**" in text and story.v2.release_id in text
     assert "| silver.flights | identical | 2772 | 2772 | 0 | 0 | 0 |" in text

@@ -28,15 +28,22 @@ def log(catalog, *entries: Entry) -> None:
 
 def test_an_entry_comes_back_exactly_as_recorded(catalog):
     full = Entry(
-        "r1", FLIGHTS, Event.PROMOTED, T0, actor="alice", blue_version="v1", green_version="v2",
+        "r1",
+        FLIGHTS,
+        Event.PROMOTED,
+        T0,
+        actor="alice",
+        blue_version="v1",
+        green_version="v2",
         windows={"2013-01-02": BIG, "2013-01-03": ODD},
         base={"silver.flights": ODD, "gold.daily_delays": BIG - 1},
         target={"silver.flights": BIG, "gold.daily_delays": 1},
         verdict="within thresholds",
         summary={"gold.daily_delays": {"diff": {"changed": 7, "changed_fraction": 0.7777}, "breaches": []}},
         sample=[{"table": "gold.daily_delays", "origin": "EWR", "cancelled.blue": 3, "cancelled.green": 5}],
-        reason="numbers checked with finance", flow_run_id="run-7",
-    )  # fmt: skip
+        reason="numbers checked with finance",
+        flow_run_id="run-7",
+    )
 
     release_log.record(catalog, full)
 
@@ -64,12 +71,19 @@ def test_an_empty_log_has_no_release_and_builds_with_the_default_version(catalog
 
 
 def test_entries_come_oldest_first_and_per_dataset(catalog):
-    log(catalog, entry("r2", Event.STARTED, 5), entry("other", Event.STARTED, 3, dataset="weather"),
-        entry("r1", Event.STARTED, 1), entry("r1", Event.PROMOTED, 4))  # fmt: skip
+    log(
+        catalog,
+        entry("r2", Event.STARTED, 5),
+        entry("other", Event.STARTED, 3, dataset="weather"),
+        entry("r1", Event.STARTED, 1),
+        entry("r1", Event.PROMOTED, 4),
+    )
 
     assert [(e.release_id, e.event) for e in release_log.entries(catalog, FLIGHTS)] == [
-        ("r1", Event.STARTED), ("r1", Event.PROMOTED), ("r2", Event.STARTED)
-    ]  # fmt: skip
+        ("r1", Event.STARTED),
+        ("r1", Event.PROMOTED),
+        ("r2", Event.STARTED),
+    ]
     assert [e.release_id for e in release_log.entries(catalog)] == ["r1", "other", "r1", "r2"]
     assert [e.release_id for e in release_log.entries(catalog, "weather")] == ["other"]
 

@@ -102,8 +102,16 @@ def test_the_report_shows_the_contract_each_window_and_the_watcher():
     text = sla_report.render([CONTRACT], facts, at(3, 6, 5))
 
     header = text.splitlines()[0]
-    for part in (DATASET, CONTRACT.producer, CONTRACT.consumer, CONTRACT.owner, "06:00 UTC", "1800 s", "2 days",
-                 CONTRACT.alert_block):  # fmt: skip
+    for part in (
+        DATASET,
+        CONTRACT.producer,
+        CONTRACT.consumer,
+        CONTRACT.owner,
+        "06:00 UTC",
+        "1800 s",
+        "2 days",
+        CONTRACT.alert_block,
+    ):
         assert part in header, part
     on_time = _line(text, "2024-04-30")
     assert "on time" in on_time and "600.0" in on_time and "2024-05-01 06:10:00" in on_time

@@ -17,11 +17,16 @@ from lakeops.provenance import Provenance
 from lakeops.windows import Window
 
 CONTRACT = ReadinessContract(
-    dataset=BRONZE_FLIGHTS.identifier, producer="ingest-bronze-flights/lakeops",
+    dataset=BRONZE_FLIGHTS.identifier,
+    producer="ingest-bronze-flights/lakeops",
     consumer="build-silver-flights/lakeops",
-    expected_at=time(6, 0), buffer=timedelta(minutes=30), max_fallback_age=timedelta(days=2),
-    give_up_after=timedelta(hours=72), owner="flights-data-team", alert_block="custom-webhook/lakeops-alerts",
-)  # fmt: skip
+    expected_at=time(6, 0),
+    buffer=timedelta(minutes=30),
+    max_fallback_age=timedelta(days=2),
+    give_up_after=timedelta(hours=72),
+    owner="flights-data-team",
+    alert_block="custom-webhook/lakeops-alerts",
+)
 RUN = pipeline.RunInfo("simulation", "git:test")
 MADE_BY = Provenance("git:test", "simulation", "", "", operation="sla")
 WINDOWS = [Window(date(2013, 1, 1) + timedelta(days=i)) for i in range(30)]
@@ -64,14 +69,19 @@ def simulated(tmp_path_factory):  # noqa: ANN201
         state = sla.window_state(CONTRACT, window.key, facts, at)
         bronze = lake.load(catalog, BRONZE_FLIGHTS)
         good = tags.last_known_good(bronze)
-        decision = sla.decide_fallback(CONTRACT, window, good.snapshot_id if good else None,
-                                       lake.windows_in(bronze, good.snapshot_id) if good else set())  # fmt: skip
+        decision = sla.decide_fallback(
+            CONTRACT,
+            window,
+            good.snapshot_id if good else None,
+            lake.windows_in(bronze, good.snapshot_id) if good else set(),
+        )
         new = [
             sla.SlaFact(CONTRACT.dataset, window.key, sla.Fact.DEADLINE_MISSED, at, state.expected_at, state.deadline)
         ]
         if isinstance(decision, sla.Fallback):
-            stale = pipeline.build_silver(catalog, window, decision.snapshot_id, RUN, stale=True,
-                                          carry_from=Window(decision.source_window))  # fmt: skip
+            stale = pipeline.build_silver(
+                catalog, window, decision.snapshot_id, RUN, stale=True, carry_from=Window(decision.source_window)
+            )
             pipeline.build_gold(catalog, window, stale.snapshot_id, RUN, stale=True)
             new.append(
                 sla.SlaFact(CONTRACT.dataset, window.key, sla.Fact.FALLBACK, at, snapshot_id=decision.snapshot_id)
