@@ -13,8 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import RunDeployment, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-from lakeops.contracts import ReadinessContract
-from lakeops.datasets import READY_EVENT, WINDOW_LABEL, WINDOW_OPENED_EVENT, TableRef
+from lakeops.datasets.names import READY_EVENT, WINDOW_LABEL, WINDOW_OPENED_EVENT, TableRef
+from lakeops.readiness.contracts import ReadinessContract
 
 MISSED_DEPLOYMENT = "sla-deadline-missed/lakeops"
 HEALER_DEPLOYMENT = "heal-crashed-run/lakeops"

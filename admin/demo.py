@@ -12,10 +12,12 @@ from admin import demo_healing, demo_releases, runs
 from admin.receiver import Receiver, start_receiver
 from admin.setup import setup
 from admin.stack import LocalStack, ensure_server
-from lakeops import lake, landing, status
-from lakeops.datasets import ALL_TABLES, BRONZE_FLIGHTS, GOLD_DAILY_DELAYS
+from lakeops.datasets.names import ALL_TABLES, BRONZE_FLIGHTS, GOLD_DAILY_DELAYS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
+from lakeops.readiness import status
 from lakeops.settings import LakeSettings
-from lakeops.windows import Window
 
 FIRST_DAY = date(2013, 1, 1)
 

@@ -9,9 +9,10 @@ from pyiceberg.catalog import Catalog
 
 from admin import runs
 from admin.receiver import Receiver
-from lakeops import lake, landing
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS
-from lakeops.windows import Window
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
 
 HELD_BACK = 5  # flights the source "finds" a day late
 

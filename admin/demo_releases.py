@@ -7,8 +7,8 @@ from pyiceberg.catalog import Catalog
 
 from admin import releases, runs
 from admin.stack import LocalStack
-from lakeops import promotion, release_log
-from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS
+from lakeops.datasets.names import FLIGHTS, GOLD_DAILY_DELAYS
+from lakeops.release import promotion, release_log
 
 
 def tell(stack: LocalStack, catalog: Catalog, day: date) -> None:

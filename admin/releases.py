@@ -11,9 +11,9 @@ from prefect.settings import PREFECT_UI_URL
 from pyiceberg.catalog import Catalog
 
 from admin.runs import DEPLOYMENT
-from lakeops import release_log
 from lakeops.errors import LakeopsError
-from lakeops.release_log import Event
+from lakeops.release import release_log
+from lakeops.release.release_log import Event
 
 RELEASE_DEPLOYMENT = f"release/{DEPLOYMENT}"
 ROLLBACK_DEPLOYMENT = f"release-rollback/{DEPLOYMENT}"

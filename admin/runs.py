@@ -14,9 +14,9 @@ from prefect.deployments import run_deployment
 from pyiceberg.catalog import Catalog
 from pyiceberg.table.snapshots import Snapshot
 
-from lakeops import lake
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
-from lakeops.windows import Window
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
 
 DEPLOYMENT = "lakeops"  # the deployment name every flow has in prefect.yaml
 

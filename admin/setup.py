@@ -16,12 +16,12 @@ from admin.automations import ensure_healer_automation, ensure_sla_automations
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
 from blocks.lakehouse import IcebergLakehouse
-from lakeops import contracts as contract_config
-from lakeops import lake
-from lakeops.contracts import ReadinessContract
-from lakeops.healing import DEFAULT_CAP_MB
-from lakeops.memlimit import MEMORY_ENV
-from lakeops.provenance import code_version
+from lakeops.healing.memlimit import MEMORY_ENV
+from lakeops.healing.oom import DEFAULT_CAP_MB
+from lakeops.iceberg import lake
+from lakeops.iceberg.provenance import code_version
+from lakeops.readiness import contracts as contract_config
+from lakeops.readiness.contracts import ReadinessContract
 from lakeops.settings import LakeSettings
 
 

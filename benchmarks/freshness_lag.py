@@ -23,9 +23,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from admin import runs
 from admin.setup import save_lakehouse, setup
 from admin.stack import PROJECT_DIR, LocalStack, free_port
-from lakeops import landing
+from lakeops.datasets.windows import Window
+from lakeops.ingest import landing
 from lakeops.settings import LakeSettings
-from lakeops.windows import Window
 
 FIRST_DAY = date(2013, 3, 1)
 PG_DATABASE = f"lakeops_bench_{os.getpid()}"

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lakeops import lake, promotion
-from lakeops.datasets import GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.names import GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.iceberg import lake
+from lakeops.release import promotion
 from lakeops.settings import LakeSettings
 
 CHUNK = 1_000_000

@@ -19,11 +19,14 @@ import pandas as pd
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysTrue
 
-from lakeops import ingest, lake, landing, maintenance, pipeline, replay, timetravel
-from lakeops.datasets import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
-from lakeops.provenance import Provenance
+from lakeops.build import pipeline
+from lakeops.datasets.names import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.iceberg.provenance import Provenance
+from lakeops.ingest import batches, landing
 from lakeops.settings import LakeSettings
-from lakeops.windows import Window
+from lakeops.versioning import maintenance, replay, timetravel
 
 RUN = pipeline.RunInfo("benchmark", "benchmark")
 WINDOWS = [Window(date(2013, 1, 1) + timedelta(days=i)) for i in range(30)]
@@ -84,7 +87,7 @@ def commit_costs(catalog: Catalog, commits: int, maintain_every: int | None) -> 
 
 def build_month(catalog: Catalog, landing_dir: Path) -> None:
     for window in WINDOWS:
-        batch = ingest.read_raw(landing.drop_day_file(landing_dir, window.day), window)
+        batch = batches.read_raw(landing.drop_day_file(landing_dir, window.day), window)
         bronze = pipeline.ingest_bronze(catalog, batch, RUN)
         silver = pipeline.build_silver(catalog, window, bronze.snapshot_id, RUN)
         pipeline.build_gold(catalog, window, silver.snapshot_id, RUN)

@@ -6,7 +6,7 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from lakeops.contracts import ReadinessContract
+from lakeops.readiness.contracts import ReadinessContract
 
 
 class ReadinessContractBlock(Block):

@@ -6,7 +6,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 from pyiceberg.catalog import Catalog
 
-from lakeops.lake import open_catalog
+from lakeops.iceberg.lake import open_catalog
 
 
 class IcebergLakehouse(Block):

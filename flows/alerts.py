@@ -7,8 +7,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.logging.loggers import flow_run_logger
 from prefect.states import State
 
-from lakeops import alerts
-from lakeops.failures import FailureClass, classify
+from lakeops.healing import alerts
+from lakeops.healing.failures import FailureClass, classify
 
 DEFAULT_BLOCK = "custom-webhook/lakeops-alerts"
 DEFAULT_OWNER = "data-platform"

@@ -6,10 +6,11 @@ from pyiceberg.catalog import Catalog
 from flows.alerts import alert_on_failure
 from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
-from lakeops import pipeline, release_log
-from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS
-from lakeops.readiness import ReadySignal
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import FLIGHTS, GOLD_DAILY_DELAYS
+from lakeops.datasets.windows import Window
+from lakeops.readiness.ready import ReadySignal
+from lakeops.release import release_log
 
 
 @io_task

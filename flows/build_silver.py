@@ -7,10 +7,11 @@ from flows.alerts import alert_on_failure
 from flows.common import certify, io_task, open_lakehouse, publish_ready, run_info
 from flows.params import BuildParams
 from flows.sla import resolve_if_caught_up
-from lakeops import pipeline, release_log
-from lakeops.datasets import BRONZE_FLIGHTS, FLIGHTS, SILVER_FLIGHTS
-from lakeops.readiness import ReadySignal
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, FLIGHTS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.readiness.ready import ReadySignal
+from lakeops.release import release_log
 
 
 @io_task

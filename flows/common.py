@@ -20,14 +20,16 @@ from prefect.states import State
 from pyiceberg.catalog import Catalog
 
 from blocks.lakehouse import IcebergLakehouse
-from lakeops import failures, lake, pipeline
-from lakeops.datasets import TASK_RECOVERED_EVENT, TableRef
+from lakeops.build import pipeline
+from lakeops.build.pipeline import RunInfo
+from lakeops.build.validation import ValidationReport, validate
+from lakeops.datasets.names import TASK_RECOVERED_EVENT, TableRef
 from lakeops.errors import SignalNotDelivered
-from lakeops.failures import POLICIES, TASK_RETRIES, FailureClass
-from lakeops.pipeline import RunInfo
-from lakeops.provenance import code_version
-from lakeops.readiness import ReadySignal
-from lakeops.validation import ValidationReport, validate
+from lakeops.healing import failures
+from lakeops.healing.failures import POLICIES, TASK_RETRIES, FailureClass
+from lakeops.iceberg import lake
+from lakeops.iceberg.provenance import code_version
+from lakeops.readiness.ready import ReadySignal
 
 
 def io_task(fn: Callable[..., Any]) -> Any:

@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field
 
 from flows.alerts import alert_on_failure, send
 from flows.common import io_task, post_confirmed
-from lakeops import healing
-from lakeops.alerts import Alert
-from lakeops.healing import GiveUp, NotOurs
+from lakeops.healing import oom
+from lakeops.healing.alerts import Alert
+from lakeops.healing.oom import GiveUp, NotOurs
 
 
 class HealParams(BaseModel):
@@ -54,7 +54,7 @@ class Crashed:
     parameters: dict[str, Any]
     job_variables: dict[str, Any]
     work_queue_name: str | None
-    crash: healing.Crash
+    crash: oom.Crash
 
 
 @io_task
@@ -70,8 +70,8 @@ def read_crash(run_id: UUID) -> Crashed:
     memory = next((layer["memory"] for layer in layers if layer.get("memory") is not None), None)
     cap = next((layer["memory_cap"] for layer in layers if layer.get("memory_cap") is not None), None)
     state = run.state
-    crash = healing.Crash(
-        str(run.id), state.message if state else None, memory, cap or healing.DEFAULT_CAP_MB, frozenset(run.tags)
+    crash = oom.Crash(
+        str(run.id), state.message if state else None, memory, cap or oom.DEFAULT_CAP_MB, frozenset(run.tags)
     )
     return Crashed(
         run.id,
@@ -88,7 +88,7 @@ def read_crash(run_id: UUID) -> Crashed:
 
 
 @io_task
-def start_rerun(crashed: Crashed, rerun: healing.Rerun) -> UUID:
+def start_rerun(crashed: Crashed, rerun: oom.Rerun) -> UUID:
     """The re-run: same deployment, parameters and queue, doubled memory; the same one for a second call."""
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(
@@ -121,7 +121,7 @@ def remember_memory(deployment_id: UUID, worked_mb: int) -> int | None:
         deployment = client.read_deployment(deployment_id)
         pool = client.read_work_pool(deployment.work_pool_name).base_job_template if deployment.work_pool_name else {}
         variables = deployment.job_variables or {}
-        new = healing.remember(variables.get("memory", _pool_defaults(pool).get("memory")), worked_mb)
+        new = oom.remember(variables.get("memory", _pool_defaults(pool).get("memory")), worked_mb)
         if new is not None:
             client.update_deployment(deployment_id, DeploymentUpdate(job_variables={**variables, "memory": new}))
     return new
@@ -137,7 +137,7 @@ def notify(block: str, subject: str, body: str) -> None:
 def already_gave_up(run_id: UUID) -> bool:
     """Whether a healer already gave up on this crash (so a second one does not alert twice)."""
     body = {
-        "filter": {"event": {"name": [healing.GAVE_UP_EVENT]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}},
+        "filter": {"event": {"name": [oom.GAVE_UP_EVENT]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}},
         "limit": 1,
     }
     with get_client(sync_client=True) as client:
@@ -159,8 +159,8 @@ def post_gave_up(crashed: Crashed, give_up: GiveUp) -> None:
         healer = f"prefect.flow-run.{flow_run.get_id()}"
         related.append({"prefect.resource.id": healer, "prefect.resource.role": "healer"})
     event = Event(
-        id=uuid5(NAMESPACE_URL, f"{healing.GAVE_UP_EVENT}/{crashed.run_id}"),  # stored once per crash
-        event=healing.GAVE_UP_EVENT,
+        id=uuid5(NAMESPACE_URL, f"{oom.GAVE_UP_EVENT}/{crashed.run_id}"),  # stored once per crash
+        event=oom.GAVE_UP_EVENT,
         resource={
             "prefect.resource.id": f"prefect.flow-run.{crashed.run_id}",
             "prefect.resource.name": crashed.run_name,
@@ -187,7 +187,7 @@ def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
     logger = get_run_logger()
     crashed = read_crash(UUID(params.flow_run_id.removeprefix("prefect.flow-run.")))
     crash = crashed.crash
-    decision = healing.decide(crash)
+    decision = oom.decide(crash)
     if not crashed.is_crashed or crashed.deployment_id is None:
         decision = NotOurs(f"{crashed.run_name} is {crashed.state}, run by deployment {crashed.deployment_id}")
     if isinstance(decision, NotOurs):
@@ -226,7 +226,7 @@ def give_up(crashed: Crashed, decision: GiveUp, alert_block: str):  # noqa: ANN2
     """Alert the owner once and record it; start no run."""
     if already_gave_up(crashed.run_id):
         return Completed(name="AlreadyGaveUp", message=f"a healer already gave up on {crashed.run_id}")
-    subject, body = healing.gave_up_alert(
+    subject, body = oom.gave_up_alert(
         crashed.deployment_name,
         crashed.run_name,
         str(crashed.run_id),

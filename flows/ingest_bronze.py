@@ -10,13 +10,15 @@ from pyiceberg.catalog import Catalog
 from flows.alerts import alert_on_failure, send
 from flows.common import io_task, open_lakehouse, publish_ready, run_info
 from flows.sla import contract_of, note_signal
-from lakeops import alerts, drift, ingest, pipeline
-from lakeops.contracts import ReadinessContract
-from lakeops.datasets import BRONZE_FLIGHTS, QUARANTINE_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, QUARANTINE_FLIGHTS
+from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.lateness import LatePolicy
-from lakeops.readiness import ReadySignal
-from lakeops.windows import Window
+from lakeops.healing import alerts
+from lakeops.ingest import batches, drift
+from lakeops.ingest.lateness import LatePolicy
+from lakeops.readiness.contracts import ReadinessContract
+from lakeops.readiness.ready import ReadySignal
 
 PRODUCER = "ingest-bronze-flights/lakeops"
 
@@ -27,12 +29,12 @@ class IngestParams(BaseModel):
 
 
 @io_task
-def read_day_file(landing: str, window: Window) -> ingest.RawBatch:
-    return ingest.read_raw(Path(landing) / "flights" / f"{window}.csv", window)
+def read_day_file(landing: str, window: Window) -> batches.RawBatch:
+    return batches.read_raw(Path(landing) / "flights" / f"{window}.csv", window)
 
 
 @io_task
-def land(catalog: Catalog, batch: ingest.RawBatch, contract: ReadinessContract | None) -> pipeline.Landing:
+def land(catalog: Catalog, batch: batches.RawBatch, contract: ReadinessContract | None) -> pipeline.Landing:
     """Own rows and late records within the allowance in one commit; too-late records quarantined first."""
     policy = contract.late_policy if contract else LatePolicy()
     accept = contract.accept_additive_drift if contract else False
@@ -40,7 +42,7 @@ def land(catalog: Catalog, batch: ingest.RawBatch, contract: ReadinessContract |
 
 
 @io_task
-def quarantine(catalog: Catalog, batch: ingest.RawBatch, error: MalformedBatch) -> int:
+def quarantine(catalog: Catalog, batch: batches.RawBatch, error: MalformedBatch) -> int:
     return pipeline.quarantine(catalog, batch, error, run_info())
 
 
@@ -78,7 +80,7 @@ def ingest_bronze(params: IngestParams) -> ReadySignal:
 
 
 def _tell_about_the_batch(
-    batch: ingest.RawBatch, landing: pipeline.Landing, contract: ReadinessContract | None, owner: str
+    batch: batches.RawBatch, landing: pipeline.Landing, contract: ReadinessContract | None, owner: str
 ) -> None:
     """Alert on what landed but needs a human: too-late records (quarantined), accepted additive drift."""
     if landing.too_late:

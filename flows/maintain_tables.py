@@ -9,9 +9,9 @@ from pyiceberg.catalog import Catalog
 
 from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, run_info
-from lakeops import maintenance
-from lakeops.datasets import ALL_TABLES
-from lakeops.provenance import Provenance
+from lakeops.datasets.names import ALL_TABLES
+from lakeops.iceberg.provenance import Provenance
+from lakeops.versioning import maintenance
 
 
 class MaintainParams(BaseModel):

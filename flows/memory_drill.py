@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed
 from pydantic import BaseModel, Field
 
-from lakeops.memlimit import ENFORCED_ENV
+from lakeops.healing.memlimit import ENFORCED_ENV
 
 CHUNK_MB = 16
 PAGE = 4096

@@ -18,11 +18,11 @@ from pyiceberg.catalog import Catalog
 
 from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, run_info
-from lakeops import promotion, release, release_log, release_suite
-from lakeops.datasets import RELEASE_TABLES
-from lakeops.release import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
-from lakeops.release_log import Event
-from lakeops.release_report import markdown, table_rows
+from lakeops.datasets.names import RELEASE_TABLES
+from lakeops.release import blue_green, promotion, release_log, release_suite
+from lakeops.release.blue_green import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
+from lakeops.release.release_log import Event
+from lakeops.release.release_report import markdown, table_rows
 from lakeops.transforms import VERSIONS
 
 DEFAULT_ALERT_BLOCK = "custom-webhook/lakeops-alerts"
@@ -51,10 +51,10 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
     """Pin the input and fork both colours' branches from main."""
     # The id comes from the flow run, so a retried pin resumes the same release and its branches.
     release_id = f"r{release_log.now():%Y%m%d}-{_run_id()[:8]}" if flow_run.get_id() else None
-    planned = release.plan(
+    planned = blue_green.plan(
         catalog, params.dataset, params.green_version, params.blue_version, params.start, params.end, release_id
     )
-    release.fork(catalog, planned)
+    blue_green.fork(catalog, planned)
     release_log.record(catalog, planned.entry(Event.STARTED, actor=_actor(), flow_run_id=_run_id()))
     get_run_logger().info(
         "release %s: %s (blue) vs %s (green) on %s windows, input pinned at %s; base %s",
@@ -71,7 +71,7 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
 @io_task
 def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int | None]:
     """One colour, every window, on its branch; a retry resumes where it stopped."""
-    result = release.build(catalog, planned, colour, run_info())
+    result = blue_green.build(catalog, planned, colour, run_info())
     get_run_logger().info(
         "%s (%s) built on %s: %s windows",
         colour,
@@ -85,7 +85,7 @@ def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int 
 @io_task
 def compare(catalog: Catalog, planned: ReleasePlan, thresholds: Thresholds) -> Comparison:
     """Fingerprints, then keyed diff, then the suite built from blue's statistics; logged."""
-    comparison = release.compare(catalog, planned, thresholds, release_suite.check)
+    comparison = blue_green.compare(catalog, planned, thresholds, release_suite.check)
     release_log.record(
         catalog,
         planned.entry(
@@ -150,7 +150,7 @@ def promote(catalog: Catalog, planned: ReleasePlan, comparison: Comparison, acto
 
 @io_task
 def drop_branches(catalog: Catalog, planned: ReleasePlan) -> None:
-    release.drop_branches(catalog, planned)
+    blue_green.drop_branches(catalog, planned)
 
 
 @flow(name="release", on_failure=[alert_on_failure()])

@@ -7,8 +7,8 @@ from pyiceberg.catalog import Catalog
 
 from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse
-from lakeops import promotion
-from lakeops.datasets import RELEASE_TABLES
+from lakeops.datasets.names import RELEASE_TABLES
+from lakeops.release import promotion
 
 
 class RollbackParams(BaseModel):

@@ -9,9 +9,9 @@ from pyiceberg.catalog import Catalog
 
 from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, run_info
-from lakeops import replay
+from lakeops.build.validation import validate
 from lakeops.transforms import VERSIONS
-from lakeops.validation import validate
+from lakeops.versioning import replay
 
 
 class ReplayParams(BaseModel):

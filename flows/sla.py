@@ -12,12 +12,13 @@ from pyiceberg.catalog import Catalog
 
 from blocks.contract import ReadinessContractBlock
 from flows.common import io_task, post_confirmed, run_info
-from lakeops import lake, sla, tags
-from lakeops.contracts import ReadinessContract
-from lakeops.datasets import ALERT_FAILED_EVENT, WINDOW_LABEL, TableRef
-from lakeops.provenance import Provenance
-from lakeops.readiness import ReadySignal
-from lakeops.windows import Window
+from lakeops.datasets.names import ALERT_FAILED_EVENT, WINDOW_LABEL, TableRef
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake, tags
+from lakeops.iceberg.provenance import Provenance
+from lakeops.readiness import sla
+from lakeops.readiness.contracts import ReadinessContract
+from lakeops.readiness.ready import ReadySignal
 
 
 def contract_of(dataset: str) -> ReadinessContract | None:

@@ -19,9 +19,9 @@ from flows.sla import (
     now,
     record,
 )
-from lakeops import sla
-from lakeops.contracts import ReadinessContract
-from lakeops.windows import Window
+from lakeops.datasets.windows import Window
+from lakeops.readiness import sla
+from lakeops.readiness.contracts import ReadinessContract
 
 
 class MissedParams(BaseModel):

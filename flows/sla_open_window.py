@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 from flows.alerts import alert_on_failure
 from flows.common import open_lakehouse
 from flows.sla import contract_of, decide, fresh_marker_exists, now, post_event, record
-from lakeops import sla
-from lakeops.datasets import WINDOW_OPENED_EVENT, TableRef
-from lakeops.windows import Window
+from lakeops.datasets.names import WINDOW_OPENED_EVENT, TableRef
+from lakeops.datasets.windows import Window
+from lakeops.readiness import sla
 
 
 class OpenParams(BaseModel):

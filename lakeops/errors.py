@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lakeops.drift import SchemaDrift
+    from lakeops.ingest.drift import SchemaDrift
 
 
 class LakeopsError(Exception):

@@ -7,7 +7,7 @@ released blue-green; its release must come out identical.
 
 import pandas as pd
 
-from lakeops.datasets import FLIGHTS_NATURAL_KEY
+from lakeops.datasets.names import FLIGHTS_NATURAL_KEY
 from lakeops.transforms.daily import daily_delays
 
 __all__ = ["to_silver", "to_gold"]

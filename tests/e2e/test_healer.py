@@ -13,7 +13,7 @@ from admin import runs
 from admin.automations import HEALER_DEPLOYMENT, ensure_healer_automation
 from admin.setup import MEMORY_LIMITED_COMMAND, ensure_work_pool, memory_limited
 from admin.stack import WORK_POOL
-from lakeops import healing
+from lakeops.healing import oom
 
 pytestmark = pytest.mark.e2e
 DRILL = f"memory-drill/{runs.DEPLOYMENT}"
@@ -46,7 +46,7 @@ def drill_runs() -> list[FlowRun]:
 
 
 def reruns_of(run: FlowRun) -> list[FlowRun]:
-    return [r for r in drill_runs() if healing.HEALS_TAG + str(run.id) in r.tags]
+    return [r for r in drill_runs() if oom.HEALS_TAG + str(run.id) in r.tags]
 
 
 def drill_memory() -> int | None:
@@ -85,7 +85,7 @@ def test_an_oom_kill_is_rerun_with_double_the_memory_once_and_the_size_that_work
     assert rerun.state.is_completed(), rerun.state.message
     assert rerun.job_variables["memory"] == 400
     assert rerun.parameters == run.parameters
-    assert {f"{healing.ROOT_TAG}{run.id}", f"{healing.ATTEMPT_TAG}1"} <= set(rerun.tags)
+    assert {f"{oom.ROOT_TAG}{run.id}", f"{oom.ATTEMPT_TAG}1"} <= set(rerun.tags)
     assert drill_memory() == 400
     crashed_at = run.state.timestamp.timestamp()
     print(
@@ -126,7 +126,7 @@ def test_a_run_that_needs_more_than_the_cap_is_rerun_at_the_cap_then_given_up_wi
 
     time.sleep(15)  # long enough for a third run or a second alert to show up, were there one
     assert reruns_of(rerun) == []
-    gave_up = {"event": {"name": [healing.GAVE_UP_EVENT]}, "resource": {"id": [f"prefect.flow-run.{rerun.id}"]}}
+    gave_up = {"event": {"name": [oom.GAVE_UP_EVENT]}, "resource": {"id": [f"prefect.flow-run.{rerun.id}"]}}
     with get_client(sync_client=True) as client:  # events are stored a few seconds after the POST
         events = client.request("POST", "/events/filter", json={"filter": gave_up, "limit": 50}).json()["events"]
     assert [e["payload"]["classification"] for e in events] == ["data-dependent"]

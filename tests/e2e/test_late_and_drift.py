@@ -7,9 +7,10 @@ import pytest
 from pyiceberg.expressions import EqualTo
 
 from admin import runs
-from lakeops import lake, landing
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
-from lakeops.windows import Window
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
 
 pytestmark = pytest.mark.e2e
 

@@ -8,11 +8,13 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from admin import releases, runs
-from lakeops import landing, pipeline, promotion, release_log
-from lakeops.datasets import FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
-from lakeops.diff import fingerprint
-from lakeops.release_log import Event
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.ingest import landing
+from lakeops.release import promotion, release_log
+from lakeops.release.diff import fingerprint
+from lakeops.release.release_log import Event
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,11 @@ from prefect.deployments import run_deployment
 from admin import runs
 from admin.automations import ensure_sla_automations
 from admin.setup import deploy_all, save_contracts
-from lakeops import lake, landing, sla
-from lakeops.datasets import ALERT_FAILED_EVENT, BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
-from lakeops.windows import Window
+from lakeops.datasets.names import ALERT_FAILED_EVENT, BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
+from lakeops.readiness import sla
 from tests.e2e.conftest import BUFFER_SECONDS
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +59,7 @@ def state_of(e2e, day: date) -> sla.State:
 
 
 def sla_contract(e2e):  # noqa: ANN201
-    from lakeops import contracts
+    from lakeops.readiness import contracts
 
     return contracts.find(contracts.load(e2e.settings.contracts), DATASET)
 

@@ -8,10 +8,12 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from admin import runs
-from lakeops import lake, landing, maintenance, replay, tags
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake, tags
+from lakeops.ingest import landing
 from lakeops.transforms import flights_v2
-from lakeops.windows import Window
+from lakeops.versioning import maintenance, replay
 
 pytestmark = pytest.mark.e2e
 

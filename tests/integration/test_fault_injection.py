@@ -21,9 +21,9 @@ from prefect.runtime import task_run
 from pyiceberg.exceptions import CommitFailedException
 
 from flows.common import io_task
-from lakeops.datasets import TASK_RECOVERED_EVENT
+from lakeops.datasets.names import TASK_RECOVERED_EVENT
 from lakeops.errors import MalformedBatch, ValidationFailed
-from lakeops.failures import TASK_RETRIES, FailureClass
+from lakeops.healing.failures import TASK_RETRIES, FailureClass
 
 pytestmark = pytest.mark.integration
 

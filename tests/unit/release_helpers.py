@@ -6,10 +6,12 @@ from pathlib import Path
 
 from pyiceberg.catalog import Catalog
 
-from lakeops import lake, landing, promotion, release
-from lakeops.datasets import FLIGHTS, RELEASE_TABLES, TableRef
-from lakeops.diff import Fingerprint, fingerprint
-from lakeops.release import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
+from lakeops.datasets.names import FLIGHTS, RELEASE_TABLES, TableRef
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
+from lakeops.release import blue_green, promotion
+from lakeops.release.blue_green import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
+from lakeops.release.diff import Fingerprint, fingerprint
 
 from .conftest import expected_gold
 from .versioning_helpers import RUN, Built, build_day, dropper, expected_gold_v2, open_lake
@@ -27,8 +29,8 @@ def built_lake(home: Path, days: tuple[date, ...]) -> tuple[Catalog, Callable, d
 
 def pinned(catalog: Catalog, green: str, blue: str | None = None, **kwargs) -> ReleasePlan:
     """Plan a release of the flights dataset and fork both colours' branches."""
-    planned = release.plan(catalog, FLIGHTS, green, blue, **kwargs)
-    release.fork(catalog, planned)
+    planned = blue_green.plan(catalog, FLIGHTS, green, blue, **kwargs)
+    blue_green.fork(catalog, planned)
     return planned
 
 
@@ -36,7 +38,7 @@ def built(catalog: Catalog, green: str, blue: str | None = None, **kwargs) -> Re
     """Plan, fork, and build both colours one after the other."""
     planned = pinned(catalog, green, blue, **kwargs)
     for colour in (BLUE, GREEN):
-        release.build(catalog, planned, colour, RUN)
+        blue_green.build(catalog, planned, colour, RUN)
     return planned
 
 
@@ -45,7 +47,7 @@ def compared(
 ) -> tuple[ReleasePlan, Comparison]:
     """A release built and compared without the GX suite (the promotion tests need the verdict only)."""
     planned = built(catalog, green, blue)
-    return planned, release.compare(catalog, planned, thresholds, None)
+    return planned, blue_green.compare(catalog, planned, thresholds, None)
 
 
 def main_ids(catalog: Catalog) -> dict[str, int]:

@@ -2,10 +2,10 @@
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from lakeops import sla
-from lakeops.contracts import ReadinessContract
-from lakeops.provenance import Provenance
-from lakeops.windows import Window
+from lakeops.datasets.windows import Window
+from lakeops.iceberg.provenance import Provenance
+from lakeops.readiness import sla
+from lakeops.readiness.contracts import ReadinessContract
 
 DATASET = "bronze.flights"
 # The fields a contracts.yaml entry must have (every other field has a default).

@@ -8,10 +8,13 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from lakeops import alerts, contracts, ingest, landing, pipeline
+from lakeops.build import pipeline
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.failures import FailureClass
-from lakeops.lateness import LatePolicy
+from lakeops.healing import alerts
+from lakeops.healing.failures import FailureClass
+from lakeops.ingest import batches, landing
+from lakeops.ingest.lateness import LatePolicy
+from lakeops.readiness import contracts
 
 from .versioning_helpers import DAY_C, RUN
 
@@ -75,7 +78,7 @@ def test_malformed_names_dataset_window_file_cell_the_line_counts_and_the_comman
 def test_malformed_without_a_line_says_whole_file_and_shows_no_sample(drop_day):
     batch = drop_day(D, landing.day_rows(D).iloc[:0].to_csv(index=False))
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
 
     alert = alerts.malformed("bronze.flights", OWNER, PRODUCER, batch, caught.value, 1)
 
@@ -88,7 +91,7 @@ def test_malformed_for_a_short_row_names_the_row_and_shows_it(drop_day):
     lines[9] = ",".join(lines[9].split(",")[:-2])
     batch = drop_day(D, "\n".join(lines) + "\n")
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
 
     alert = alerts.malformed("bronze.flights", OWNER, PRODUCER, batch, caught.value, len(lines))
 
@@ -190,7 +193,7 @@ def test_the_drift_alert_of_a_renamed_column_shows_the_diff_and_the_command(drop
     text = landing.day_rows(D).to_csv(index=False).replace(",dep_delay,", ",departure_delay,", 1)
     batch = drop_day(D, text)
     with pytest.raises(SchemaDrifted) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
 
     subject, body = alerts.schema_drift(CONTRACT, batch, caught.value.drift)
 

@@ -4,11 +4,12 @@ from datetime import date
 
 import pytest
 
-from lakeops import lake, pipeline, tags
-from lakeops.datasets import SILVER_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.build.validation import ValidationReport
+from lakeops.datasets.names import SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
-from lakeops.validation import ValidationReport
-from lakeops.windows import Window
+from lakeops.iceberg import lake, tags
 
 RUN = pipeline.RunInfo("run-1", "git:test")
 DAY = date(2013, 1, 2)

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from cronsim import CronSim
 
-from lakeops import contracts
-from lakeops.contracts import ReadinessContract
-from lakeops.windows import Window
+from lakeops.datasets.windows import Window
+from lakeops.readiness import contracts
+from lakeops.readiness.contracts import ReadinessContract
 
 from .sla_helpers import CONTRACT
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from lakeops.diff import fingerprint, keyed_diff
+from lakeops.release.diff import fingerprint, keyed_diff
 
 KEY = ("carrier", "flight", "flight_date")
 TIMESTAMP = pa.timestamp("us", "UTC")

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lakeops import alerts, contracts, drift, ingest, landing
-from lakeops.datasets import FLIGHTS_NATURAL_KEY
+from lakeops.datasets.names import FLIGHTS_NATURAL_KEY
+from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.failures import FailureClass, classify
-from lakeops.windows import Window
+from lakeops.healing import alerts
+from lakeops.healing.failures import FailureClass, classify
+from lakeops.ingest import batches, drift, landing
+from lakeops.readiness import contracts
 
 from .conftest import DAY_A, DropDay, day_text, edit_cell
 from .sla_helpers import CONTRACT, MINIMAL_ENTRY
@@ -197,7 +199,7 @@ def test_a_single_bad_value_is_a_malformed_row_named_by_line_not_drift(drop_day)
     batch = drop_day(DAY_A, edit_cell(GOOD, 3, "dep_delay", "abc"))
 
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
 
     assert not isinstance(caught.value, SchemaDrifted)
     assert (caught.value.column, caught.value.row) == ("dep_delay", 4)
@@ -241,15 +243,15 @@ def test_only_additive_drift_the_contract_allows_enters_bronze(drop_day, text, c
 def test_accepted_additive_drift_parses_to_the_contract_columns_only(drop_day):
     batch = drop_day(DAY_A, with_column(GOOD, "wheels_off"))
 
-    parsed = ingest.parse(batch, accept_additive=True)
+    parsed = batches.parse(batch, accept_additive=True)
 
-    assert parsed.equals(ingest.parse(drop_day(DAY_A)))
+    assert parsed.equals(batches.parse(drop_day(DAY_A)))
 
 
 @pytest.mark.parametrize("text", [c[1] for c in DRIFTS[1:]], ids=DRIFT_IDS[1:])
 def test_accept_additive_does_not_let_other_drift_through(drop_day, text):
     with pytest.raises(SchemaDrifted):
-        ingest.parse(drop_day(DAY_A, text), accept_additive=True)
+        batches.parse(drop_day(DAY_A, text), accept_additive=True)
 
 
 # --- what the owner is told ---------------------------------------------------------------------
@@ -322,8 +324,8 @@ def test_parse_raises_schema_drifted_and_the_quarantine_keeps_every_line(drop_da
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(SchemaDrifted) as caught:
-        ingest.parse(batch)
-    rows = ingest.quarantine_rows(batch, caught.value, datetime(2024, 5, 1, tzinfo=UTC))
+        batches.parse(batch)
+    rows = batches.quarantine_rows(batch, caught.value, datetime(2024, 5, 1, tzinfo=UTC))
 
     error = caught.value
     assert [c.kind for c in error.drift.changes] == [kind]
@@ -335,7 +337,7 @@ def test_parse_raises_schema_drifted_and_the_quarantine_keeps_every_line(drop_da
 
 def test_schema_drifted_is_a_data_failure_that_survives_pickling(drop_day):
     with pytest.raises(SchemaDrifted) as caught:
-        ingest.parse(drop_day(DAY_A, without_column(GOOD, "origin")))
+        batches.parse(drop_day(DAY_A, without_column(GOOD, "origin")))
 
     again = pickle.loads(pickle.dumps(caught.value))
 
@@ -349,7 +351,7 @@ def test_schema_drifted_is_a_data_failure_that_survives_pickling(drop_day):
     ids=["empty", "blank lines", "utf-16", "open quote", "nul byte", "cut mid-row"],
 )
 def test_observe_never_raises_on_odd_files(content):
-    batch = ingest.RawBatch("odd.csv", Window(DAY_A), content)
+    batch = batches.RawBatch("odd.csv", Window(DAY_A), content)
 
     found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
 

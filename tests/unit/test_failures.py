@@ -13,8 +13,6 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
 from sqlalchemy.exc import OperationalError
 
-from lakeops import failures
-from lakeops.drift import REMOVED, Change, SchemaDrift
 from lakeops.errors import (
     EmptyWindow,
     MainMoved,
@@ -29,7 +27,9 @@ from lakeops.errors import (
     UnsafeRollback,
     ValidationFailed,
 )
-from lakeops.failures import COMMIT_CONFLICT, POLICIES, FailureClass, RetryPolicy
+from lakeops.healing import failures
+from lakeops.healing.failures import COMMIT_CONFLICT, POLICIES, FailureClass, RetryPolicy
+from lakeops.ingest.drift import REMOVED, Change, SchemaDrift
 
 
 def http_error(status: int) -> httpx.HTTPStatusError:

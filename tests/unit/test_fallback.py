@@ -7,10 +7,13 @@ import pandas as pd
 import pytest
 from pyiceberg.catalog import Catalog
 
-from lakeops import fallback, lake, landing, pipeline, sla, tags
-from lakeops.datasets import BRONZE_FLIGHTS, FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
-from lakeops.readiness import ReadySignal
-from lakeops.windows import Window
+from lakeops.build import fallback, pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake, tags
+from lakeops.ingest import landing
+from lakeops.readiness import sla
+from lakeops.readiness.ready import ReadySignal
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, expected_gold
 from .sla_helpers import CONTRACT

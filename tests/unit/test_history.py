@@ -7,10 +7,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from lakeops import history, landing, pipeline, schemas
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
-from lakeops.tags import LAST_KNOWN_GOOD
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import schemas
+from lakeops.iceberg.tags import LAST_KNOWN_GOOD
+from lakeops.ingest import landing
+from lakeops.versioning import history
 
 from .conftest import DAY_A, DAY_B
 from .versioning_helpers import RUN, corrected, dropper, open_lake, passing, rows_of

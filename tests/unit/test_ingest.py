@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakeops import ingest, landing
+from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.windows import Window
+from lakeops.ingest import batches, landing
 
 from .conftest import DAY_A, DAY_B, day_text, edit_cell
 
@@ -22,7 +22,7 @@ STR_COLUMNS = ["carrier", "tailnum", "origin", "dest", "time_hour"]
 def test_a_real_day_file_parses_to_every_row_with_typed_columns(drop_day):
     source = landing.day_rows(DAY_A)
 
-    parsed = ingest.parse(drop_day(DAY_A))
+    parsed = batches.parse(drop_day(DAY_A))
 
     assert len(parsed) == len(source)
     assert sorted(parsed.columns) == sorted(INT_COLUMNS + FLOAT_COLUMNS + STR_COLUMNS)
@@ -37,7 +37,7 @@ def test_a_real_day_file_parses_to_every_row_with_typed_columns(drop_day):
 def test_a_real_day_file_keeps_values_and_nulls(drop_day):
     source = landing.day_rows(DAY_A)
 
-    parsed = ingest.parse(drop_day(DAY_A))
+    parsed = batches.parse(drop_day(DAY_A))
 
     for column in INT_COLUMNS + FLOAT_COLUMNS:
         np.testing.assert_array_equal(
@@ -86,7 +86,7 @@ def test_malformed_rows_name_the_file_the_column_and_the_line(drop_day, text, co
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
 
     error = caught.value
     assert (error.source, error.column, error.row) == (batch.source, column, line)
@@ -107,7 +107,7 @@ def test_drift_is_found_before_values_are_typed_and_named_like_any_malformed_bat
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(SchemaDrifted) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
 
     error = caught.value
     assert [(c.kind, c.column) for c in error.drift.changes] == [(kind, column)]
@@ -120,7 +120,7 @@ def test_the_line_named_is_the_line_holding_the_bad_value(drop_day, column, bad)
     text = edit_cell(GOOD, 10, column, bad)
 
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(drop_day(DAY_A, text))
+        batches.parse(drop_day(DAY_A, text))
 
     offending = text.splitlines()[caught.value.row - 1].split(",")
     header = text.splitlines()[0].split(",")
@@ -141,7 +141,7 @@ def test_files_without_usable_rows_are_malformed_and_named(drop_day, text, reaso
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
 
     assert caught.value.source == batch.source
     assert str(caught.value).startswith(batch.source)
@@ -154,7 +154,7 @@ def test_a_truncated_row_is_malformed(drop_day):
     lines[3] = ",".join(lines[3].split(",")[:4])
 
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(drop_day(DAY_A, "\n".join(lines) + "\n"))
+        batches.parse(drop_day(DAY_A, "\n".join(lines) + "\n"))
 
     assert caught.value.row == 4
 
@@ -163,14 +163,14 @@ def test_read_raw_of_a_missing_file_names_it(tmp_path: Path):
     missing = tmp_path / "flights" / "2013-01-02.csv"
 
     with pytest.raises(MalformedBatch, match="2013-01-02.csv"):
-        ingest.read_raw(missing, Window(DAY_A))
+        batches.read_raw(missing, Window(DAY_A))
 
 
 def test_batch_id_depends_on_window_and_bytes_only():
     window = Window(DAY_A)
-    first = ingest.RawBatch("a/2013-01-02.csv", window, b"same bytes")
-    again = ingest.RawBatch("b/elsewhere.csv", window, b"same bytes")
-    corrected = ingest.RawBatch("a/2013-01-02.csv", window, b"other bytes")
+    first = batches.RawBatch("a/2013-01-02.csv", window, b"same bytes")
+    again = batches.RawBatch("b/elsewhere.csv", window, b"same bytes")
+    corrected = batches.RawBatch("a/2013-01-02.csv", window, b"other bytes")
 
     assert first.batch_id == again.batch_id
     assert first.batch_id != corrected.batch_id
@@ -181,17 +181,17 @@ def test_with_lineage_adds_batch_source_and_utc_time(drop_day):
     batch = drop_day(DAY_A)
     at = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
 
-    bronze = ingest.with_lineage(ingest.parse(batch), batch, at)
+    bronze = batches.with_lineage(batches.parse(batch), batch, at)
 
     assert set(bronze["_batch_id"]) == {batch.batch_id}
     assert set(bronze["_source"]) == {"2013-01-02.csv"}
     assert set(bronze["_ingested_at"]) == {pd.Timestamp("2024-05-01 10:00", tz="UTC")}
 
 
-def _rejected(drop_day, text: str) -> tuple[ingest.RawBatch, MalformedBatch]:
+def _rejected(drop_day, text: str) -> tuple[batches.RawBatch, MalformedBatch]:
     batch = drop_day(DAY_A, text)
     with pytest.raises(MalformedBatch) as caught:
-        ingest.parse(batch)
+        batches.parse(batch)
     return batch, caught.value
 
 
@@ -204,7 +204,7 @@ def test_quarantine_rows_keep_every_raw_line_in_order(drop_day, text):
     batch, error = _rejected(drop_day, text)
     at = datetime(2024, 5, 1, tzinfo=UTC)
 
-    rows = ingest.quarantine_rows(batch, error, at)
+    rows = batches.quarantine_rows(batch, error, at)
 
     lines = text.splitlines()
     assert len(rows) == len(lines)
@@ -219,7 +219,7 @@ def test_quarantine_rows_keep_every_raw_line_in_order(drop_day, text):
 def test_quarantine_rows_keep_the_column_and_line_of_the_error(drop_day):
     batch, error = _rejected(drop_day, edit_cell(GOOD, 3, "dep_delay", "abc"))
 
-    rows = ingest.quarantine_rows(batch, error, datetime(2024, 5, 1, tzinfo=UTC))
+    rows = batches.quarantine_rows(batch, error, datetime(2024, 5, 1, tzinfo=UTC))
 
     assert set(rows["error_column"]) == {"dep_delay"}
     assert set(rows["error_row"]) == {4}
@@ -229,7 +229,7 @@ def test_quarantine_rows_keep_the_column_and_line_of_the_error(drop_day):
 def test_quarantine_of_an_empty_file_still_records_the_reason(drop_day):
     batch, error = _rejected(drop_day, "")
 
-    rows = ingest.quarantine_rows(batch, error, datetime(2024, 5, 1, tzinfo=UTC))
+    rows = batches.quarantine_rows(batch, error, datetime(2024, 5, 1, tzinfo=UTC))
 
     assert len(rows) >= 1
     assert set(rows["reason"]) == {str(error)}

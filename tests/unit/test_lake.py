@@ -8,16 +8,16 @@ import pytest
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.types import StringType
 
-from lakeops import lake
-from lakeops.datasets import (
+from lakeops.datasets.names import (
     ALL_TABLES,
     GOLD_DAILY_DELAYS,
     TableRef,
 )
+from lakeops.datasets.windows import Window
 from lakeops.errors import SnapshotNotFound, TableNotFound
-from lakeops.provenance import Provenance
-from lakeops.readiness import ReadySignal
-from lakeops.windows import Window
+from lakeops.iceberg import lake
+from lakeops.iceberg.provenance import Provenance
+from lakeops.readiness.ready import ReadySignal
 
 EXPECTED_TABLES = {
     ("bronze", "flights"),

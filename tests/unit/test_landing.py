@@ -14,13 +14,21 @@ import pandas as pd
 import pytest
 from pyiceberg.catalog import Catalog
 
-from lakeops import landing, pipeline, rollback
-from lakeops.datasets import BRONZE_FLIGHTS, FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.datasets.names import (
+    BRONZE_FLIGHTS,
+    FLIGHTS_NATURAL_KEY,
+    GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS,
+    SILVER_FLIGHTS,
+)
+from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch
-from lakeops.ingest import RawBatch
-from lakeops.lateness import LatePolicy
-from lakeops.readiness import ReadySignal
-from lakeops.windows import Window
+from lakeops.ingest import landing
+from lakeops.ingest.batches import RawBatch
+from lakeops.ingest.lateness import LatePolicy
+from lakeops.readiness.ready import ReadySignal
+from lakeops.versioning import rollback
 
 from .conftest import DAY_A, assert_gold_matches, expected_gold
 from .versioning_helpers import DAY_C, RUN, current_id, dropper, open_lake, rows_of

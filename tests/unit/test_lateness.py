@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakeops import contracts, ingest, landing, lateness, pipeline
-from lakeops.datasets import BRONZE_FLIGHTS
-from lakeops.lateness import MIN_OBSERVATIONS, LatePolicy
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.ingest import batches, landing, lateness
+from lakeops.ingest.lateness import MIN_OBSERVATIONS, LatePolicy
+from lakeops.readiness import contracts
 
 from .sla_helpers import MINIMAL_ENTRY
 from .versioning_helpers import RUN
@@ -39,7 +41,7 @@ def file_of(day: date, late: dict[date, int]) -> pd.DataFrame:
 
 def typed(frame: pd.DataFrame, day: date = FILE_DAY) -> pd.DataFrame:
     """The file's rows as ingest types them (indexed by line number)."""
-    return ingest.parse(ingest.RawBatch(f"{day}.csv", Window(day), frame.to_csv(index=False).encode()))
+    return batches.parse(batches.RawBatch(f"{day}.csv", Window(day), frame.to_csv(index=False).encode()))
 
 
 def lines_of(frame: pd.DataFrame, day: date) -> list[int]:

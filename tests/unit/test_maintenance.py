@@ -13,12 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lakeops import lake, maintenance, pipeline, replay, schemas, timetravel
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
 from lakeops.errors import SnapshotNotFound
-from lakeops.provenance import Provenance
-from lakeops.timetravel import AsOf
-from lakeops.windows import Window
+from lakeops.iceberg import lake, schemas
+from lakeops.iceberg.provenance import Provenance
+from lakeops.versioning import maintenance, replay, timetravel
+from lakeops.versioning.timetravel import AsOf
 
 from .conftest import DAY_A, DAY_B
 from .versioning_helpers import (

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lakeops import memlimit
-from lakeops.memlimit import CgroupUnavailable, MemoryCgroup
+from lakeops.healing import memlimit
+from lakeops.healing.memlimit import CgroupUnavailable, MemoryCgroup
 
 ALLOCATE = "import sys; block = bytearray({mb} * 1024 * 1024); block[::4096] = b'x' * len(block[::4096]); print('ok')"
 

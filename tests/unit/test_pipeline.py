@@ -3,10 +3,12 @@
 import pandas as pd
 import pytest
 
-from lakeops import lake, landing, pipeline
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
 from lakeops.errors import EmptyWindow, MalformedBatch
-from lakeops.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, day_text, edit_cell, expected_gold
 

@@ -3,8 +3,8 @@
 import pytest
 from pyiceberg.table.snapshots import Operation, Summary
 
-from lakeops import provenance
-from lakeops.provenance import Provenance
+from lakeops.iceberg import provenance
+from lakeops.iceberg.provenance import Provenance
 
 FULL = Provenance(
     code_version="git:0123456789ab",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lakeops.readiness import ReadySignal, marker_paths
+from lakeops.readiness.ready import ReadySignal, marker_paths
 
 SIGNAL = ReadySignal(
     dataset="silver.flights",

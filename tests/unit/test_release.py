@@ -9,10 +9,13 @@ import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.table.snapshots import ancestors_of
 
-from lakeops import lake, pipeline, release, release_report, release_suite, replay
-from lakeops.datasets import BRONZE_FLIGHTS, FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
-from lakeops.release import BLUE, BUILD_OPERATION, GREEN, ReleasePlan, Thresholds, Verdict
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.release import blue_green, release_report, release_suite
+from lakeops.release.blue_green import BLUE, BUILD_OPERATION, GREEN, ReleasePlan, Thresholds, Verdict
+from lakeops.versioning import replay
 
 from .conftest import DAY_A, DAY_B
 from .release_helpers import (
@@ -54,7 +57,7 @@ def story(tmp_path_factory) -> Story:
     correction = pipeline.ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
     for planned in (same, v2):
         for colour in COLOURS:
-            release.build(catalog, planned, colour, RUN)
+            blue_green.build(catalog, planned, colour, RUN)
     return Story(catalog, days, main, correction, same, v2)
 
 
@@ -62,7 +65,7 @@ def story(tmp_path_factory) -> Story:
 
 
 def test_plan_pins_the_bronze_snapshot_each_window_of_silver_records(story):
-    planned = release.plan(story.catalog, FLIGHTS, "v2", release_id="r-test")
+    planned = blue_green.plan(story.catalog, FLIGHTS, "v2", release_id="r-test")
 
     assert planned.pinned == {d.isoformat(): story.built[d].bronze.snapshot_id for d in DAYS}
     assert len(set(planned.pinned.values())) == 3  # each day came in its own Bronze commit
@@ -79,7 +82,7 @@ def test_plan_pins_the_bronze_snapshot_each_window_of_silver_records(story):
     [(DAY_B, None, (DAY_B, DAY_C)), (None, DAY_B, (DAY_A, DAY_B)), (DAY_B, DAY_B, (DAY_B,))],
 )
 def test_plan_keeps_the_windows_in_range(story, start, end, days):
-    planned = release.plan(story.catalog, FLIGHTS, "v2", start=start, end=end)
+    planned = blue_green.plan(story.catalog, FLIGHTS, "v2", start=start, end=end)
 
     assert planned.windows == tuple(Window(d) for d in days)
     assert planned.pinned == {d.isoformat(): story.built[d].bronze.snapshot_id for d in days}
@@ -99,19 +102,19 @@ def test_plan_keeps_the_windows_in_range(story, start, end, days):
 )
 def test_plan_refuses_what_cannot_be_released(story, dataset, green, blue, start, end, message):
     with pytest.raises(ValueError, match=message):
-        release.plan(story.catalog, dataset, green, blue, start, end)
+        blue_green.plan(story.catalog, dataset, green, blue, start, end)
 
 
 def test_plan_refuses_a_lake_with_nothing_published(catalog):
     with pytest.raises(ValueError, match="no window"):
-        release.plan(catalog, FLIGHTS, "v2")
+        blue_green.plan(catalog, FLIGHTS, "v2")
 
 
 def test_compare_refuses_colours_not_built_yet(story):
-    planned = release.plan(story.catalog, FLIGHTS, "v2")
+    planned = blue_green.plan(story.catalog, FLIGHTS, "v2")
 
     with pytest.raises(ValueError, match="build the colours first"):
-        release.compare(story.catalog, planned, Thresholds(), None)
+        blue_green.compare(story.catalog, planned, Thresholds(), None)
 
 
 # --- build --------------------------------------------------------------------------------------
@@ -163,7 +166,7 @@ def test_colours_read_the_pinned_bronze_not_the_batch_that_came_after(story, whi
 def test_building_the_colours_concurrently_gives_what_building_them_in_turn_gives(story):
     planned = pinned(story.catalog, "v2", release_id="concurrent")
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(release.build, story.catalog, planned, colour, RUN) for colour in COLOURS]
+        futures = [pool.submit(blue_green.build, story.catalog, planned, colour, RUN) for colour in COLOURS]
         results = [future.result() for future in futures]
 
     assert [r.replayed for r in results] == [WINDOWS, WINDOWS]
@@ -180,8 +183,8 @@ def test_building_a_colour_again_resumes_and_commits_nothing(story):
     heads = {ref: current_id(story.catalog, ref) for ref in TABLES}
     branch_heads = {ref: colour_print(story.catalog, ref, story.v2, GREEN) for ref in TABLES}
 
-    release.fork(story.catalog, story.v2)  # a rerun keeps the branches it finds
-    again = release.build(story.catalog, story.v2, GREEN, RUN)
+    blue_green.fork(story.catalog, story.v2)  # a rerun keeps the branches it finds
+    again = blue_green.build(story.catalog, story.v2, GREEN, RUN)
 
     assert again.replayed == () and again.skipped == WINDOWS
     assert {ref: current_id(story.catalog, ref) for ref in TABLES} == heads
@@ -191,7 +194,7 @@ def test_building_a_colour_again_resumes_and_commits_nothing(story):
 def test_a_release_over_a_range_builds_and_compares_only_its_windows(story):
     planned = built(story.catalog, "v2", start=DAY_B)
 
-    gold = release.compare(story.catalog, planned, Thresholds(), None).tables[1]
+    gold = blue_green.compare(story.catalog, planned, Thresholds(), None).tables[1]
 
     silver = story.catalog.load_table(SILVER_FLIGHTS.identifier)
     assert set(replay.completed(silver, planned.branch(GREEN), "v2", BUILD_OPERATION)) == {Window(DAY_B), WINDOWS[2]}
@@ -209,7 +212,7 @@ def test_a_refactor_compares_identical_without_computing_a_diff(story):
         asked.append(args)
         raise AssertionError("identical fingerprints need no suite")
 
-    comparison = release.compare(story.catalog, story.same, Thresholds(), suite)
+    comparison = blue_green.compare(story.catalog, story.same, Thresholds(), suite)
 
     assert comparison.verdict is Verdict.IDENTICAL and comparison.promotable
     assert [t.table for t in comparison.tables] == [str(ref) for ref in TABLES]
@@ -220,7 +223,7 @@ def test_a_refactor_compares_identical_without_computing_a_diff(story):
 
 
 def test_v2_changes_exactly_the_gold_rows_whose_cancelled_count_differs(story):
-    comparison = release.compare(story.catalog, story.v2, Thresholds(), None)
+    comparison = blue_green.compare(story.catalog, story.v2, Thresholds(), None)
     silver, gold = comparison.tables
     changes = v2_changes(DAYS)
 
@@ -240,7 +243,7 @@ def test_v2_changes_exactly_the_gold_rows_whose_cancelled_count_differs(story):
 
 
 def test_v2_within_loose_thresholds_passes_the_suite_built_from_blue(story):
-    comparison = release.compare(story.catalog, story.v2, LOOSE, release_suite.check)
+    comparison = blue_green.compare(story.catalog, story.v2, LOOSE, release_suite.check)
     silver, gold = comparison.tables
 
     assert (silver.verdict, gold.verdict, comparison.verdict) == (Verdict.IDENTICAL, Verdict.WITHIN, Verdict.WITHIN)
@@ -251,7 +254,7 @@ def test_v2_within_loose_thresholds_passes_the_suite_built_from_blue(story):
 
 def test_a_suite_failure_alone_puts_green_outside(story):
     strict_means = Thresholds(max_changed_fraction=1.0, mean_tolerance=1e-6)
-    comparison = release.compare(story.catalog, story.v2, strict_means, release_suite.check)
+    comparison = blue_green.compare(story.catalog, story.v2, strict_means, release_suite.check)
     gold = comparison.tables[1]
 
     assert strict_means.breaches(gold.diff) == ()  # the diff alone is within thresholds
@@ -261,7 +264,7 @@ def test_a_suite_failure_alone_puts_green_outside(story):
 
 
 def test_the_summary_is_plain_json(story):
-    comparison = release.compare(story.catalog, story.v2, LOOSE, release_suite.check)
+    comparison = blue_green.compare(story.catalog, story.v2, LOOSE, release_suite.check)
     summary = comparison.summary()
 
     gold = json.loads(json.dumps(summary, allow_nan=False))[str(GOLD_DAILY_DELAYS)]
@@ -277,7 +280,7 @@ def test_the_summary_is_plain_json(story):
 
 
 def test_the_report_has_the_verdict_one_row_per_table_and_the_sample(story):
-    comparison = release.compare(story.catalog, story.v2, Thresholds(), None)
+    comparison = blue_green.compare(story.catalog, story.v2, Thresholds(), None)
     changed = len(v2_changes(DAYS))
 
     rows = release_report.table_rows(comparison)
@@ -306,7 +309,7 @@ def test_the_report_has_the_verdict_one_row_per_table_and_the_sample(story):
 
 
 def test_the_report_of_an_identical_release_has_no_sample(story):
-    comparison = release.compare(story.catalog, story.same, Thresholds(), None)
+    comparison = blue_green.compare(story.catalog, story.same, Thresholds(), None)
 
     text = release_report.markdown(story.same, comparison)
 

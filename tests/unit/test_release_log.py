@@ -4,9 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lakeops import release_log, transforms
-from lakeops.datasets import FLIGHTS, RELEASES
-from lakeops.release_log import Entry, Event
+from lakeops import transforms
+from lakeops.datasets.names import FLIGHTS, RELEASES
+from lakeops.release import release_log
+from lakeops.release.release_log import Entry, Event
 
 T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 BIG = 2**63 - 1  # the largest snapshot id Iceberg can hand out

@@ -7,11 +7,14 @@ import pandas as pd
 import pytest
 from pyiceberg.table.snapshots import Operation, ancestors_of
 
-from lakeops import history, lake, landing, pipeline, replay
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.build import pipeline
+from lakeops.build.validation import ValidationReport
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
-from lakeops.validation import ValidationReport
-from lakeops.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
+from lakeops.versioning import history, replay
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches
 from .versioning_helpers import (

@@ -12,9 +12,11 @@ from pathlib import Path
 import pandas as pd
 from pyiceberg.table.snapshots import Operation, ancestors_of
 
-from lakeops import lake, landing, replay
-from lakeops.datasets import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
-from lakeops.windows import Window
+from lakeops.datasets.names import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import landing
+from lakeops.versioning import replay
 
 from .conftest import assert_gold_matches
 from .versioning_helpers import (
@@ -35,7 +37,7 @@ BRANCH = "replay-v2"
 # --no-validate: the GX suites cost about 1 s a window, which would triple this test's time; the gate
 # itself is tested in process (test_validation.py, test_tags.py).
 REPLAY = [
-    *(sys.executable, "-m", "lakeops.cli", "replay", "--version", "v2"),
+    *(sys.executable, "-m", "admin.cli", "replay", "--version", "v2"),
     *("--start", "2013-01-01", "--end", "2013-01-31", "--no-validate"),
 ]
 

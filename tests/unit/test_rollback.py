@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from lakeops import pipeline, rollback
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.errors import RefNotFound, SnapshotNotFound, UnsafeRollback
-from lakeops.timetravel import AsOf
+from lakeops.versioning import rollback
+from lakeops.versioning.timetravel import AsOf
 
 from .conftest import DAY_A, DAY_B
 from .versioning_helpers import RUN, build_day, canonical, corrected, current_id, dropper, open_lake, rows_of

@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from lakeops import lake, pipeline, sla
-from lakeops.datasets import BRONZE_FLIGHTS, SLA_FACTS
-from lakeops.sla import Fact, State
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, SLA_FACTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.readiness import sla
+from lakeops.readiness.sla import Fact, State
 
 from .conftest import DAY_A
 from .sla_helpers import (

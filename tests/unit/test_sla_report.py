@@ -3,9 +3,9 @@
 from dataclasses import replace
 from datetime import date, time
 
-from lakeops import sla, sla_report
-from lakeops.sla import Fact
-from lakeops.windows import Window
+from lakeops.datasets.windows import Window
+from lakeops.readiness import sla, sla_report
+from lakeops.readiness.sla import Fact
 
 from .sla_helpers import CONTRACT, DATASET, MADE_BY, WINDOW, at, fact, fell_back, missed, opened, signal
 

@@ -10,11 +10,13 @@ from datetime import date, time, timedelta
 import pytest
 from pyiceberg.expressions import AlwaysTrue
 
-from lakeops import lake, pipeline, sla, tags
-from lakeops.contracts import ReadinessContract
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
-from lakeops.provenance import Provenance
-from lakeops.windows import Window
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake, tags
+from lakeops.iceberg.provenance import Provenance
+from lakeops.readiness import sla
+from lakeops.readiness.contracts import ReadinessContract
 
 CONTRACT = ReadinessContract(
     dataset=BRONZE_FLIGHTS.identifier,
@@ -34,7 +36,7 @@ WINDOWS = [Window(date(2013, 1, 1) + timedelta(days=i)) for i in range(30)]
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):  # noqa: ANN201
-    from lakeops import landing
+    from lakeops.ingest import landing
     from lakeops.settings import LakeSettings
 
     root = tmp_path_factory.mktemp("sla-sim")
@@ -47,9 +49,9 @@ def simulated(tmp_path_factory):  # noqa: ANN201
     alerts, resolutions = [], []
 
     def arrive(window: Window, at) -> None:  # noqa: ANN001 - the producer, then Silver (and Gold) on its signal
-        from lakeops import ingest
+        from lakeops.ingest import batches
 
-        batch = ingest.read_raw(landing.drop_day_file(root / "landing", window.day), window)
+        batch = batches.read_raw(landing.drop_day_file(root / "landing", window.day), window)
         signal = pipeline.ingest_bronze(catalog, batch, RUN)
         sla.record(
             catalog,

@@ -1,7 +1,8 @@
 """lakeops.status: what `lakeops status` lists and prints."""
 
-from lakeops import lake, status
-from lakeops.datasets import ALL_TABLES, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.names import ALL_TABLES, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS, TableRef
+from lakeops.iceberg import lake
+from lakeops.readiness import status
 from tests.unit.test_lake import PROVENANCE, gold_rows, signal
 
 

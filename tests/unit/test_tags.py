@@ -3,10 +3,11 @@
 import pandas as pd
 import pytest
 
-from lakeops import pipeline, tags
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
-from lakeops.windows import Window
+from lakeops.iceberg import tags
 
 from .conftest import DAY_A, DAY_B
 from .versioning_helpers import (

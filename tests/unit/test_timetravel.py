@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from lakeops import landing, maintenance, pipeline, timetravel
-from lakeops.datasets import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.build import pipeline
+from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
 from lakeops.errors import RefNotFound, SnapshotNotFound
-from lakeops.timetravel import AsOf
-from lakeops.windows import Window
+from lakeops.ingest import landing
+from lakeops.versioning import maintenance, timetravel
+from lakeops.versioning.timetravel import AsOf
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, expected_gold
 from .versioning_helpers import DAY_C, RUN, Built, build_day, canonical, dropper, on_day, open_lake, rows_of

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakeops import landing, transforms
+from lakeops import transforms
+from lakeops.ingest import landing
 from lakeops.transforms import flights_v1
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, expected_gold

@@ -5,10 +5,12 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from lakeops import ingest, landing, pipeline, transforms
-from lakeops.datasets import GOLD_DAILY_DELAYS
+from lakeops import transforms
+from lakeops.build import pipeline
+from lakeops.datasets.names import GOLD_DAILY_DELAYS
+from lakeops.datasets.windows import Window
+from lakeops.ingest import batches, landing
 from lakeops.transforms import flights_v1, flights_v2
-from lakeops.windows import Window
 
 from .conftest import DAY_A, assert_gold_matches, expected_gold
 from .versioning_helpers import RUN, expected_gold_v2, on_day, rows_of
@@ -28,7 +30,7 @@ def source() -> pd.DataFrame:
 @pytest.fixture
 def silver(drop_day) -> pd.DataFrame:
     batch = drop_day(DAY_A)
-    return flights_v1.to_silver(ingest.with_lineage(ingest.parse(batch), batch, datetime.now(UTC)))
+    return flights_v1.to_silver(batches.with_lineage(batches.parse(batch), batch, datetime.now(UTC)))
 
 
 def test_v2_counts_diverted_flights_as_cancelled(silver, source):
@@ -52,7 +54,7 @@ def test_v1_does_not_and_the_difference_is_exactly_the_diversions(silver, source
 
 def test_v2_silver_is_v1_silver(silver, drop_day):
     batch = drop_day(DAY_A)
-    bronze = ingest.with_lineage(ingest.parse(batch), batch, datetime.now(UTC))
+    bronze = batches.with_lineage(batches.parse(batch), batch, datetime.now(UTC))
 
     assert transforms.flights("v2").to_silver is flights_v1.to_silver
     pd.testing.assert_frame_equal(flights_v2.to_silver(bronze), flights_v1.to_silver(bronze))

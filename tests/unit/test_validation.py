@@ -5,19 +5,21 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from lakeops import ingest, pipeline, tags, validation
-from lakeops.datasets import GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.build import pipeline, validation
+from lakeops.datasets.names import GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
+from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
+from lakeops.iceberg import tags
+from lakeops.ingest import batches
 from lakeops.transforms import flights_v1
-from lakeops.windows import Window
 
 from .conftest import DAY_A, day_text, edit_cell
 from .versioning_helpers import RUN, snapshot_ids
 
 
-def silver_frame(batch: ingest.RawBatch) -> pd.DataFrame:
+def silver_frame(batch: batches.RawBatch) -> pd.DataFrame:
     """What build_silver would validate for the batch's window."""
-    bronze = ingest.with_lineage(ingest.parse(batch), batch, datetime.now(UTC))
+    bronze = batches.with_lineage(batches.parse(batch), batch, datetime.now(UTC))
     return flights_v1.to_silver(bronze).assign(_bronze_snapshot_id=1)
 
 

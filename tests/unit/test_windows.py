@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 import pytest
 
-from lakeops.windows import Window
+from lakeops.datasets.windows import Window
 
 DAY = date(2013, 1, 2)
 

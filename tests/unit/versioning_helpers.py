@@ -8,12 +8,14 @@ from pathlib import Path
 import pandas as pd
 from pyiceberg.catalog import Catalog
 
-from lakeops import ingest, lake, landing, pipeline
-from lakeops.datasets import FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
-from lakeops.readiness import ReadySignal
+from lakeops.build import pipeline
+from lakeops.build.validation import ValidationReport
+from lakeops.datasets.names import FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.ingest import batches, landing
+from lakeops.readiness.ready import ReadySignal
 from lakeops.settings import LakeSettings
-from lakeops.validation import ValidationReport
-from lakeops.windows import Window
 
 from .conftest import day_text, edit_cell
 
@@ -40,11 +42,11 @@ def open_lake(home: Path) -> Catalog:
     return catalog
 
 
-def dropper(landing_dir: Path) -> Callable[..., ingest.RawBatch]:
+def dropper(landing_dir: Path) -> Callable[..., batches.RawBatch]:
     """What the `drop_day` fixture does, for fixtures wider than one test."""
 
-    def drop(day: date, text: str | None = None) -> ingest.RawBatch:
-        return ingest.read_raw(landing.drop_day_file(landing_dir, day, text), Window(day))
+    def drop(day: date, text: str | None = None) -> batches.RawBatch:
+        return batches.read_raw(landing.drop_day_file(landing_dir, day, text), Window(day))
 
     return drop
 

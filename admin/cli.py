@@ -1,0 +1,235 @@
+"""`lakeops ...`: one thin function per command. The one core module that may import Prefect."""
+
+import argparse
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from pyiceberg.catalog import Catalog
+
+from admin import release_cli
+from lakeops import transforms
+from lakeops.build.pipeline import RunInfo
+from lakeops.datasets.names import ALL_TABLES, TableRef
+from lakeops.errors import LakeopsError
+from lakeops.iceberg import lake
+from lakeops.iceberg.provenance import Provenance, code_version
+from lakeops.readiness import contracts as contract_config
+from lakeops.readiness import sla, sla_report, status
+from lakeops.settings import LakeSettings
+from lakeops.versioning import history, maintenance, replay, rollback, timetravel
+
+
+def _catalog() -> Catalog:
+    settings = LakeSettings()
+    return lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
+
+
+def _table(name: str) -> TableRef:
+    for ref in ALL_TABLES:
+        if ref.identifier == name:
+            return ref
+    raise argparse.ArgumentTypeError(f"unknown table {name!r}; known: {', '.join(r.identifier for r in ALL_TABLES)}")
+
+
+def _as_of(args: argparse.Namespace) -> timetravel.AsOf:
+    if args.as_of:
+        return timetravel.AsOf.parse_time(args.as_of)
+    return timetravel.AsOf(snapshot_id=args.snapshot, ref=args.tag)
+
+
+def _cli_run() -> RunInfo:
+    return RunInfo(flow_run_id=f"cli-{uuid.uuid4()}", code_version=code_version())
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print a table as of a snapshot, a time or a tag (current by default)."""
+    table = lake.load(_catalog(), args.table)
+    snapshot, rows = timetravel.read_as_of(table, _as_of(args))
+    if args.window:
+        rows = rows[rows[_window_column(args.table)] == args.window] if len(rows) else rows
+    made = lake.provenance_of(snapshot)
+    print(
+        f"{args.table} snapshot {snapshot.snapshot_id} ({_as_of(args)}): {len(rows)} rows"
+        + (f", window {made.window} by {made.flow_run_id}, code {made.code_version}" if made else "")
+    )
+    print(rows.head(args.limit).to_string(index=False) if len(rows) else "(no rows)")
+    return 0
+
+
+def _window_column(ref: TableRef) -> str:
+    return "window" if ref.namespace == "quarantine" else "flight_date"
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """List a table's snapshots with their provenance, newest first."""
+    print(history.render(history.history(lake.load(_catalog(), args.table), args.limit)))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Re-run a transform version over a window range into a branch, from recorded Bronze snapshots."""
+    catalog = _catalog()
+    plan = replay.plan(catalog, args.version, args.start, args.end, args.branch)
+    print(f"replay {plan.version} into branch {plan.branch}: {len(plan.sources)} windows", flush=True)
+    validate = None if args.no_validate else _gx_validate()
+    result = replay.run(catalog, plan, _cli_run(), validate, on_progress=lambda p: print(p, flush=True))
+    print(
+        f"done: {len(result.replayed)} replayed, {len(result.skipped)} already there; branch {result.branch} "
+        f"silver@{result.silver_snapshot_id} gold@{result.gold_snapshot_id}"
+    )
+    return 0
+
+
+def _gx_validate():  # noqa: ANN202 - the validator type lives with the lazily imported suites
+    from lakeops.build.validation import validate
+
+    return validate
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Point a table's main branch back at an earlier snapshot, in one commit."""
+    result = rollback.rollback(_catalog(), args.table, _as_of(args), force=args.force)
+    if not result.check.safe:
+        print(f"warning (forced): {result.check.warning()}", file=sys.stderr)
+    print(f"{result.table}: main moved from snapshot {result.previous_snapshot_id} to {result.snapshot_id}")
+    return 0
+
+
+def cmd_sla_list(args: argparse.Namespace) -> int:
+    """List readiness contracts and the state of each window: on time, late, stale, caught up, missed."""
+    settings = LakeSettings()
+    contracts = contract_config.load(settings.contracts)
+    catalog = _catalog()
+    lake.ensure_tables(catalog)
+    print(sla_report.render(contracts, sla.read(catalog), maintenance.utcnow()))
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    """Compact small files, expire old snapshots (tags and replay inputs kept), delete orphan files."""
+    policy = maintenance.RetentionPolicy(
+        keep_last=args.keep_last,
+        max_age=timedelta(hours=args.max_age_hours),
+        orphan_grace=timedelta(minutes=args.orphan_grace_minutes),
+        compact_min_files=args.compact_min_files,
+    )
+    run = _cli_run()
+    made_by = Provenance(run.code_version, run.flow_run_id, "", "", operation="maintenance")
+    refs = tuple(args.table) if args.table else ALL_TABLES
+    for report in maintenance.maintain(_catalog(), refs, policy, made_by, maintenance.utcnow()):
+        print(report)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """List the tables with their current snapshot, row count and last readiness signal."""
+    settings = LakeSettings()
+    catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
+    lines = status.status(catalog, ALL_TABLES)
+    if not lines:
+        print(f"no lakeops tables in catalog {settings.resolved_catalog_uri()}")
+        return 1
+    print(status.render(lines))
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Register blocks, create the work pool and apply prefect.yaml on the current server."""
+    from prefect.settings import PREFECT_API_URL
+
+    from admin.setup import setup
+    from admin.stack import LocalStack
+
+    settings = LakeSettings()
+    api_url = PREFECT_API_URL.value()
+    if not api_url:
+        print("PREFECT_API_URL is not set: point it at a Prefect server first", file=sys.stderr)
+        return 2
+    setup(LocalStack(api_url=api_url, home=settings.resolved_home()), settings)
+    print(f"lakeops is set up on {api_url}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start what is missing, run the story, print the summary, stop what was started."""
+    from admin.demo import main as demo
+
+    demo(days=args.days)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakeops", description="Readiness signals, provenance and operations for Iceberg pipelines on Prefect."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
+    sub.add_parser("setup", help=cmd_setup.__doc__).set_defaults(func=cmd_setup)
+    demo = sub.add_parser("demo", help=cmd_demo.__doc__)
+    demo.add_argument("--days", type=int, default=4, choices=range(1, 32), metavar="1..31")
+    demo.set_defaults(func=cmd_demo)
+    _versioning_commands(sub)
+    release_cli.add_commands(sub)
+    return parser
+
+
+def _selector(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--snapshot", type=int, help="a snapshot id")
+    group.add_argument("--as-of", help="an ISO 8601 time, e.g. 2026-11-20T06:00Z (UTC when no offset)")
+    group.add_argument("--tag", help="a tag or branch name, e.g. last-known-good")
+
+
+def _versioning_commands(sub: argparse._SubParsersAction) -> None:
+    show = sub.add_parser("show", help=cmd_show.__doc__)
+    show.add_argument("table", type=_table)
+    _selector(show, required=False)
+    show.add_argument("--window", type=date.fromisoformat, help="only this day's rows")
+    show.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    show.set_defaults(func=cmd_show)
+
+    hist = sub.add_parser("history", help=cmd_history.__doc__)
+    hist.add_argument("table", type=_table)
+    hist.add_argument("--limit", type=int, default=None, help="newest N snapshots only")
+    hist.set_defaults(func=cmd_history)
+
+    rep = sub.add_parser("replay", help=cmd_replay.__doc__)
+    rep.add_argument("--version", required=True, choices=sorted(transforms.VERSIONS), help="transform version")
+    rep.add_argument("--start", type=date.fromisoformat, help="first window (default: last known good)")
+    rep.add_argument("--end", type=date.fromisoformat, help="last window (default: the newest)")
+    rep.add_argument("--branch", help="output branch (default: replay-<version>)")
+    rep.add_argument("--no-validate", action="store_true", help="skip the validation suites")
+    rep.set_defaults(func=cmd_replay)
+
+    back = sub.add_parser("rollback", help=cmd_rollback.__doc__)
+    back.add_argument("table", type=_table)
+    _selector(back, required=True)
+    back.add_argument("--force", action="store_true", help="roll back even onto corrected input")
+    back.set_defaults(func=cmd_rollback)
+
+    keep = sub.add_parser("maintain", help=cmd_maintain.__doc__)
+    keep.add_argument("--table", type=_table, action="append", help="only this table (repeatable)")
+    keep.add_argument("--keep-last", type=int, default=50, help="newest snapshots always kept")
+    keep.add_argument("--max-age-hours", type=float, default=24 * 7, help="keep snapshots younger than this")
+    keep.add_argument("--orphan-grace-minutes", type=float, default=60, help="never delete newer files")
+    keep.add_argument("--compact-min-files", type=int, default=8, help="compact partitions with this many files")
+    keep.set_defaults(func=cmd_maintain)
+
+    watch = sub.add_parser("sla", help="readiness contracts and their windows")
+    watch_sub = watch.add_subparsers(dest="sla_command", required=True)
+    watch_sub.add_parser("list", help=cmd_sla_list.__doc__).set_defaults(func=cmd_sla_list)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (LakeopsError, ValueError) as exc:
+        print(f"lakeops {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Datasets: windows and the names of events, resource ids and tables."""

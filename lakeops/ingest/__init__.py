@@ -1,0 +1,1 @@
+"""Ingest: day files to typed batches, schema drift, late records, quarantine rows."""

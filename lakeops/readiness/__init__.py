@@ -1,0 +1,1 @@
+"""Readiness: signals and markers, contracts, SLA facts and decisions, status."""

@@ -1,0 +1,1 @@
+"""Blue-green releases: plan, build, diff, release suite, promotion, release log, report."""

@@ -1,0 +1,293 @@
+"""Blue-green releases: pin the input, build both colours on branches, compare them, decide.
+
+Blue is the transform version consumers read now, green the candidate. Both read the same pinned
+Bronze snapshots (the ones the published Silver rows record) and write Silver then Gold to their
+own branches (`release-<id>-blue`, `release-<id>-green`) of the real tables, forked from main at
+the moment the release was pinned: consumers reading main see neither. The comparison runs
+cheapest first: fingerprints (identical outputs stop there), then a keyed diff, then a suite on
+green built from blue's statistics. Promotion and rollback are in `lakeops.promotion`.
+"""
+
+import enum
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel, Field
+from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import In
+
+from lakeops import transforms
+from lakeops.build import pipeline
+from lakeops.build.validation import ValidationReport
+from lakeops.datasets.names import NATURAL_KEYS, RELEASE_TABLES, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.windows import Window
+from lakeops.iceberg import lake
+from lakeops.release import release_log
+from lakeops.release.diff import Fingerprint, KeyedDiff, fingerprint, keyed_diff
+from lakeops.versioning import replay
+
+BLUE, GREEN = "blue", "green"
+BUILD_OPERATION = "release-build"
+
+
+class Thresholds(BaseModel):
+    """How far green may stray from blue and still be promoted without a human."""
+
+    float_tolerance: float = Field(default=1e-9, ge=0, description="Absolute tolerance on every float column.")
+    column_tolerance: dict[str, float] = Field(
+        default_factory=dict, description="Absolute tolerance per column; overrides float_tolerance."
+    )
+    max_changed_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="Rows present in both colours that may differ, as a fraction."
+    )
+    max_unmatched_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="Rows present in only one colour, as a fraction of the larger."
+    )
+    row_count_tolerance: float = Field(default=0.01, ge=0, description="Suite: green's rows within blue's +- this.")
+    null_rate_tolerance: float = Field(
+        default=0.01, ge=0, le=1, description="Suite: green's null rate above blue's by at most this."
+    )
+    mean_tolerance: float = Field(
+        default=0.05, ge=0, description="Suite: numeric means and quartiles within blue's +- this fraction."
+    )
+
+    def breaches(self, diff: KeyedDiff) -> tuple[str, ...]:
+        """What in the diff is outside these thresholds, in words."""
+        found = []
+        if diff.changed_fraction > self.max_changed_fraction:
+            found.append(f"{diff.changed} rows changed ({diff.changed_fraction:.2%} > {self.max_changed_fraction:.2%})")
+        if diff.unmatched_fraction > self.max_unmatched_fraction:
+            found.append(
+                f"{diff.only_blue} rows only in blue, {diff.only_green} only in green "
+                f"({diff.unmatched_fraction:.2%} > {self.max_unmatched_fraction:.2%})"
+            )
+        if diff.columns_only_blue or diff.columns_only_green:
+            found.append(
+                f"columns differ: blue only {list(diff.columns_only_blue)}, green only {list(diff.columns_only_green)}"
+            )
+        return tuple(found)
+
+
+class Verdict(enum.StrEnum):
+    IDENTICAL = "identical"
+    WITHIN = "within thresholds"
+    OUTSIDE = "outside thresholds"
+
+
+_RANK = {Verdict.IDENTICAL: 0, Verdict.WITHIN: 1, Verdict.OUTSIDE: 2}
+
+# (table, blue rows, green rows, thresholds) -> the suite's report; great_expectations is imported lazily.
+Suite = Callable[[TableRef, pd.DataFrame, pd.DataFrame, Thresholds], ValidationReport]
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What a release pinned: versions, the Bronze snapshot of each window, each table's main head."""
+
+    release_id: str
+    dataset: str
+    blue_version: str
+    green_version: str
+    sources: tuple[replay.WindowSource, ...]
+    base: dict[str, int]
+
+    @property
+    def tables(self) -> tuple[TableRef, ...]:
+        return RELEASE_TABLES[self.dataset]
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        return tuple(s.window for s in self.sources)
+
+    @property
+    def pinned(self) -> dict[str, int]:
+        return {s.window.key: s.bronze_snapshot_id for s in self.sources}
+
+    def branch(self, colour: str) -> str:
+        return f"release-{self.release_id}-{colour}"
+
+    def version(self, colour: str) -> str:
+        return self.blue_version if colour == BLUE else self.green_version
+
+    def entry(self, event: release_log.Event, **fields: object) -> release_log.Entry:
+        """A log entry about this release."""
+        return release_log.Entry(
+            self.release_id,
+            self.dataset,
+            event,
+            release_log.now(),
+            blue_version=self.blue_version,
+            green_version=self.green_version,
+            windows=self.pinned,
+            base=self.base,
+            **fields,  # type: ignore[arg-type]
+        )
+
+
+def new_id(now: datetime) -> str:
+    return f"r{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+def plan(
+    catalog: Catalog,
+    dataset: str,
+    green_version: str,
+    blue_version: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    release_id: str | None = None,
+) -> ReleasePlan:
+    """Pin the input of a release: windows of Silver's main in [start, end] and the Bronze they record.
+
+    Blue defaults to the live release's version (or the default transform version). Raises
+    ValueError for an unknown dataset or version, equal versions, or an empty range.
+    """
+    if dataset not in RELEASE_TABLES:
+        raise ValueError(f"unknown dataset {dataset!r}; releasable: {sorted(RELEASE_TABLES)}")
+    blue = blue_version or release_log.live_version(catalog, dataset) or transforms.CURRENT
+    for version in (blue, green_version):
+        transforms.flights(version)
+    if blue == green_version:
+        raise ValueError(f"green and blue are the same transform version {blue!r}: nothing to release")
+    recorded = replay.recorded_sources(lake.load(catalog, SILVER_FLIGHTS))
+    chosen = sorted(w for w in recorded if (not start or w.day >= start) and (not end or w.day <= end))
+    if not chosen:
+        raise ValueError(f"{SILVER_FLIGHTS} main holds no window in [{start or '...'}, {end or '...'}] to release")
+    base = {}
+    for ref in RELEASE_TABLES[dataset]:
+        head = lake.head(lake.load(catalog, ref))
+        if head is None:
+            raise ValueError(f"{ref} has no commit yet: nothing to release")
+        base[ref.identifier] = head.snapshot_id
+    sources = tuple(replay.WindowSource(w, recorded[w], True) for w in chosen)
+    return ReleasePlan(release_id or new_id(release_log.now()), dataset, blue, green_version, sources, base)
+
+
+def fork(catalog: Catalog, release: ReleasePlan) -> None:
+    """Create both colours' branches at each table's pinned main head (a rerun keeps existing ones)."""
+    for ref in release.tables:
+        table = lake.load(catalog, ref)
+        for colour in (BLUE, GREEN):
+            if lake.head(table, release.branch(colour)) is None:
+                table.manage_snapshots().create_branch(release.base[ref.identifier], release.branch(colour)).commit()
+
+
+def build(catalog: Catalog, release: ReleasePlan, colour: str, run: pipeline.RunInfo) -> replay.ReplayResult:
+    """Build every window of one colour on its branch from the pinned input (resumable)."""
+    planned = replay.ReplayPlan(release.version(colour), release.branch(colour), release.sources)
+    return replay.run(catalog, planned, run, operation=BUILD_OPERATION)
+
+
+@dataclass(frozen=True)
+class TableComparison:
+    table: str
+    blue_snapshot_id: int
+    green_snapshot_id: int
+    blue: Fingerprint
+    green: Fingerprint
+    diff: KeyedDiff | None
+    suite: ValidationReport | None
+    breaches: tuple[str, ...]
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.blue == self.green:
+            return Verdict.IDENTICAL
+        return Verdict.OUTSIDE if self.breaches else Verdict.WITHIN
+
+    def to_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "verdict": str(self.verdict),
+            "rows_blue": self.blue.rows,
+            "rows_green": self.green.rows,
+            "blue_snapshot_id": self.blue_snapshot_id,
+            "green_snapshot_id": self.green_snapshot_id,
+            "breaches": list(self.breaches),
+            "diff": {k: v for k, v in self.diff.to_dict().items() if k != "sample"} if self.diff else None,
+            "suite": {"evaluated": self.suite.evaluated, "failures": list(self.suite.failures)} if self.suite else None,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    tables: tuple[TableComparison, ...]
+
+    @property
+    def verdict(self) -> Verdict:
+        return max((t.verdict for t in self.tables), key=_RANK.__getitem__, default=Verdict.IDENTICAL)
+
+    @property
+    def promotable(self) -> bool:
+        """The gate: identical or within thresholds promotes without a human."""
+        return self.verdict is not Verdict.OUTSIDE
+
+    def summary(self) -> dict:
+        return {t.table: t.to_dict() for t in self.tables}
+
+    def sample(self) -> list[dict]:
+        return [{"table": t.table, **row} for t in self.tables if t.diff for row in t.diff.sample]
+
+    def describe(self) -> str:
+        """A plain-text report for alerts and logs."""
+        lines = [f"verdict: {self.verdict}"]
+        for t in self.tables:
+            lines.append(f"{t.table}: {t.verdict}; rows blue {t.blue.rows}, green {t.green.rows}")
+            if t.diff:
+                d = t.diff
+                lines.append(f"  only in blue {d.only_blue}, only in green {d.only_green}, changed {d.changed}")
+                lines += [f"  {c.column}: match rate {c.match_rate:.4f}" for c in d.columns if c.match_rate < 1]
+            lines += [f"  outside: {b}" for b in t.breaches]
+        return "\n".join(lines)
+
+
+def compare(catalog: Catalog, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None) -> Comparison:
+    """Compare the colours table by table over the release's windows, cheapest check first."""
+    return Comparison(tuple(_compare_table(catalog, ref, release, thresholds, suite) for ref in release.tables))
+
+
+def _compare_table(
+    catalog: Catalog, ref: TableRef, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None
+) -> TableComparison:
+    table = lake.load(catalog, ref)
+    where = In("flight_date", [w.key for w in release.windows])
+    heads = {}
+    for colour in (BLUE, GREEN):
+        head = lake.head(table, release.branch(colour))
+        if head is None:
+            raise ValueError(f"{ref} has no branch {release.branch(colour)}: build the colours first")
+        heads[colour] = head.snapshot_id
+    blue, green = (table.scan(row_filter=where, snapshot_id=heads[c]).to_arrow() for c in (BLUE, GREEN))
+    prints = fingerprint(blue), fingerprint(green)
+    if prints[0] == prints[1]:
+        return TableComparison(str(ref), heads[BLUE], heads[GREEN], *prints, None, None, ())
+    diff = keyed_diff(
+        blue,
+        green,
+        NATURAL_KEYS[ref],
+        tolerance=_known(thresholds.column_tolerance, blue),
+        float_tolerance=thresholds.float_tolerance,
+    )
+    breaches = thresholds.breaches(diff)
+    report = suite(ref, blue.to_pandas(), green.to_pandas(), thresholds) if suite else None
+    if report and not report.success:
+        breaches += tuple(f"suite: {failure}" for failure in report.failures)
+    return TableComparison(str(ref), heads[BLUE], heads[GREEN], *prints, diff, report, breaches)
+
+
+def _known(tolerance: dict[str, float], rows: pa.Table) -> dict[str, float]:
+    """Per-column tolerances that apply to this table (a release's thresholds name columns of all its tables)."""
+    return {column: value for column, value in tolerance.items() if column in rows.column_names}
+
+
+def drop_branches(catalog: Catalog, release: ReleasePlan) -> None:
+    """Remove both colours' branches; what they held stays reachable by snapshot id until expired."""
+    for ref in release.tables:
+        table = lake.load(catalog, ref)
+        for colour in (BLUE, GREEN):
+            if release.branch(colour) in table.metadata.refs:
+                table.manage_snapshots().remove_branch(release.branch(colour)).commit()

@@ -1,0 +1,1 @@
+"""Versioning: history, time travel, replay, maintenance, rollback."""
