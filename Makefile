@@ -21,6 +21,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 test-fast: install
@@ -30,6 +31,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/freshness_lag.py
@@ -38,4 +40,4 @@ bench: install
 	$(BIN)/python benchmarks/release_diff.py
 
 clean:
-	rm -rf $(VENV) .lakeops .pytest_cache
+	rm -rf $(VENV) .lakeops .pytest_cache .mypy_cache

@@ -13,13 +13,23 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import RunDeployment, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-from lakeops.datasets.names import READY_EVENT, WINDOW_LABEL, WINDOW_OPENED_EVENT, TableRef
+from lakeops.datasets.names import (
+    DEADLINE_HANDLER,
+    DEADLINE_MISSED_FLOW,
+    HEALER,
+    HEALER_FLOW,
+    OPEN_WINDOW_FLOW,
+    READY_EVENT,
+    WINDOW_LABEL,
+    WINDOW_OPENED_EVENT,
+    TableRef,
+    deployment,
+)
 from lakeops.readiness.contracts import ReadinessContract
 
-MISSED_DEPLOYMENT = "sla-deadline-missed/lakeops"
-HEALER_DEPLOYMENT = "heal-crashed-run/lakeops"
+MISSED_DEPLOYMENT = deployment(DEADLINE_MISSED_FLOW, DEADLINE_HANDLER)
+HEALER_DEPLOYMENT = deployment(HEALER_FLOW, HEALER)
 HEALED_TAG = "lakeops"  # crashed runs of deployments with this tag go to the healer
-OPEN_DEPLOYMENT = "sla-open-window/lakeops"
 WATCHER_SILENCE = timedelta(hours=26)  # a daily clock that has not completed in 26 h has stopped
 
 
@@ -72,11 +82,16 @@ def deadline_automation(
     )
 
 
-def watcher_automation(open_deployment: UUID, alert_block: UUID) -> AutomationCore:
-    """Alert when the window-opening deployment has not completed a run for WATCHER_SILENCE."""
+def opener(contract: ReadinessContract) -> str:
+    """The deployment that opens the contract's windows on its schedule."""
+    return deployment(OPEN_WINDOW_FLOW, contract.dataset)
+
+
+def watcher_automation(contract: ReadinessContract, open_deployment: UUID, alert_block: UUID) -> AutomationCore:
+    """Alert when a contract's window-opening deployment has not completed a run for WATCHER_SILENCE."""
     return AutomationCore(
-        name="lakeops sla: the clock stopped",
-        description=f"{OPEN_DEPLOYMENT} completed no run in {WATCHER_SILENCE}: deadlines are not being watched.",
+        name=f"lakeops sla: the clock of {contract.dataset} stopped",
+        description=f"{opener(contract)} completed no run in {WATCHER_SILENCE}: deadlines are not being watched.",
         trigger=EventTrigger(
             posture=Posture.Proactive,
             expect={"prefect.flow-run.Completed"},
@@ -87,8 +102,8 @@ def watcher_automation(open_deployment: UUID, alert_block: UUID) -> AutomationCo
         actions=[
             SendNotification(
                 block_document_id=alert_block,
-                subject="[lakeops] SLA deadlines are not being watched",
-                body=f"{OPEN_DEPLOYMENT} has completed no run in {WATCHER_SILENCE}: no window was opened, so no "
+                subject=f"[lakeops] SLA deadlines of {contract.dataset} are not being watched",
+                body=f"{opener(contract)} has completed no run in {WATCHER_SILENCE}: no window was opened, so no "
                 "missed deadline can fire. Check its schedule and the work pool.",
             )
         ],
@@ -149,12 +164,12 @@ def ensure_sla_automations(contracts: list[ReadinessContract]) -> list[UUID]:
     """The deadline automation of every contract and, when alerts can be sent, the watcher."""
     with get_client(sync_client=True) as client:
         missed = client.read_deployment_by_name(MISSED_DEPLOYMENT).id
-        opener = client.read_deployment_by_name(OPEN_DEPLOYMENT).id
+        openers = {c.dataset: client.read_deployment_by_name(opener(c)).id for c in contracts}
     blocks = {c.alert_block: _block_id(c.alert_block) for c in contracts}
     ids = [upsert(deadline_automation(c, missed, blocks[c.alert_block])) for c in contracts]
-    watched_by = next((block for block in blocks.values() if block), None)
-    if watched_by:
-        ids.append(upsert(watcher_automation(opener, watched_by)))
+    for contract in contracts:
+        if blocks[contract.alert_block]:
+            ids.append(upsert(watcher_automation(contract, openers[contract.dataset], blocks[contract.alert_block])))
     return ids
 
 

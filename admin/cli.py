@@ -1,4 +1,4 @@
-"""`lakeops ...`: one thin function per command. The one core module that may import Prefect."""
+"""`lakeops ...`: one thin function per command, at the edge (it may import Prefect and admin/)."""
 
 import argparse
 import sys
@@ -6,17 +6,18 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+import pandas as pd
 from pyiceberg.catalog import Catalog
 
 from admin import release_cli
-from lakeops import transforms
 from lakeops.build.pipeline import RunInfo
-from lakeops.datasets.names import ALL_TABLES, TableRef
+from lakeops.datasets import registry as registry_file
+from lakeops.datasets.names import QUARANTINE, TableRef
+from lakeops.datasets.registry import Registry
 from lakeops.errors import LakeopsError
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance, code_version
-from lakeops.readiness import contracts as contract_config
-from lakeops.readiness import sla, sla_report, status
+from lakeops.readiness import contracts, sla, sla_report, status
 from lakeops.settings import LakeSettings
 from lakeops.versioning import history, maintenance, replay, rollback, timetravel
 
@@ -26,11 +27,19 @@ def _catalog() -> Catalog:
     return lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
 
 
+def _registry() -> Registry:
+    return registry_file.load(LakeSettings().registry)
+
+
+def _tables() -> tuple[TableRef, ...]:
+    return tuple(lake.table_specs(_registry()))
+
+
 def _table(name: str) -> TableRef:
-    for ref in ALL_TABLES:
+    for ref in _tables():
         if ref.identifier == name:
             return ref
-    raise argparse.ArgumentTypeError(f"unknown table {name!r}; known: {', '.join(r.identifier for r in ALL_TABLES)}")
+    raise argparse.ArgumentTypeError(f"unknown table {name!r}; known: {', '.join(r.identifier for r in _tables())}")
 
 
 def _as_of(args: argparse.Namespace) -> timetravel.AsOf:
@@ -47,8 +56,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Print a table as of a snapshot, a time or a tag (current by default)."""
     table = lake.load(_catalog(), args.table)
     snapshot, rows = timetravel.read_as_of(table, _as_of(args))
-    if args.window:
-        rows = rows[rows[_window_column(args.table)] == args.window] if len(rows) else rows
+    if args.window and len(rows):
+        rows = rows[_window_keys(args.table, rows) == args.window]
     made = lake.provenance_of(snapshot)
     print(
         f"{args.table} snapshot {snapshot.snapshot_id} ({_as_of(args)}): {len(rows)} rows"
@@ -58,8 +67,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _window_column(ref: TableRef) -> str:
-    return "window" if ref.namespace == "quarantine" else "flight_date"
+def _window_keys(ref: TableRef, rows: "pd.Series") -> "pd.Series":
+    """Each row's window key: a quarantine row names it, a layer's row is placed by its window column."""
+    if ref.namespace == QUARANTINE:
+        return rows["window"]
+    _, layer = _registry().by_table(ref)
+    return pd.Series([w.key for w in layer.window.windows(rows)], index=rows.index)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -71,14 +84,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     """Re-run a transform version over a window range into a branch, from recorded Bronze snapshots."""
     catalog = _catalog()
-    plan = replay.plan(catalog, args.version, args.start, args.end, args.branch)
+    registry = _registry()
+    plan = replay.plan(catalog, registry, args.dataset, args.version, args.start, args.end, args.branch)
     print(f"replay {plan.version} into branch {plan.branch}: {len(plan.sources)} windows", flush=True)
     validate = None if args.no_validate else _gx_validate()
-    result = replay.run(catalog, plan, _cli_run(), validate, on_progress=lambda p: print(p, flush=True))
-    print(
-        f"done: {len(result.replayed)} replayed, {len(result.skipped)} already there; branch {result.branch} "
-        f"silver@{result.silver_snapshot_id} gold@{result.gold_snapshot_id}"
-    )
+    result = replay.run(catalog, registry, plan, _cli_run(), validate, on_progress=lambda p: print(p, flush=True))
+    heads = " ".join(f"{table}@{snapshot}" for table, snapshot in result.heads.items())
+    print(f"done: {len(result.replayed)} replayed, {len(result.skipped)} already there; branch {result.branch} {heads}")
     return 0
 
 
@@ -90,7 +102,7 @@ def _gx_validate():  # noqa: ANN202 - the validator type lives with the lazily i
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Point a table's main branch back at an earlier snapshot, in one commit."""
-    result = rollback.rollback(_catalog(), args.table, _as_of(args), force=args.force)
+    result = rollback.rollback(_catalog(), _registry(), args.table, _as_of(args), force=args.force)
     if not result.check.safe:
         print(f"warning (forced): {result.check.warning()}", file=sys.stderr)
     print(f"{result.table}: main moved from snapshot {result.previous_snapshot_id} to {result.snapshot_id}")
@@ -99,11 +111,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_sla_list(args: argparse.Namespace) -> int:
     """List readiness contracts and the state of each window: on time, late, stale, caught up, missed."""
-    settings = LakeSettings()
-    contracts = contract_config.load(settings.contracts)
     catalog = _catalog()
-    lake.ensure_tables(catalog)
-    print(sla_report.render(contracts, sla.read(catalog), maintenance.utcnow()))
+    lake.ensure_tables(catalog, _registry())
+    print(sla_report.render(contracts.all_of(_registry()), sla.read(catalog), maintenance.utcnow()))
     return 0
 
 
@@ -117,8 +127,8 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     )
     run = _cli_run()
     made_by = Provenance(run.code_version, run.flow_run_id, "", "", operation="maintenance")
-    refs = tuple(args.table) if args.table else ALL_TABLES
-    for report in maintenance.maintain(_catalog(), refs, policy, made_by, maintenance.utcnow()):
+    refs = tuple(args.table) if args.table else _tables()
+    for report in maintenance.maintain(_catalog(), _registry(), refs, policy, made_by, maintenance.utcnow()):
         print(report)
     return 0
 
@@ -127,7 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """List the tables with their current snapshot, row count and last readiness signal."""
     settings = LakeSettings()
     catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
-    lines = status.status(catalog, ALL_TABLES)
+    lines = status.status(catalog, _tables())
     if not lines:
         print(f"no lakeops tables in catalog {settings.resolved_catalog_uri()}")
         return 1
@@ -160,6 +170,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deployments(args: argparse.Namespace) -> int:
+    """Write prefect.yaml from the dataset declarations (--check: only say whether it is in step)."""
+    from admin import deployments
+    from admin.stack import PROJECT_DIR
+
+    path = PROJECT_DIR / "prefect.yaml"
+    if args.check:
+        in_step = path.exists() and path.read_text() == deployments.render(_registry())
+        print(f"{path.name} is {'in step with' if in_step else 'OUT OF STEP with'} the declarations")
+        return 0 if in_step else 1
+    changed = deployments.write(_registry(), path)
+    count = len(deployments.dataset_deployments(_registry()))
+    print(f"{path.name} {'written' if changed else 'already in step'}: {count} dataset deployments")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakeops", description="Readiness signals, provenance and operations for Iceberg pipelines on Prefect."
@@ -167,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
     sub.add_parser("setup", help=cmd_setup.__doc__).set_defaults(func=cmd_setup)
+    deploy = sub.add_parser("deployments", help=cmd_deployments.__doc__)
+    deploy.add_argument("--check", action="store_true", help="exit 1 when prefect.yaml is out of step")
+    deploy.set_defaults(func=cmd_deployments)
     demo = sub.add_parser("demo", help=cmd_demo.__doc__)
     demo.add_argument("--days", type=int, default=4, choices=range(1, 32), metavar="1..31")
     demo.set_defaults(func=cmd_demo)
@@ -186,7 +215,7 @@ def _versioning_commands(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help=cmd_show.__doc__)
     show.add_argument("table", type=_table)
     _selector(show, required=False)
-    show.add_argument("--window", type=date.fromisoformat, help="only this day's rows")
+    show.add_argument("--window", help="only this window's rows (2013-01-02, or 2013-01-02T05 for an hour)")
     show.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
     show.set_defaults(func=cmd_show)
 
@@ -196,7 +225,8 @@ def _versioning_commands(sub: argparse._SubParsersAction) -> None:
     hist.set_defaults(func=cmd_history)
 
     rep = sub.add_parser("replay", help=cmd_replay.__doc__)
-    rep.add_argument("--version", required=True, choices=sorted(transforms.VERSIONS), help="transform version")
+    rep.add_argument("--dataset", required=True, help="the dataset to replay, e.g. flights")
+    rep.add_argument("--version", required=True, help="a transform version of the dataset, e.g. v2")
     rep.add_argument("--start", type=date.fromisoformat, help="first window (default: last known good)")
     rep.add_argument("--end", type=date.fromisoformat, help="last window (default: the newest)")
     rep.add_argument("--branch", help="output branch (default: replay-<version>)")

@@ -5,8 +5,7 @@ import getpass
 import json
 from datetime import date
 
-from lakeops import transforms
-from lakeops.datasets.names import RELEASE_TABLES
+from lakeops.datasets import registry as registry_file
 from lakeops.iceberg import lake
 from lakeops.release import promotion, release_log
 from lakeops.settings import LakeSettings
@@ -15,8 +14,13 @@ from lakeops.settings import LakeSettings
 def _catalog():  # noqa: ANN202 - a pyiceberg Catalog
     settings = LakeSettings()
     catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, registry_file.load(settings.registry))
     return catalog
+
+
+def _releasable() -> list[str]:
+    """Datasets that declare a release scope."""
+    return sorted(d.name for d in registry_file.load(LakeSettings().registry).datasets if d.release)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -59,7 +63,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Point the dataset's tables back at the previous release, one commit per table."""
-    done = promotion.rollback(_catalog(), args.dataset, getpass.getuser(), args.reason, args.force)
+    dataset = registry_file.load(LakeSettings().registry).dataset(args.dataset)
+    done = promotion.rollback(_catalog(), dataset, getpass.getuser(), args.reason, args.force)
     print(
         f"release {done.release_id} rolled back; main restored to {done.restored}; "
         f"live now: {done.live_now or 'the state before any release'}"
@@ -71,7 +76,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Every release with its status, versions, windows and verdict."""
     found = release_log.releases(_catalog(), args.dataset)
     print(
-        f"{'release':<22} {'dataset':<8} {'status':<11} {'blue':<5} {'green':<5} {'windows':<24} "
+        f"{'release':<22} {'dataset':<14} {'status':<11} {'blue':<5} {'green':<5} {'windows':<24} "
         f"{'verdict':<19} {'by':<16} at (UTC)"
     )
     for r in found:
@@ -79,7 +84,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         span = f"{windows[0]}..{windows[-1]}" if windows else "-"
         last = r.entries[-1]
         print(
-            f"{r.release_id:<22} {r.dataset:<8} {r.status:<11} {r.first.blue_version:<5} "
+            f"{r.release_id:<22} {r.dataset:<14} {r.status:<11} {r.first.blue_version:<5} "
             f"{r.first.green_version:<5} {span:<24} {r.verdict or '-':<19} {last.actor[:16] or '-':<16} "
             f"{last.at:%Y-%m-%d %H:%M:%S}"
         )
@@ -110,12 +115,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     rel = sub.add_parser("release", help="blue-green releases of a dataset's transforms")
     rel_sub = rel.add_subparsers(dest="release_command", required=True)
-    datasets = sorted(RELEASE_TABLES)
+    datasets = _releasable()
 
     start = rel_sub.add_parser("start", help=cmd_start.__doc__)
-    start.add_argument("--green", required=True, choices=sorted(transforms.VERSIONS), help="candidate version")
-    start.add_argument("--blue", choices=sorted(transforms.VERSIONS), help="current version (default: live)")
-    start.add_argument("--dataset", default="flights", choices=datasets)
+    start.add_argument("--dataset", required=True, choices=datasets, help="the dataset to release")
+    start.add_argument("--green", required=True, help="candidate transform version of the dataset, e.g. v2")
+    start.add_argument("--blue", help="current version (default: the live release's)")
     start.add_argument("--start", type=date.fromisoformat, help="first window (default: the first)")
     start.add_argument("--end", type=date.fromisoformat, help="last window (default: the newest)")
     start.add_argument("--max-changed-fraction", type=float, default=0.0, help="changed rows promoted unasked")

@@ -10,18 +10,23 @@ from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_UI_URL
 from pyiceberg.catalog import Catalog
 
-from admin.runs import DEPLOYMENT
+from lakeops.datasets.names import RELEASE_FLOW, ROLLBACK_FLOW, deployment
 from lakeops.errors import LakeopsError
 from lakeops.release import release_log
 from lakeops.release.release_log import Event
 
-RELEASE_DEPLOYMENT = f"release/{DEPLOYMENT}"
-ROLLBACK_DEPLOYMENT = f"release-rollback/{DEPLOYMENT}"
+
+def release_deployment(dataset: str) -> str:
+    return deployment(RELEASE_FLOW, dataset)
 
 
-def start(params: dict, deployment: str = RELEASE_DEPLOYMENT) -> FlowRun:
-    """Create a run of the release deployment and return at once."""
-    return run_deployment(deployment, parameters={"params": params}, timeout=0)
+def rollback_deployment(dataset: str) -> str:
+    return deployment(ROLLBACK_FLOW, dataset)
+
+
+def start(params: dict) -> FlowRun:
+    """Create a run of the dataset's release deployment and return at once."""
+    return run_deployment(release_deployment(params["dataset"]), parameters={"params": params}, timeout=0)
 
 
 def ui_link(run: FlowRun) -> str:

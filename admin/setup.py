@@ -3,6 +3,7 @@
 import copy
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -16,11 +17,13 @@ from admin.automations import ensure_healer_automation, ensure_sla_automations
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
 from blocks.lakehouse import IcebergLakehouse
+from lakeops.datasets import registry as registry_file
+from lakeops.datasets.registry import Registry
 from lakeops.healing.memlimit import MEMORY_ENV
 from lakeops.healing.oom import DEFAULT_CAP_MB
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import code_version
-from lakeops.readiness import contracts as contract_config
+from lakeops.readiness import contracts
 from lakeops.readiness.contracts import ReadinessContract
 from lakeops.settings import LakeSettings
 
@@ -41,7 +44,7 @@ def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLake
     IcebergLakehouse.register_type_and_schema()
     block = lakehouse_from_settings(settings)
     block.save(name, overwrite=True)
-    lake.ensure_tables(block.catalog())
+    lake.ensure_tables(block.catalog(), registry_file.load(settings.registry))
     return block
 
 
@@ -92,11 +95,12 @@ def ensure_work_pool(name: str = WORK_POOL) -> None:
             client.update_work_pool(name, WorkPoolUpdate(base_job_template=memory_limited(pool.base_job_template)))
 
 
-def deploy_all(stack: LocalStack) -> None:
-    """Apply every deployment in prefect.yaml, with its triggers (`prefect deploy --all`)."""
+def deploy_all(stack: LocalStack, prefect_file: Path | None = None) -> None:
+    """Apply every deployment in prefect.yaml (or `prefect_file`), with its triggers (`prefect deploy --all`)."""
     env = stack.env(LAKEOPS_CODE_VERSION=code_version())
+    chosen = ["--prefect-file", str(prefect_file)] if prefect_file else []
     result = subprocess.run(
-        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", *chosen],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -107,14 +111,13 @@ def deploy_all(stack: LocalStack) -> None:
         raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
-def save_contracts(settings: LakeSettings) -> list[ReadinessContract]:
-    """One ReadinessContract block per contract in the contracts file (the versioned source)."""
+def save_contracts(registry: Registry) -> list[ReadinessContract]:
+    """One ReadinessContract block per declared contract (with the environment's overrides)."""
     ReadinessContractBlock.register_type_and_schema()
-    path = settings.contracts if settings.contracts.is_absolute() else PROJECT_DIR / settings.contracts
-    contracts = contract_config.load(path)
-    for c in contracts:
-        ReadinessContractBlock.of(c).save(c.block_name, overwrite=True)
-    return contracts
+    found = contracts.all_of(registry)
+    for contract in found:
+        ReadinessContractBlock(contract=contract).save(contract.block_name, overwrite=True)
+    return found
 
 
 def save_alert_block(url: str, name: str = "lakeops-alerts") -> None:  # loaded as custom-webhook/lakeops-alerts
@@ -132,11 +135,11 @@ def save_alert_block(url: str, name: str = "lakeops-alerts") -> None:  # loaded 
 def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:
     """Everything a fresh server needs before flows can run."""
     block = save_lakehouse(settings)
-    contracts = save_contracts(settings)
+    declared = save_contracts(registry_file.load(settings.registry))
     if settings.alert_webhook_url:
         save_alert_block(settings.alert_webhook_url)
     ensure_work_pool()
     deploy_all(stack)
-    ensure_sla_automations(contracts)
+    ensure_sla_automations(declared)
     ensure_healer_automation()
     return block

@@ -23,8 +23,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from admin import runs
 from admin.setup import save_lakehouse, setup
 from admin.stack import PROJECT_DIR, LocalStack, free_port
+from declarations.flights import landing
+from lakeops.datasets import registry as registry_file
 from lakeops.datasets.windows import Window
-from lakeops.ingest import landing
 from lakeops.settings import LakeSettings
 
 FIRST_DAY = date(2013, 3, 1)
@@ -35,15 +36,18 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def drive(settings: LakeSettings, windows: int, deployment: str, label: str) -> list[runs.WindowTrace]:
+def drive(settings: LakeSettings, windows: int, label: str) -> list[runs.WindowTrace]:
+    """The flights dataset's deployments (the same names on either server): lags of each day's window."""
     catalog = save_lakehouse(settings).catalog()
+    registry = registry_file.load(settings.registry)
+    flights = registry.dataset("flights")
     traces = []
     for offset in range(windows):
         day = FIRST_DAY + timedelta(days=offset)
         landing.drop_day_file(settings.resolved_landing(), day)
-        producer = runs.run_producer(day, deployment)
-        trace = runs.follow_window(catalog, Window(day), producer, deployment)
-        print(f"  {label:10} {day}  one hop {trace.silver_lag_s:5.1f}s  two hops {trace.gold_lag_s:5.1f}s")
+        producer = runs.run_producer(flights, day)
+        trace = runs.follow_window(catalog, registry, flights, Window(day), producer)
+        print(f"  {label:10} {day}  one hop {trace.lag_s(1):5.1f}s  two hops {trace.lag_s(2):5.1f}s")
         traces.append(trace)
     return traces
 
@@ -51,18 +55,20 @@ def drive(settings: LakeSettings, windows: int, deployment: str, label: str) -> 
 def measure(mode: str, windows: int, root: Path, database_url: str | None = None) -> list[runs.WindowTrace]:
     port = free_port()
     stack = LocalStack(api_url=f"http://127.0.0.1:{port}/api", home=root / mode)
-    settings = LakeSettings(home=root / mode / "lake")
+    settings = LakeSettings(home=root / mode / "lake", registry=PROJECT_DIR / "datasets.yaml")
+    env = {"LAKEOPS_REGISTRY": str(settings.registry)}  # flow runs read the same registry
     try:
         stack.start_server(port, ui=False, database_url=database_url)
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
             if mode.startswith("lakeops"):
                 setup(stack, settings)
-                stack.start_worker()
-                return drive(settings, windows, runs.DEPLOYMENT, mode)
+                stack.start_worker(**env)
+                return drive(settings, windows, mode)
             save_lakehouse(settings)
-            stack.spawn([sys.executable, "benchmarks/stock_serve.py"], stack.env(), stack.home / "serve.log")
-            wait_for_deployment("build-gold-daily-delays/stock")
-            return drive(settings, windows, "stock", mode)
+            stack.spawn([sys.executable, "benchmarks/stock_serve.py"], stack.env(**env), stack.home / "serve.log")
+            flights = registry_file.load(settings.registry).dataset("flights")
+            wait_for_deployment(runs.builder(flights.layer("gold").table))
+            return drive(settings, windows, mode)
     finally:
         stack.stop()
 
@@ -118,7 +124,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     print("Import cost of a fresh interpreter (what every flow run pays before it starts):")
-    for module in ("prefect", "flows.build_silver", "flows.ingest_bronze"):
+    for module in ("prefect", "flows.build_layer", "flows.ingest"):
         print(f"  import {module:<22} {import_cost(module):.2f}s")
     database_url = fresh_postgres_database(args.postgres) if args.postgres != "none" else None
     with tempfile.TemporaryDirectory(prefix="lakeops-bench-") as tmp:
@@ -134,9 +140,9 @@ def report(results: dict[str, list[runs.WindowTrace]], windows: int) -> None:
     print(f"\nFreshness lag over {windows} windows, seconds. lakeops and stock: Prefect server on SQLite (the")
     print("embedded default); lakeops-pg: server on PostgreSQL. ratio = lakeops / stock, same server kind.")
     print(f"  {'':16}" + "".join(f"{m:>12}" for m in modes) + f"{'ratio':>8}   target")
-    for label, attr, target in (("one hop", "silver_lag_s", 6.0), ("two hops", "gold_lag_s", 12.0)):
+    for label, hop, target in (("one hop", 1, 6.0), ("two hops", 2, 12.0)):
         for q in (50, 95):
-            values = {m: p([getattr(t, attr) for t in results[m]], q) for m in modes}
+            values = {m: p([t.lag_s(hop) for t in results[m]], q) for m in modes}
             goal = f"p50 <= {target:.0f}s" if q == 50 else ""
             cells = "".join(f"{values[m]:12.1f}" for m in modes)
             print(f"  {label + f' p{q}':16}{cells}{values['lakeops'] / values['stock']:8.2f}   {goal}")

@@ -18,19 +18,24 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lakeops.datasets.names import GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from admin.stack import PROJECT_DIR
+from lakeops.datasets import registry as registry_file
+from lakeops.datasets.names import TableRef
 from lakeops.iceberg import lake
 from lakeops.release import promotion
 from lakeops.settings import LakeSettings
 
 CHUNK = 1_000_000
 DAYS = 365
+REGISTRY = registry_file.load(PROJECT_DIR / "datasets.yaml")
+SPECS = lake.table_specs(REGISTRY)
+SILVER_FLIGHTS, GOLD_DAILY_DELAYS = (REGISTRY.layer(name).table for name in ("flights.silver", "flights.gold"))
 
 
 def synthetic(ref: TableRef, rows: int, seed: int) -> pa.Table:
     """Rows of the table's real schema, spread over a year of daily partitions."""
     rng = np.random.default_rng(seed)
-    schema = lake.TABLE_SCHEMAS[ref]
+    schema = SPECS[ref].schema
     day = np.datetime64("2013-01-01") + rng.integers(0, DAYS, rows).astype("timedelta64[D]")
     columns = []
     for field in schema:
@@ -61,7 +66,7 @@ def prepare(home: Path, silver_rows: int) -> tuple:
     """Blue on main, green on a branch, for Silver (silver_rows) and Gold (1/1000 of it)."""
     settings = LakeSettings(home=home)
     catalog = lake.open_catalog("bench", lake.embedded_properties(settings))
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, REGISTRY)
     moves = []
     for ref, rows in ((SILVER_FLIGHTS, silver_rows), (GOLD_DAILY_DELAYS, max(silver_rows // 1000, 10))):
         table = lake.load(catalog, ref)

@@ -1,4 +1,5 @@
-"""The baseline: the same three flows and the same prefect.yaml triggers, run by stock `serve()`."""
+"""The baseline: the flights dataset's three deployments of prefect.yaml (same names, parameters and
+triggers), run by stock `serve()` instead of a work pool and process worker."""
 
 from pathlib import Path
 
@@ -6,24 +7,26 @@ import yaml
 from prefect import serve
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
-from flows.build_gold import build_gold
-from flows.build_silver import build_silver
-from flows.ingest_bronze import ingest_bronze
+from flows.build_layer import build_layer
+from flows.ingest import ingest
 
-NAME = "stock"
+SERVED = {"bronze.flights": ingest, "silver.flights": build_layer, "gold.daily_delays": build_layer}
 
 
-def triggers_from_prefect_yaml(entrypoint: str) -> list[DeploymentEventTrigger]:
+def deployments_from_prefect_yaml() -> list:
     spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "prefect.yaml").read_text())
+    found = []
     for deployment in spec["deployments"]:
-        if deployment["entrypoint"] == entrypoint:
-            return [DeploymentEventTrigger(**t) for t in deployment.get("triggers", [])]
-    raise KeyError(entrypoint)
+        flow = SERVED.get(deployment["name"])
+        entrypoint = f"{flow.__module__.replace('.', '/')}.py:{flow.fn.__name__}" if flow else None
+        if flow is None or deployment["entrypoint"] != entrypoint:
+            continue
+        triggers = [DeploymentEventTrigger(**t) for t in deployment.get("triggers", [])]
+        found.append(flow.to_deployment(deployment["name"], parameters=deployment.get("parameters"), triggers=triggers))
+    if len(found) != len(SERVED):
+        raise KeyError(f"prefect.yaml lacks some of {sorted(SERVED)}")
+    return found
 
 
 if __name__ == "__main__":
-    serve(
-        ingest_bronze.to_deployment(NAME),
-        build_silver.to_deployment(NAME, triggers=triggers_from_prefect_yaml("flows/build_silver.py:build_silver")),
-        build_gold.to_deployment(NAME, triggers=triggers_from_prefect_yaml("flows/build_gold.py:build_gold")),
-    )
+    serve(*deployments_from_prefect_yaml())

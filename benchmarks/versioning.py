@@ -19,23 +19,29 @@ import pandas as pd
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysTrue
 
+from admin.stack import PROJECT_DIR
+from declarations.flights import landing
 from lakeops.build import pipeline
-from lakeops.datasets.names import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets import registry as registry_file
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance
-from lakeops.ingest import batches, landing
+from lakeops.ingest import batches
 from lakeops.settings import LakeSettings
 from lakeops.versioning import maintenance, replay, timetravel
 
 RUN = pipeline.RunInfo("benchmark", "benchmark")
 WINDOWS = [Window(date(2013, 1, 1) + timedelta(days=i)) for i in range(30)]
+REGISTRY = registry_file.load(PROJECT_DIR / "datasets.yaml")
+FLIGHTS = REGISTRY.dataset("flights")
+SILVER, GOLD = REGISTRY.layer("flights.silver"), REGISTRY.layer("flights.gold")
+SILVER_FLIGHTS, GOLD_DAILY_DELAYS = SILVER.table, GOLD.table
 
 
 def fresh_catalog(root: Path, name: str) -> Catalog:
     settings = LakeSettings(home=root / name)
     catalog = lake.open_catalog(name, lake.embedded_properties(settings))
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, REGISTRY)
     return catalog
 
 
@@ -69,18 +75,19 @@ def commit_costs(catalog: Catalog, commits: int, maintain_every: int | None) -> 
     """
     table = lake.load(catalog, GOLD_DAILY_DELAYS)
     seed = Provenance("benchmark", "benchmark", "", "seed")
-    lake.replace_rows(table, lake.to_arrow(gold_rows(WINDOWS, 0), GOLD_DAILY_DELAYS), AlwaysTrue(), seed)
+    lake.replace_rows(table, lake.to_arrow(gold_rows(WINDOWS, 0), GOLD.schema), AlwaysTrue(), seed)
     policy = maintenance.RetentionPolicy(keep_last=10, max_age=timedelta(0), orphan_grace=timedelta(0))
     made_by = Provenance("benchmark", "benchmark", "", "", operation="maintenance")
     costs, upkeep = [], []
     for i in range(commits):
         window = WINDOWS[i % len(WINDOWS)]
-        arrow = lake.to_arrow(gold_rows([window], i), GOLD_DAILY_DELAYS)
+        arrow = lake.to_arrow(gold_rows([window], i), GOLD.schema)
         provenance = Provenance("benchmark", "benchmark", window.key, f"b{i}")
-        costs.append(timed(lake.replace_rows, table, arrow, window.date_filter(), provenance))
+        costs.append(timed(lake.replace_rows, table, arrow, GOLD.window.filter(window), provenance))
         if maintain_every and (i + 1) % maintain_every == 0:
             now = datetime.now(UTC)
-            upkeep.append(timed(maintenance.maintain, catalog, (GOLD_DAILY_DELAYS,), policy, made_by, now))
+            refs = (GOLD_DAILY_DELAYS,)
+            upkeep.append(timed(maintenance.maintain, catalog, REGISTRY, refs, policy, made_by, now))
             table = lake.load(catalog, GOLD_DAILY_DELAYS)
     return costs, upkeep
 
@@ -88,15 +95,17 @@ def commit_costs(catalog: Catalog, commits: int, maintain_every: int | None) -> 
 def build_month(catalog: Catalog, landing_dir: Path) -> None:
     for window in WINDOWS:
         batch = batches.read_raw(landing.drop_day_file(landing_dir, window.day), window)
-        bronze = pipeline.ingest_bronze(catalog, batch, RUN)
-        silver = pipeline.build_silver(catalog, window, bronze.snapshot_id, RUN)
-        pipeline.build_gold(catalog, window, silver.snapshot_id, RUN)
+        bronze = pipeline.land(catalog, FLIGHTS, batch, RUN).own
+        silver = pipeline.build(
+            catalog, REGISTRY, "flights.silver", window, {"flights.bronze": bronze.snapshot_id}, RUN
+        )
+        pipeline.build(catalog, REGISTRY, "flights.gold", window, {"flights.silver": silver.snapshot_id}, RUN)
 
 
 def replay_seconds(catalog: Catalog, windows: list[Window], branch: str) -> float:
     def go() -> None:
-        plan = replay.plan(catalog, "v2", windows[0].day, windows[-1].day, branch)
-        replay.run(catalog, plan, RUN)
+        plan = replay.plan(catalog, REGISTRY, "flights", "v2", windows[0].day, windows[-1].day, branch)
+        replay.run(catalog, REGISTRY, plan, RUN)
 
     return timed(go)
 
@@ -132,8 +141,8 @@ def main() -> None:
     print("(c) read silver.flights (30 windows) as of an old snapshot vs current, same rows")
     old = lake.load(catalog, SILVER_FLIGHTS).current_snapshot().snapshot_id
     for window in WINDOWS:  # rebuild every window: 30 newer commits on top of the old snapshot
-        bronze = replay.recorded_sources(lake.load(catalog, SILVER_FLIGHTS))[window]
-        pipeline.build_silver(catalog, window, bronze, RUN)
+        inputs = replay.recorded_sources(REGISTRY, SILVER, lake.load(catalog, SILVER_FLIGHTS))[window]
+        pipeline.build(catalog, REGISTRY, "flights.silver", window, inputs, RUN)
     current = read_seconds(catalog, timetravel.AsOf())
     past = read_seconds(catalog, timetravel.AsOf(snapshot_id=old))
     depth = len(lake.load(catalog, SILVER_FLIGHTS).snapshots())

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import Task, get_run_logger, task
+from prefect.assets import Asset, AssetProperties, materialize
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import TaskRun
@@ -23,28 +24,62 @@ from blocks.lakehouse import IcebergLakehouse
 from lakeops.build import pipeline
 from lakeops.build.pipeline import RunInfo
 from lakeops.build.validation import ValidationReport, validate
-from lakeops.datasets.names import TASK_RECOVERED_EVENT, TableRef
+from lakeops.datasets import registry as registry_file
+from lakeops.datasets.declaration import Layer
+from lakeops.datasets.names import INPUTS_READY_EVENT, TASK_RECOVERED_EVENT, WINDOW_LABEL, TableRef
+from lakeops.datasets.registry import Registry
 from lakeops.errors import SignalNotDelivered
 from lakeops.healing import failures
 from lakeops.healing.failures import POLICIES, TASK_RETRIES, FailureClass
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import code_version
+from lakeops.readiness import gate, markers
 from lakeops.readiness.ready import ReadySignal
+from lakeops.settings import LakeSettings
+
+
+def _io_options() -> dict[str, Any]:
+    schedule = POLICIES[FailureClass.TRANSIENT]
+    return {
+        "retries": TASK_RETRIES,
+        "retry_delay_seconds": schedule.delays(),
+        "retry_jitter_factor": schedule.jitter,
+        "retry_condition_fn": retry_and_remember,
+        "on_completion": [count_recovery],
+        "on_failure": [forget_failures],
+        "cache_policy": NO_CACHE,
+    }
 
 
 def io_task(fn: Callable[..., Any]) -> Any:
     """A task that touches I/O: each failure is retried within its class's budget (`failures.POLICIES`),
     with the TRANSIENT backoff and jitter (the only class retried at task level); a recovery is counted."""
-    schedule = POLICIES[FailureClass.TRANSIENT]
-    return task(
-        retries=TASK_RETRIES,
-        retry_delay_seconds=schedule.delays(),
-        retry_jitter_factor=schedule.jitter,
-        retry_condition_fn=retry_and_remember,
-        on_completion=[count_recovery],
-        on_failure=[forget_failures],
-        cache_policy=NO_CACHE,
+    return task(**_io_options())(fn)
+
+
+def asset_of(registry: Registry, layer: Layer, catalog_name: str) -> Asset:
+    """The Prefect asset of a layer: its Iceberg table, named, described and owned as declared."""
+    dataset, _ = registry.by_table(layer.table)
+    return Asset(
+        key=f"iceberg://{catalog_name}/{layer.table.namespace}/{layer.table.name}",
+        properties=AssetProperties(name=str(layer.table), description=layer.description, owners=[dataset.owner]),
+    )
+
+
+def materializing(registry: Registry, layer: Layer, catalog_name: str, fn: Callable[..., Any]) -> Any:
+    """An io_task that materializes the layer's asset, with its inputs' assets upstream (Prefect's lineage)."""
+    upstream = [asset_of(registry, registry.layer(name), catalog_name) for name in layer.inputs]
+    return materialize(
+        asset_of(registry, layer, catalog_name),
+        asset_deps=upstream,
+        task_run_name=f"build {layer.table}",
+        **_io_options(),
     )(fn)
+
+
+def platform() -> Registry:
+    """The datasets on this platform, from the registry file (LAKEOPS_REGISTRY; read once per process)."""
+    return registry_file.load(LakeSettings().registry)
 
 
 # The failures each running task run was retried after, until it ends (hooks run in its process).
@@ -100,7 +135,7 @@ def open_lakehouse(block_name: str) -> tuple[IcebergLakehouse, Catalog]:
     """The named IcebergLakehouse block and its catalog, with the tables created if missing."""
     lakehouse = IcebergLakehouse.load(block_name)
     catalog = lakehouse.catalog()
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, platform())
     return lakehouse, catalog
 
 
@@ -111,18 +146,30 @@ def run_info() -> RunInfo:
 @io_task
 def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> ReadySignal:
     """Publish in order: (summary is already committed) marker file, then a confirmed event."""
-    lake.write_marker(lake.load(catalog, ref), signal)
+    markers.write_marker(lake.load(catalog, ref), signal)
     event = Event(
         event=signal.event,
         resource={
             "prefect.resource.id": signal.resource_id,
             "prefect.resource.name": signal.dataset,
-            "lakeops.window": signal.window,
+            WINDOW_LABEL: signal.window,
         },
         related=_related_run(),
         payload=signal.payload(),
     )
     post_confirmed(event)
+    registry = platform()
+    for opened in gate.opened(catalog, registry, registry.qualified(registry.by_table(ref)[1]), signal.window):
+        post_confirmed(
+            Event(
+                id=opened.event_id,
+                event=INPUTS_READY_EVENT,
+                resource={"prefect.resource.id": opened.table.resource_id, WINDOW_LABEL: opened.window},
+                related=_related_run(),
+                payload=opened.payload(),
+            )
+        )
+        get_run_logger().info("every input of %s is ready for %s: %s", opened.layer, opened.window, opened.inputs)
     get_run_logger().info(
         "%s ready: window %s, snapshot %s, %s rows (event %s confirmed)",
         signal.dataset,
@@ -135,10 +182,12 @@ def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> Ready
 
 
 @io_task
-def certify(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> ValidationReport:
+def certify(catalog: Catalog, layer: Layer, signal: ReadySignal) -> ValidationReport:
     """Audit the committed window with its GX suite; a pass moves last-known-good (never retried on fail)."""
-    report = pipeline.certify(catalog, ref, signal, validate)
-    get_run_logger().info("%s window %s passed %s checks of %s", ref, signal.window, report.evaluated, report.suite)
+    report = pipeline.certify(catalog, layer, signal, validate)
+    get_run_logger().info(
+        "%s window %s passed %s checks of %s", layer.table, signal.window, report.evaluated, report.suite
+    )
     return report
 
 

@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 
 from flows.alerts import alert_on_failure, send
 from flows.common import io_task, post_confirmed
+from lakeops.datasets.names import HEALER_FLOW
 from lakeops.healing import oom
-from lakeops.healing.alerts import Alert
 from lakeops.healing.oom import GiveUp, NotOurs
+from lakeops.readiness.alerts import Alert
 
 
 class HealParams(BaseModel):
@@ -181,7 +182,7 @@ def post_gave_up(crashed: Crashed, give_up: GiveUp) -> None:
     post_confirmed(event)
 
 
-@flow(name="heal-crashed-run", on_failure=[alert_on_failure()])
+@flow(name=HEALER_FLOW, on_failure=[alert_on_failure()])
 def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
     """Re-run an out-of-memory crash with double the memory; at the cap alert and stop; anything else: leave it."""
     logger = get_run_logger()

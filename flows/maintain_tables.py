@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
 from flows.alerts import alert_on_failure
-from flows.common import io_task, open_lakehouse, run_info
-from lakeops.datasets.names import ALL_TABLES
+from flows.common import io_task, open_lakehouse, platform, run_info
+from lakeops.datasets.names import MAINTAIN_FLOW
+from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance
 from lakeops.versioning import maintenance
 
@@ -32,10 +33,13 @@ def maintain(catalog: Catalog, params: MaintainParams) -> list[maintenance.Maint
     )
     run = run_info()
     made_by = Provenance(run.code_version, run.flow_run_id, "", "", operation="maintenance")
-    return maintenance.maintain(catalog, ALL_TABLES, policy, made_by, maintenance.utcnow())
+    registry = platform()
+    return maintenance.maintain(
+        catalog, registry, tuple(lake.table_specs(registry)), policy, made_by, maintenance.utcnow()
+    )
 
 
-@flow(name="maintain-tables", on_failure=[alert_on_failure()])
+@flow(name=MAINTAIN_FLOW, on_failure=[alert_on_failure()])
 def maintain_tables(params: MaintainParams) -> list[maintenance.MaintenanceReport]:
     """Keep commit cost flat: tagged snapshots and what replay needs are never expired."""
     _, catalog = open_lakehouse(params.lakehouse)

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed
 from pydantic import BaseModel, Field
 
+from lakeops.datasets.names import DRILL_FLOW
 from lakeops.healing.memlimit import ENFORCED_ENV
 
 CHUNK_MB = 16
@@ -19,7 +20,7 @@ class DrillParams(BaseModel):
     hold_seconds: float = Field(default=0, ge=0, le=3600, description="How long to hold it before letting go.")
 
 
-@flow(name="memory-drill")
+@flow(name=DRILL_FLOW)
 def memory_drill(params: DrillParams):  # noqa: ANN201 - returns a state
     """Allocate in chunks, touching every page so the memory is really resident, then hold it."""
     logger = get_run_logger()

@@ -1,21 +1,26 @@
-"""Parameter models shared by the consumer flows (rendered as forms in the Prefect UI)."""
+"""Parameter models shared by the build flows (rendered as forms in the Prefect UI)."""
 
 from datetime import date
 
 from pydantic import BaseModel, Field
 
-from lakeops.transforms import CURRENT, VERSIONS
-
 
 class BuildParams(BaseModel):
-    window: date = Field(description="The day to build, from the ready event's payload.")
-    snapshot_id: int = Field(description="Input table snapshot to read, from the ready event.")
-    stale: bool = Field(default=False, description="True when the input is a stale fallback.")
+    layer: str = Field(
+        description="The layer to build, <dataset>.<layer>, e.g. flights.silver (its deployment sets it)."
+    )
+    window: str = Field(description="The window to build (2013-01-02, or 2013-01-02T05 for an hour), from the event.")
+    snapshot_id: int | None = Field(
+        default=None, description="A one-input layer: the input snapshot to read, from its ready event."
+    )
+    inputs: dict[str, int] | None = Field(
+        default=None, description="A layer of several inputs: <dataset>.<layer> -> snapshot, from inputs-ready."
+    )
+    stale: bool = Field(default=False, description="True when an input is a stale fallback.")
     fallback_window: date | None = Field(
         default=None, description="Stale fallback only: the earlier window whose data is carried forward."
     )
     transform_version: str | None = Field(
-        default=None,
-        description=f"Transform version, one of {sorted(VERSIONS)}; default: the live release's (else {CURRENT}).",
+        default=None, description="Transform version of the layer's dataset; default: the live release's."
     )
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")

@@ -17,20 +17,19 @@ from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
 from flows.alerts import alert_on_failure
-from flows.common import io_task, open_lakehouse, run_info
-from lakeops.datasets.names import RELEASE_TABLES
+from flows.common import io_task, open_lakehouse, platform, run_info
+from lakeops.datasets.names import RELEASE_FLOW
 from lakeops.release import blue_green, promotion, release_log, release_suite
 from lakeops.release.blue_green import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
 from lakeops.release.release_log import Event
 from lakeops.release.release_report import markdown, table_rows
-from lakeops.transforms import VERSIONS
 
 DEFAULT_ALERT_BLOCK = "custom-webhook/lakeops-alerts"
 
 
 class ReleaseParams(BaseModel):
-    green_version: str = Field(description=f"Candidate transform version, one of {sorted(VERSIONS)}.")
-    dataset: str = Field(default="flights", description=f"Dataset to release, one of {sorted(RELEASE_TABLES)}.")
+    dataset: str = Field(description="The dataset to release, e.g. flights (set by its deployment).")
+    green_version: str = Field(description="Candidate transform version of the dataset, e.g. v2.")
     blue_version: str | None = Field(default=None, description="Current version; default: the live release's.")
     start: date | None = Field(default=None, description="First window compared; default: the first.")
     end: date | None = Field(default=None, description="Last window compared; default: the newest.")
@@ -52,7 +51,14 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
     # The id comes from the flow run, so a retried pin resumes the same release and its branches.
     release_id = f"r{release_log.now():%Y%m%d}-{_run_id()[:8]}" if flow_run.get_id() else None
     planned = blue_green.plan(
-        catalog, params.dataset, params.green_version, params.blue_version, params.start, params.end, release_id
+        catalog,
+        platform(),
+        params.dataset,
+        params.green_version,
+        params.blue_version,
+        params.start,
+        params.end,
+        release_id,
     )
     blue_green.fork(catalog, planned)
     release_log.record(catalog, planned.entry(Event.STARTED, actor=_actor(), flow_run_id=_run_id()))
@@ -71,7 +77,7 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
 @io_task
 def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int | None]:
     """One colour, every window, on its branch; a retry resumes where it stopped."""
-    result = blue_green.build(catalog, planned, colour, run_info())
+    result = blue_green.build(catalog, platform(), planned, colour, run_info())
     get_run_logger().info(
         "%s (%s) built on %s: %s windows",
         colour,
@@ -79,13 +85,13 @@ def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int 
         result.branch,
         len(result.replayed) + len(result.skipped),
     )
-    return {"silver": result.silver_snapshot_id, "gold": result.gold_snapshot_id}
+    return dict(result.heads)
 
 
 @io_task
 def compare(catalog: Catalog, planned: ReleasePlan, thresholds: Thresholds) -> Comparison:
     """Fingerprints, then keyed diff, then the suite built from blue's statistics; logged."""
-    comparison = blue_green.compare(catalog, planned, thresholds, release_suite.check)
+    comparison = blue_green.compare(catalog, platform(), planned, thresholds, release_suite.check)
     release_log.record(
         catalog,
         planned.entry(
@@ -153,8 +159,8 @@ def drop_branches(catalog: Catalog, planned: ReleasePlan) -> None:
     blue_green.drop_branches(catalog, planned)
 
 
-@flow(name="release", on_failure=[alert_on_failure()])
-def release_flights(params: ReleaseParams) -> State:
+@flow(name=RELEASE_FLOW, flow_run_name="{params.dataset} {params.green_version}", on_failure=[alert_on_failure()])
+def release_dataset(params: ReleaseParams) -> State:
     """Pin, build blue and green concurrently, compare, then promote, hold for a decision, or reject."""
     _, catalog = open_lakehouse(params.lakehouse)
     planned = pin(catalog, params)

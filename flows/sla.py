@@ -11,12 +11,12 @@ from prefect.runtime import flow_run
 from pyiceberg.catalog import Catalog
 
 from blocks.contract import ReadinessContractBlock
-from flows.common import io_task, post_confirmed, run_info
+from flows.common import io_task, platform, post_confirmed, run_info
 from lakeops.datasets.names import ALERT_FAILED_EVENT, WINDOW_LABEL, TableRef
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake, tags
 from lakeops.iceberg.provenance import Provenance
-from lakeops.readiness import sla
+from lakeops.readiness import markers, sla
 from lakeops.readiness.contracts import ReadinessContract
 from lakeops.readiness.ready import ReadySignal
 
@@ -24,7 +24,7 @@ from lakeops.readiness.ready import ReadySignal
 def contract_of(dataset: str) -> ReadinessContract | None:
     """The dataset's contract from its block, or None when the dataset has no contract."""
     try:
-        return ReadinessContractBlock.load(dataset.replace(".", "-").replace("_", "-")).contract()
+        return ReadinessContractBlock.load(dataset.replace(".", "-").replace("_", "-")).contract
     except ValueError:  # Block.load: no such document
         return None
 
@@ -74,9 +74,10 @@ def post_event(name: str, resource_id: str, window: str, payload: dict) -> None:
 @io_task
 def decide(catalog: Catalog, contract: ReadinessContract, window: Window) -> sla.Fallback | sla.NoFallback:
     """The fallback: the newest window within max age in the dataset's last-known-good snapshot."""
-    table = lake.load(catalog, TableRef(*contract.dataset.split(".", 1)))
+    _, layer = platform().by_table(contract.dataset)
+    table = lake.load(catalog, layer.table)
     good = tags.last_known_good(table)
-    present = lake.windows_in(table, good.snapshot_id) if good else set()
+    present = {w.day for w in lake.windows_in(table, layer.window, good.snapshot_id)} if good else set()
     return sla.decide_fallback(contract, window, good.snapshot_id if good else None, present)
 
 
@@ -104,7 +105,7 @@ def confirm_automation_alert(opened_event_id: str, timeout: float = 20) -> bool:
 def fresh_marker_exists(catalog: Catalog, dataset: str, window: str) -> bool:
     """True when the dataset already published a fresh (not stale) signal for the window."""
     namespace, name = dataset.split(".", 1)
-    marker = lake.read_marker(lake.load(catalog, TableRef(namespace, name)), window)
+    marker = markers.read_marker(lake.load(catalog, TableRef(namespace, name)), window)
     return marker is not None and not marker.stale
 
 

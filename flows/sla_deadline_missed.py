@@ -8,7 +8,7 @@ from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from flows.alerts import alert_on_failure
-from flows.common import io_task, open_lakehouse
+from flows.common import io_task, open_lakehouse, platform
 from flows.sla import (
     alert_failed,
     confirm_automation_alert,
@@ -19,6 +19,7 @@ from flows.sla import (
     now,
     record,
 )
+from lakeops.datasets.names import DEADLINE_MISSED_FLOW
 from lakeops.datasets.windows import Window
 from lakeops.readiness import sla
 from lakeops.readiness.contracts import ReadinessContract
@@ -36,7 +37,9 @@ class MissedParams(BaseModel):
 @io_task
 def start_stale_consumer(contract: ReadinessContract, window: Window, fallback: sla.Fallback) -> str:
     """Start the consumer on the fallback snapshot, marked stale; do not wait for it."""
+    _, consumer = platform().by_table(contract.consumer.split("/", 1)[1])  # build-layer/<the table it writes>
     params = {
+        "layer": platform().qualified(consumer),
         "window": window.key,
         "snapshot_id": fallback.snapshot_id,
         "stale": True,
@@ -46,7 +49,7 @@ def start_stale_consumer(contract: ReadinessContract, window: Window, fallback: 
     return str(run.id)
 
 
-@flow(name="sla-deadline-missed", on_failure=[alert_on_failure()])
+@flow(name=DEADLINE_MISSED_FLOW, flow_run_name="{params.dataset} {params.window}", on_failure=[alert_on_failure()])
 def deadline_missed(params: MissedParams):  # noqa: ANN201 - returns a state
     """Run the consumer on the last good data (or say why not), and alert the owner; once per window."""
     contract = contract_of(params.dataset)

@@ -10,20 +10,20 @@ from pydantic import BaseModel, Field
 from flows.alerts import alert_on_failure
 from flows.common import open_lakehouse
 from flows.sla import contract_of, decide, fresh_marker_exists, now, post_event, record
-from lakeops.datasets.names import WINDOW_OPENED_EVENT, TableRef
+from lakeops.datasets.names import OPEN_WINDOW_FLOW, WINDOW_OPENED_EVENT, TableRef
 from lakeops.datasets.windows import Window
 from lakeops.readiness import sla
 
 
 class OpenParams(BaseModel):
-    dataset: str = Field(default="bronze.flights", description="Dataset whose readiness contract to watch.")
+    dataset: str = Field(description="The contracted table whose readiness to watch, e.g. bronze.flights.")
     window: date | None = Field(
         default=None, description="Window to open; default: the one due at the scheduled time (yesterday)."
     )
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
 
 
-@flow(name="sla-open-window", on_failure=[alert_on_failure()])
+@flow(name=OPEN_WINDOW_FLOW, on_failure=[alert_on_failure()])
 def open_window(params: OpenParams):  # noqa: ANN201 - returns a state
     """Record the window as opened and emit `lakeops.sla.window-opened`, unless its signal is already in."""
     contract = contract_of(params.dataset)

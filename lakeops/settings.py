@@ -23,7 +23,9 @@ class LakeSettings(BaseSettings):
         default=None, description="Warehouse location (file:// or s3://); default: home/warehouse."
     )
     landing: str | None = Field(default=None, description="Folder where the source system drops day files.")
-    contracts: Path = Field(default=Path("contracts.yaml"), description="Readiness contracts file (versioned config).")
+    registry: Path = Field(
+        default=Path("datasets.yaml"), description="Registry file: the dataset declarations on this platform."
+    )
     alert_webhook_url: str | None = Field(
         default=None, description="Where the lakeops-alerts webhook block posts; setup creates the block from it."
     )

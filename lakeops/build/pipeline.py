@@ -1,5 +1,9 @@
-"""The medallion steps: Bronze ingest, Silver and Gold builds. Each returns its readiness signal."""
+"""The layer steps of any dataset: land a source file in Bronze, quarantine it, build a layer's window.
 
+Each step returns the readiness signal of what it committed.
+"""
+
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -7,27 +11,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 
 from lakeops.build import fallback
-from lakeops.ingest import batches
-from lakeops.iceberg import lake
-from lakeops.ingest import lateness
-from lakeops.iceberg import tags
-from lakeops import transforms
-from lakeops.datasets.names import (
-    BRONZE_FLIGHTS,
-    GOLD_DAILY_DELAYS,
-    QUARANTINE_FLIGHTS,
-    SILVER_FLIGHTS,
-    TableRef,
-)
-from lakeops.errors import EmptyWindow, MalformedBatch, ValidationFailed
-from lakeops.iceberg.provenance import Provenance
-from lakeops.readiness.ready import ReadySignal
 from lakeops.build.validation import ValidationReport, Validator
-from lakeops.datasets.windows import Window
+from lakeops.datasets.declaration import Dataset, LatePolicy, Layer
+from lakeops.datasets.filters import equal_to
+from lakeops.datasets.registry import Registry, bronze_of
+from lakeops.datasets.windows import Window, WindowColumn
+from lakeops.errors import EmptyWindow, MalformedBatch, ValidationFailed
+from lakeops.iceberg import lake, schemas, tags
+from lakeops.readiness import markers
+from lakeops.iceberg.provenance import Provenance
+from lakeops.ingest import batches, lateness
+from lakeops.readiness.ready import ReadySignal
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class Landing:
-    """What one day file did to Bronze: its window's signal, the earlier windows its late rows extended,
+    """What one source file did to Bronze: its window's signal, the earlier windows its late rows extended,
     and how many rows were too late (quarantined)."""
 
     own: ReadySignal
@@ -67,160 +65,171 @@ class Landing:
         return (self.own, *self.extended)
 
 
-def ingest_bronze(catalog: Catalog, batch: batches.RawBatch, run: RunInfo) -> ReadySignal:
-    """Land a file that holds only its own window's rows; see `land`."""
-    return land(catalog, batch, run).own
-
-
 def land(
     catalog: Catalog,
+    dataset: Dataset,
     batch: batches.RawBatch,
     run: RunInfo,
-    policy: lateness.LatePolicy = lateness.NO_LATE_RECORDS,
-    accept_additive: bool = False,
+    policy: LatePolicy | None = None,
+    accept_additive: bool | None = None,
 ) -> Landing:
     """Parse the batch and make its rows the only Bronze rows from its file; a re-delivery commits nothing.
 
-    Rows of earlier windows within the allowed lateness extend those windows (one commit with the
-    file's own rows); rows later than that are quarantined first, by line. Raises MalformedBatch
-    (nothing committed) when the file cannot be parsed or holds no row of its own window.
+    Rows of earlier windows within the allowed lateness (default: the source's) extend those windows
+    (one commit with the file's own rows); rows later than that are quarantined first, by line.
+    Raises MalformedBatch (nothing committed) when the file cannot be parsed or holds no row of its
+    own window.
     """
-    typed = batches.parse(batch, accept_additive=accept_additive)
-    table = lake.load(catalog, BRONZE_FLIGHTS)
-    observed = lateness.observed_lags(lake.read(table, AlwaysTrue(), columns=_LAG_COLUMNS)) if policy.adaptive else []
-    arrival = lateness.split(typed, batch.window, policy.allowance(np.asarray(observed)))
+    bronze = bronze_of(dataset)
+    source = dataset.source
+    assert source is not None
+    policy = policy or source.lateness
+    typed = batches.parse(batch, source, accept_additive=accept_additive)
+    table = lake.load(catalog, bronze.table)
+    observed = _observed_lags(table, source.event_time) if policy.adaptive else np.array([], dtype="int64")
+    arrival = lateness.split(typed, batch.window, lateness.allowance(policy, observed), source.event_time)
     if arrival.own.empty:
         raise MalformedBatch(batch.source, f"no row of window {batch.window} (every row is dated earlier)")
     extended = tuple(w.key for w in arrival.late)
     # Parsing is Bronze's validation: every commit that reaches here is known good.
     provenance = Provenance(
-        run.code_version, run.flow_run_id, batch.window.key, batch.batch_id, validated=True, extended_windows=extended
+        run.code_version,
+        run.flow_run_id,
+        batch.window.key,
+        batch.batch_id,
+        validated=True,
+        extended_windows=extended,
     )
-    source = EqualTo("_source", Path(batch.source).name)
-    present = lake.read(table, source, columns=("_batch_id",))
+    from_file = equal_to("_source", Path(batch.source).name)
+    present = lake.read(table, from_file, columns=("_batch_id",))
     current = table.current_snapshot()
     # Landed already: same bytes and the same rows accepted (a changed allowance lands again).
     if current is not None and set(present["_batch_id"]) == {batch.batch_id} and len(present) == len(arrival.accepted):
         snapshot_id = current.snapshot_id
     else:
         if len(arrival.too_late):
-            _quarantine_too_late(catalog, batch, arrival, run)
-        rows = lake.to_arrow(batches.with_lineage(arrival.accepted, batch, datetime.now(UTC)), BRONZE_FLIGHTS)
-        snapshot_id = lake.replace_rows(table, rows, source, provenance)
+            _quarantine_too_late(catalog, dataset, batch, arrival, run)
+        rows = lake.to_arrow(batches.with_lineage(arrival.accepted, batch, datetime.now(UTC)), bronze.schema)
+        snapshot_id = lake.replace_rows(table, rows, from_file, provenance)
         tags.mark_good(table, snapshot_id)
-    own = lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, provenance, len(arrival.own))
-    late = tuple(_extended_signal(table, snapshot_id, provenance, window) for window in arrival.late)
+    own = markers.signal_of(table, bronze.table, snapshot_id, provenance, len(arrival.own))
+    late = tuple(_extended_signal(table, bronze, snapshot_id, provenance, window) for window in arrival.late)
     too_late = tuple(int(line) for line in arrival.too_late.index)
     return Landing(own, late, too_late, arrival.allowed_days, arrival.counts()["late"])
 
 
-_LAG_COLUMNS = ("year", "month", "day", "_source")
+def _observed_lags(table: Table, event_time: WindowColumn) -> np.ndarray:
+    rows = lake.read(table, AlwaysTrue(), columns=lateness.lag_columns(event_time))
+    return lateness.observed_lags(rows, event_time)
 
 
-def _extended_signal(table: Table, snapshot_id: int, provenance: Provenance, window: Window) -> ReadySignal:
+def _extended_signal(
+    table: Table, bronze: Layer, snapshot_id: int, provenance: Provenance, window: Window
+) -> ReadySignal:
     """The signal of an earlier window that late rows extended: all its rows as of the new snapshot."""
-    rows = len(lake.read(table, window.source_filter(), snapshot_id, ("_batch_id",)))
-    return lake.ready_signal(table, BRONZE_FLIGHTS, snapshot_id, replace(provenance, window=window.key), rows)
+    rows = len(lake.read(table, bronze.window.filter(window), snapshot_id, ("_batch_id",)))
+    return markers.signal_of(table, bronze.table, snapshot_id, replace(provenance, window=window.key), rows)
 
 
-def _quarantine_too_late(catalog: Catalog, batch: batches.RawBatch, arrival: lateness.Arrival, run: RunInfo) -> None:
+def _quarantine_too_late(
+    catalog: Catalog, dataset: Dataset, batch: batches.RawBatch, arrival: lateness.Arrival, run: RunInfo
+) -> None:
     lines = [int(line) for line in arrival.too_late.index]
     error = MalformedBatch(
         batch.source,
         f"{len(lines)} late record(s), up to {arrival.too_late_lag_days} days after their window; the contract "
         f"allows {arrival.allowed_days}",
-        "day",
+        arrival.event_time.columns[-1],
         lines[0],
     )
-    table = lake.load(catalog, QUARANTINE_FLIGHTS)
-    rows = batches.quarantine_rows(batch, error, datetime.now(UTC), only_lines=lines)
-    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id)
-    lake.replace_rows(table, lake.to_arrow(rows, QUARANTINE_FLIGHTS), EqualTo("batch_id", batch.batch_id), provenance)
+    _keep(catalog, dataset, batch, batches.quarantine_rows(batch, error, datetime.now(UTC), only_lines=lines), run)
 
 
-def quarantine(catalog: Catalog, batch: batches.RawBatch, error: MalformedBatch, run: RunInfo) -> int:
-    """Keep the whole raw batch and the reason in `quarantine.flights`; return the rows kept."""
-    table = lake.load(catalog, QUARANTINE_FLIGHTS)
+def quarantine(catalog: Catalog, dataset: Dataset, batch: batches.RawBatch, error: MalformedBatch, run: RunInfo) -> int:
+    """Keep the whole raw batch and the reason in the dataset's quarantine table; return the rows kept."""
     rows = batches.quarantine_rows(batch, error, datetime.now(UTC))
-    where = EqualTo("batch_id", batch.batch_id)
-    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id)
-    lake.replace_rows(table, lake.to_arrow(rows, QUARANTINE_FLIGHTS), where, provenance)
+    _keep(catalog, dataset, batch, rows, run)
     return len(rows)
 
 
-def build_silver(
+def _keep(catalog: Catalog, dataset: Dataset, batch: batches.RawBatch, rows: pd.DataFrame, run: RunInfo) -> None:
+    assert dataset.quarantine is not None, "only a dataset with a source quarantines"
+    table = lake.load(catalog, dataset.quarantine)
+    provenance = Provenance(run.code_version, run.flow_run_id, batch.window.key, batch.batch_id)
+    arrow = lake.to_arrow(rows, schemas.QUARANTINE)
+    lake.replace_rows(table, arrow, equal_to("batch_id", batch.batch_id), provenance)
+
+
+def build(
     catalog: Catalog,
+    registry: Registry,
+    layer: str,
     window: Window,
-    bronze_snapshot_id: int,
+    inputs: Mapping[str, int],
     run: RunInfo,
     stale: bool = False,
-    version: str = transforms.CURRENT,
+    version: str | None = None,
     *,
     target: Target = Target(),
     carry_from: Window | None = None,
 ) -> ReadySignal:
-    """Rebuild Silver's window from Bronze exactly as of `bronze_snapshot_id`.
+    """Rebuild a layer's window from its inputs, each read exactly as of the snapshot `inputs` names.
 
-    With `carry_from` (a stale fallback when the window's own data is late), the rows of that
-    earlier window are carried forward into `window`, re-dated, and the commit is marked stale.
+    `layer` and the keys of `inputs` are qualified layer names (orders.silver, orders.bronze). With
+    `carry_from` (a stale fallback when the window's own data is late), the rows of that earlier
+    window are read and carried forward into `window`, re-dated, and the commit is marked stale.
     Raises ValidationFailed (nothing committed) when `target.validate` rejects the output.
     """
     if carry_from is not None and not stale:
         raise ValueError("carrying a window forward is a stale fallback: pass stale=True")
+    dataset = registry.dataset(layer.partition(".")[0])
+    output = registry.layer(layer)
+    if missing := [name for name in output.inputs if name not in inputs]:
+        raise ValueError(f"{output.table} reads {list(output.inputs)}: no snapshot given for {missing}")
+    version = version or dataset.default_version
     source = carry_from or window
-    bronze = lake.load(catalog, BRONZE_FLIGHTS)
-    rows = _non_empty(lake.read(bronze, source.source_filter(), bronze_snapshot_id), BRONZE_FLIGHTS, source)
-    silver = transforms.flights(version).to_silver(rows).assign(_bronze_snapshot_id=bronze_snapshot_id)
+    frames = [_input_rows(catalog, registry.layer(name), source, inputs[name]) for name in output.inputs]
+    frame = output.transform(version)(*frames)
+    if output.lineage:
+        frame = frame.assign(**{output.lineage: inputs[output.inputs[0]]})
+    batch_ids = sorted({b for rows in frames for b in _batches(rows)})
+    if "_batch_id" in output.schema.names and "_batch_id" not in frame.columns:
+        # A window extended by late records derives from several batches: the output names them all.
+        frame = frame.assign(_batch_id=",".join(batch_ids))
     if carry_from is not None:
-        silver = fallback.carry_forward(silver, carry_from, window)
+        parts = dataset.source.event_time.parts if dataset.source else ()
+        frame = fallback.carry_forward(frame, output.schema, parts, carry_from, window)
     return _publish_window(
         catalog,
-        SILVER_FLIGHTS,
-        silver,
+        output,
+        frame,
         window,
         run,
         stale,
         version,
         target,
-        inputs={BRONZE_FLIGHTS.identifier: bronze_snapshot_id},
-        batch_id=str(rows["_batch_id"].iloc[0]),
+        inputs={str(registry.layer(name).table): inputs[name] for name in output.inputs},
+        batch_id=",".join(batch_ids),
         carried_from=carry_from,
     )
 
 
-def build_gold(
-    catalog: Catalog,
-    window: Window,
-    silver_snapshot_id: int,
-    run: RunInfo,
-    stale: bool = False,
-    version: str = transforms.CURRENT,
-    *,
-    target: Target = Target(),
-) -> ReadySignal:
-    """Rebuild Gold's window from Silver exactly as of `silver_snapshot_id` (which may be on a branch)."""
-    silver = lake.load(catalog, SILVER_FLIGHTS)
-    rows = _non_empty(lake.read(silver, window.date_filter(), silver_snapshot_id), SILVER_FLIGHTS, window)
-    # A window extended by late records derives from several batches: Gold names them all.
-    batch_id = ",".join(sorted(set(rows["_batch_id"].astype(str))))
-    gold = transforms.flights(version).to_gold(rows).assign(_batch_id=batch_id)
-    return _publish_window(
-        catalog,
-        GOLD_DAILY_DELAYS,
-        gold,
-        window,
-        run,
-        stale,
-        version,
-        target,
-        inputs={SILVER_FLIGHTS.identifier: silver_snapshot_id},
-        batch_id=batch_id,
-    )
+def _input_rows(catalog: Catalog, layer: Layer, window: Window, snapshot_id: int) -> pd.DataFrame:
+    rows = lake.read(lake.load(catalog, layer.table), layer.window.filter(window), snapshot_id)
+    if rows.empty:
+        raise EmptyWindow(f"{layer.table} has no rows for window {window} in snapshot {snapshot_id}")
+    return rows
+
+
+def _batches(rows: pd.DataFrame) -> set[str]:
+    if "_batch_id" not in rows.columns:
+        return set()
+    return {b for joined in rows["_batch_id"].dropna().astype(str) for b in joined.split(",")}
 
 
 def _publish_window(
     catalog: Catalog,
-    ref: TableRef,
+    layer: Layer,
     frame: pd.DataFrame,
     window: Window,
     run: RunInfo,
@@ -232,14 +241,14 @@ def _publish_window(
     carried_from: Window | None = None,
 ) -> ReadySignal:
     """Validate, commit the window on the target branch, and move last-known-good when earned."""
-    report = target.validate(ref, frame) if target.validate else None
+    report = target.validate(layer, frame) if target.validate else None
     if report is not None and not report.success:
         raise ValidationFailed(
-            f"{ref} window {window} failed {len(report.failures)} of {report.evaluated} checks of "
+            f"{layer.table} window {window} failed {len(report.failures)} of {report.evaluated} checks of "
             f"{report.suite}; nothing committed: " + "; ".join(report.failures),
             report.failures,
         )
-    table = lake.load(catalog, ref)
+    table = lake.load(catalog, layer.table)
     provenance = Provenance(
         run.code_version,
         run.flow_run_id,
@@ -253,25 +262,27 @@ def _publish_window(
         validated=report is not None,
         carried_from=carried_from.key if carried_from else None,
     )
-    snapshot_id = lake.replace_rows(table, lake.to_arrow(frame, ref), window.date_filter(), provenance)
+    rows = lake.to_arrow(frame, layer.schema)
+    snapshot_id = lake.replace_rows(table, rows, layer.window.filter(window), provenance)
     if provenance.validated and not stale and target.branch == lake.MAIN:
         tags.mark_good(table, snapshot_id)
-    return lake.ready_signal(table, ref, snapshot_id, provenance, len(frame))
+    return markers.signal_of(table, layer.table, snapshot_id, provenance, len(frame))
 
 
-def certify(catalog: Catalog, ref: TableRef, signal: ReadySignal, validate: Validator) -> ValidationReport:
+def certify(catalog: Catalog, layer: Layer, signal: ReadySignal, validate: Validator) -> ValidationReport:
     """Audit a committed window after its signal went out; a pass on a fresh commit moves last-known-good.
 
     The audit runs after publishing so that consumers do not wait for it (great_expectations alone
     takes seconds to import). Raises ValidationFailed: the window stays committed, last-known-good
     stays where it was, and the run fails for a human to look at.
     """
-    table = lake.load(catalog, ref)
-    report = validate(ref, lake.read(table, Window.parse(signal.window).date_filter(), signal.snapshot_id))
+    table = lake.load(catalog, layer.table)
+    window = Window.parse(signal.window, layer.window.grain)
+    report = validate(layer, lake.read(table, layer.window.filter(window), signal.snapshot_id))
     if not report.success:
         good = tags.last_known_good(table)
         raise ValidationFailed(
-            f"{ref} window {signal.window} at snapshot {signal.snapshot_id} failed {len(report.failures)} of "
+            f"{layer.table} window {signal.window} at snapshot {signal.snapshot_id} failed {len(report.failures)} of "
             f"{report.evaluated} checks of {report.suite}; last-known-good stays at "
             f"{good.snapshot_id if good else 'none'}: " + "; ".join(report.failures),
             report.failures,
@@ -280,8 +291,3 @@ def certify(catalog: Catalog, ref: TableRef, signal: ReadySignal, validate: Vali
         tags.mark_good(table, signal.snapshot_id)
     return report
 
-
-def _non_empty(rows: pd.DataFrame, ref: TableRef, window: Window) -> pd.DataFrame:
-    if rows.empty:
-        raise EmptyWindow(f"{ref} has no rows for window {window} in the requested snapshot")
-    return rows

@@ -1,4 +1,4 @@
-"""Validation suites (Great Expectations) that a window's output must pass before it is committed.
+"""Validation: a layer's declared Great Expectations suite run on a window's rows.
 
 great_expectations takes about 4 s to import, so it is imported on first use, never at module load.
 """
@@ -10,10 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from lakeops.datasets.names import FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
-
-MINUTES_PER_DAY = 1440
-
+from lakeops.datasets.declaration import Layer
 
 @dataclass(frozen=True)
 class ValidationReport:
@@ -29,50 +26,15 @@ class ValidationReport:
         return not self.failures
 
 
-Validator = Callable[[TableRef, pd.DataFrame], ValidationReport]
+Validator = Callable[[Layer, pd.DataFrame], ValidationReport]
 
 
-def _silver_expectations(gx: Any) -> list[Any]:
-    e = gx.expectations
-    return [
-        e.ExpectTableRowCountToBeBetween(min_value=1),
-        e.ExpectCompoundColumnsToBeUnique(column_list=list(FLIGHTS_NATURAL_KEY)),
-        *[e.ExpectColumnValuesToNotBeNull(column=c) for c in (*FLIGHTS_NATURAL_KEY, "flight_date", "_batch_id")],
-        e.ExpectColumnValuesToMatchRegex(column="carrier", regex=r"^[A-Z0-9]{2}$"),
-        e.ExpectColumnValuesToMatchRegex(column="origin", regex=r"^[A-Z]{3}$"),
-        e.ExpectColumnValuesToBeBetween(column="month", min_value=1, max_value=12),
-        e.ExpectColumnValuesToBeBetween(column="sched_dep_time", min_value=0, max_value=2359),
-        e.ExpectColumnValuesToBeBetween(column="dep_delay", min_value=-MINUTES_PER_DAY, max_value=2 * MINUTES_PER_DAY),
-        e.ExpectColumnValuesToBeBetween(column="air_time", min_value=0, strict_min=True),
-        e.ExpectColumnValuesToBeBetween(column="distance", min_value=0, strict_min=True),
-    ]
-
-
-def _gold_expectations(gx: Any) -> list[Any]:
-    e = gx.expectations
-    return [
-        e.ExpectTableRowCountToBeBetween(min_value=1),
-        e.ExpectCompoundColumnsToBeUnique(column_list=["flight_date", "origin"]),
-        e.ExpectColumnValuesToBeBetween(column="flights", min_value=1),
-        e.ExpectColumnValuesToBeBetween(column="cancelled", min_value=0),
-        e.ExpectColumnValuesToBeBetween(column="on_time_arrivals", min_value=0),
-        e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="flights", column_B="cancelled", or_equal=True),
-        e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="flights", column_B="on_time_arrivals", or_equal=True),
-    ]
-
-
-SUITES: dict[TableRef, Callable[[Any], list[Any]]] = {
-    SILVER_FLIGHTS: _silver_expectations,
-    GOLD_DAILY_DELAYS: _gold_expectations,
-}
-
-
-def validate(ref: TableRef, frame: pd.DataFrame) -> ValidationReport:
-    """Run `ref`'s suite on `frame` (result format SUMMARY); raises ValueError for a table with no suite."""
-    if ref not in SUITES:
-        raise ValueError(f"no validation suite for {ref}; suites exist for {sorted(map(str, SUITES))}")
+def validate(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+    """Run the layer's suite on `frame` (result format SUMMARY); raises ValueError for a layer with no suite."""
+    if layer.suite is None:
+        raise ValueError(f"{layer.table} declares no validation suite")
     gx, batch_definition = gx_context()
-    suite = gx.ExpectationSuite(name=f"lakeops.{ref}", expectations=SUITES[ref](gx))
+    suite = gx.ExpectationSuite(name=f"lakeops.{layer.table}", expectations=layer.suite(gx))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format="SUMMARY")
     failures = tuple(describe(r) for r in result.results if not r.success)

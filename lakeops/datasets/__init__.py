@@ -1,1 +1,1 @@
-"""Datasets: windows and the names of events, resource ids and tables."""
+"""Datasets: the declaration every capability reads, its registry, windows, and the names of events and tables."""

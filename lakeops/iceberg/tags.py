@@ -5,6 +5,7 @@ from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 
 from lakeops.healing.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
+from lakeops.iceberg.lake import sequence_number
 
 LAST_KNOWN_GOOD = "last-known-good"
 
@@ -38,7 +39,7 @@ def _move_good(table: Table, snapshot_id: int) -> bool:
     if target is None:
         raise ValueError(f"table {'.'.join(table.name())} has no snapshot {snapshot_id}")
     current = last_known_good(table)
-    if current is not None and current.sequence_number >= target.sequence_number:
+    if current is not None and sequence_number(current) >= sequence_number(target):
         return False
     table.manage_snapshots().create_tag(snapshot_id, LAST_KNOWN_GOOD).commit()
     return True

@@ -18,18 +18,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from difflib import SequenceMatcher
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lakeops.datasets.names import FLIGHTS_NATURAL_KEY
-from lakeops.iceberg.schemas import SOURCE_COLUMNS
+from lakeops.datasets.declaration import Source
 
 if TYPE_CHECKING:
     from lakeops.ingest.batches import RawBatch
-    from lakeops.readiness.contracts import ReadinessContract
 
 NA_TOKENS = ("", "NA")  # how the source writes a missing value
 HEADER_LINE = 1
@@ -69,9 +67,9 @@ class ExpectedSchema:
         return cls({name: type_name(typ) for name, typ in columns.items()}, frozenset(non_null))
 
 
-# Every natural-key column is filled in all 336,776 nycflights13 rows; without them a row cannot be
-# identified. Other columns are null where a flight was cancelled (dep_time, ...) or had no tail.
-FLIGHTS_SOURCE = ExpectedSchema.from_arrow(SOURCE_COLUMNS, FLIGHTS_NATURAL_KEY)
+def expected(source: Source) -> ExpectedSchema:
+    """What a source's contract expects: its columns, and the natural key and non-null columns never null."""
+    return ExpectedSchema.from_arrow(source.columns, source.required)
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ class ObservedSchema:
 
 def observe(batch: RawBatch) -> ObservedSchema:
     """The batch's columns and what their values parse to; never raises (ingest names broken lines)."""
-    header, rows, lines = _read(batch.content)
+    header, rows, lines = _read(batch.text)
     cells = np.array(rows, dtype=object).reshape(len(rows), len(header))
     at = np.array(lines, dtype=np.int64)
     return ObservedSchema(tuple(_observe_column(name, cells[:, i], at) for i, name in enumerate(header)), len(rows))
@@ -203,19 +201,19 @@ class SchemaDrift:
     def additive_only(self) -> bool:
         return self.drifted and all(c.kind == ADDITIVE for c in self.changes)
 
-    def accepted_into_bronze(self, contract: ReadinessContract) -> bool:
-        """A batch without drift is; a drifted one only if all of it is additive and the contract allows that."""
-        return not self.drifted or (self.additive_only and contract.accept_additive_drift)
+    def accepted_into_bronze(self, source: Source) -> bool:
+        """A batch without drift is; a drifted one only if all of it is additive and the source allows that."""
+        return not self.drifted or (self.additive_only and source.accept_additive_drift)
 
     def describe(self) -> str:
         """The human diff: one line per change."""
         return "\n".join(c.describe() for c in self.changes)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"additive_only": self.additive_only, "changes": [_change_dict(c) for c in self.changes]}
 
 
-def _change_dict(change: Change) -> dict:
+def _change_dict(change: Change) -> dict[str, Any]:
     return {**asdict(change), "sample": list(change.sample)}
 
 

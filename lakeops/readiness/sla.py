@@ -11,11 +11,12 @@ from datetime import date, datetime
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import AlwaysTrue, And, EqualTo
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
 
+from lakeops.datasets.filters import equal_to
 from lakeops.datasets.names import SLA_FACTS
 from lakeops.datasets.windows import Window
-from lakeops.iceberg import lake
+from lakeops.iceberg import lake, schemas
 from lakeops.iceberg.provenance import Provenance
 from lakeops.readiness.contracts import ReadinessContract
 
@@ -202,7 +203,7 @@ def record(catalog: Catalog, facts: list[SlaFact], made_by: Provenance) -> None:
     """Append facts to ops.sla_facts in one commit."""
     if not facts:
         return
-    rows = pa.Table.from_pylist([{**vars(f), "kind": str(f.kind)} for f in facts], schema=lake.TABLE_SCHEMAS[SLA_FACTS])
+    rows = pa.Table.from_pylist([{**vars(f), "kind": str(f.kind)} for f in facts], schema=schemas.SLA_FACTS)
     lake.append_rows(lake.load(catalog, SLA_FACTS), rows, made_by)
 
 
@@ -211,11 +212,11 @@ def read(catalog: Catalog, dataset: str | None = None, window: str | None = None
     table = lake.load(catalog, SLA_FACTS)
     if table.current_snapshot() is None:
         return []
-    where = AlwaysTrue()
+    where: BooleanExpression = AlwaysTrue()
     if dataset:
-        where = EqualTo("dataset", dataset)
+        where = equal_to("dataset", dataset)
     if window:
-        where = And(where, EqualTo("window", window))
+        where = And(where, equal_to("window", window))
     # Arrow, not pandas: a snapshot id column with nulls would become float64 and lose digits.
     rows = table.scan(row_filter=where).to_arrow().to_pylist()
     return [

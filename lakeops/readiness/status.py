@@ -7,6 +7,7 @@ from pyiceberg.catalog import Catalog
 from lakeops.datasets.names import TableRef
 from lakeops.errors import TableNotFound
 from lakeops.iceberg import lake
+from lakeops.readiness import markers
 from lakeops.readiness.ready import ReadySignal
 
 
@@ -31,7 +32,7 @@ def status(catalog: Catalog, refs: tuple[TableRef, ...]) -> list[TableStatus]:
         current = table.current_snapshot()
         rows = int(current.summary["total-records"] or 0) if current and current.summary else 0
         lines.append(
-            TableStatus(ref.identifier, current.snapshot_id if current else None, rows, lake.read_marker(table))
+            TableStatus(ref.identifier, current.snapshot_id if current else None, rows, markers.read_marker(table))
         )
     return lines
 

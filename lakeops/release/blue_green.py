@@ -13,17 +13,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import In
 
-from lakeops import transforms
 from lakeops.build import pipeline
 from lakeops.build.validation import ValidationReport
-from lakeops.datasets.names import NATURAL_KEYS, RELEASE_TABLES, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.declaration import Layer
+from lakeops.datasets.names import TableRef
+from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
 from lakeops.release import release_log
@@ -81,7 +82,7 @@ class Verdict(enum.StrEnum):
 _RANK = {Verdict.IDENTICAL: 0, Verdict.WITHIN: 1, Verdict.OUTSIDE: 2}
 
 # (table, blue rows, green rows, thresholds) -> the suite's report; great_expectations is imported lazily.
-Suite = Callable[[TableRef, pd.DataFrame, pd.DataFrame, Thresholds], ValidationReport]
+Suite = Callable[[Layer, pd.DataFrame, pd.DataFrame, Thresholds], ValidationReport]
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,17 @@ class ReleasePlan:
     green_version: str
     sources: tuple[replay.WindowSource, ...]
     base: dict[str, int]
-
-    @property
-    def tables(self) -> tuple[TableRef, ...]:
-        return RELEASE_TABLES[self.dataset]
+    layers: tuple[str, ...]  # qualified names of the layers switched, in switch order
+    tables: tuple[TableRef, ...]  # their tables, in the same order
 
     @property
     def windows(self) -> tuple[Window, ...]:
         return tuple(s.window for s in self.sources)
 
     @property
-    def pinned(self) -> dict[str, int]:
-        return {s.window.key: s.bronze_snapshot_id for s in self.sources}
+    def pinned(self) -> dict[str, dict[str, int]]:
+        """Window -> the input snapshots both colours read, by qualified input name."""
+        return {s.window.key: dict(s.inputs) for s in self.sources}
 
     def branch(self, colour: str) -> str:
         return f"release-{self.release_id}-{colour}"
@@ -113,8 +113,8 @@ class ReleasePlan:
     def version(self, colour: str) -> str:
         return self.blue_version if colour == BLUE else self.green_version
 
-    def entry(self, event: release_log.Event, **fields: object) -> release_log.Entry:
-        """A log entry about this release."""
+    def entry(self, event: release_log.Event, **fields: Any) -> release_log.Entry:
+        """A log entry about this release; `fields` are further fields of the Entry."""
         return release_log.Entry(
             self.release_id,
             self.dataset,
@@ -124,7 +124,7 @@ class ReleasePlan:
             green_version=self.green_version,
             windows=self.pinned,
             base=self.base,
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
 
@@ -134,6 +134,7 @@ def new_id(now: datetime) -> str:
 
 def plan(
     catalog: Catalog,
+    registry: Registry,
     dataset: str,
     green_version: str,
     blue_version: str | None = None,
@@ -141,30 +142,36 @@ def plan(
     end: date | None = None,
     release_id: str | None = None,
 ) -> ReleasePlan:
-    """Pin the input of a release: windows of Silver's main in [start, end] and the Bronze they record.
+    """Pin the input of a release: windows of the first switched table's main in [start, end] and their inputs.
 
-    Blue defaults to the live release's version (or the default transform version). Raises
+    Blue defaults to the live release's version (or the dataset's default version). Raises
     ValueError for an unknown dataset or version, equal versions, or an empty range.
     """
-    if dataset not in RELEASE_TABLES:
-        raise ValueError(f"unknown dataset {dataset!r}; releasable: {sorted(RELEASE_TABLES)}")
-    blue = blue_version or release_log.live_version(catalog, dataset) or transforms.CURRENT
+    declared = registry.dataset(dataset)
+    layers = replay.replayed_layers(declared)
+    if not declared.release:
+        raise ValueError(f"dataset {dataset} declares no release scope")
+    blue = blue_version or release_log.live_version(catalog, dataset) or declared.default_version
     for version in (blue, green_version):
-        transforms.flights(version)
+        for name in layers:
+            registry.layer(name).transform(version)
     if blue == green_version:
         raise ValueError(f"green and blue are the same transform version {blue!r}: nothing to release")
-    recorded = replay.recorded_sources(lake.load(catalog, SILVER_FLIGHTS))
+    first = registry.layer(layers[0])
+    recorded = replay.recorded_sources(registry, first, lake.load(catalog, first.table))
     chosen = sorted(w for w in recorded if (not start or w.day >= start) and (not end or w.day <= end))
     if not chosen:
-        raise ValueError(f"{SILVER_FLIGHTS} main holds no window in [{start or '...'}, {end or '...'}] to release")
+        raise ValueError(f"{first.table} main holds no window in [{start or '...'}, {end or '...'}] to release")
+    tables = tuple(registry.layer(name).table for name in layers)
     base = {}
-    for ref in RELEASE_TABLES[dataset]:
+    for ref in tables:
         head = lake.head(lake.load(catalog, ref))
         if head is None:
             raise ValueError(f"{ref} has no commit yet: nothing to release")
         base[ref.identifier] = head.snapshot_id
     sources = tuple(replay.WindowSource(w, recorded[w], True) for w in chosen)
-    return ReleasePlan(release_id or new_id(release_log.now()), dataset, blue, green_version, sources, base)
+    rid = release_id or new_id(release_log.now())
+    return ReleasePlan(rid, dataset, blue, green_version, sources, base, layers, tables)
 
 
 def fork(catalog: Catalog, release: ReleasePlan) -> None:
@@ -176,10 +183,13 @@ def fork(catalog: Catalog, release: ReleasePlan) -> None:
                 table.manage_snapshots().create_branch(release.base[ref.identifier], release.branch(colour)).commit()
 
 
-def build(catalog: Catalog, release: ReleasePlan, colour: str, run: pipeline.RunInfo) -> replay.ReplayResult:
+def build(
+    catalog: Catalog, registry: Registry, release: ReleasePlan, colour: str, run: pipeline.RunInfo
+) -> replay.ReplayResult:
     """Build every window of one colour on its branch from the pinned input (resumable)."""
-    planned = replay.ReplayPlan(release.version(colour), release.branch(colour), release.sources)
-    return replay.run(catalog, planned, run, operation=BUILD_OPERATION)
+    version, branch = release.version(colour), release.branch(colour)
+    planned = replay.ReplayPlan(release.dataset, version, branch, release.layers, release.sources)
+    return replay.run(catalog, registry, planned, run, operation=BUILD_OPERATION)
 
 
 @dataclass(frozen=True)
@@ -199,7 +209,7 @@ class TableComparison:
             return Verdict.IDENTICAL
         return Verdict.OUTSIDE if self.breaches else Verdict.WITHIN
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "verdict": str(self.verdict),
@@ -226,10 +236,10 @@ class Comparison:
         """The gate: identical or within thresholds promotes without a human."""
         return self.verdict is not Verdict.OUTSIDE
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {t.table: t.to_dict() for t in self.tables}
 
-    def sample(self) -> list[dict]:
+    def sample(self) -> list[dict[str, Any]]:
         return [{"table": t.table, **row} for t in self.tables if t.diff for row in t.diff.sample]
 
     def describe(self) -> str:
@@ -245,16 +255,20 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(catalog: Catalog, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None) -> Comparison:
+def compare(
+    catalog: Catalog, registry: Registry, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None
+) -> Comparison:
     """Compare the colours table by table over the release's windows, cheapest check first."""
-    return Comparison(tuple(_compare_table(catalog, ref, release, thresholds, suite) for ref in release.tables))
+    layers = [registry.layer(name) for name in release.layers]
+    return Comparison(tuple(_compare_table(catalog, layer, release, thresholds, suite) for layer in layers))
 
 
 def _compare_table(
-    catalog: Catalog, ref: TableRef, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None
+    catalog: Catalog, layer: Layer, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None
 ) -> TableComparison:
+    ref = layer.table
     table = lake.load(catalog, ref)
-    where = In("flight_date", [w.key for w in release.windows])
+    where = layer.window.filter_any(release.windows)
     heads = {}
     for colour in (BLUE, GREEN):
         head = lake.head(table, release.branch(colour))
@@ -268,12 +282,12 @@ def _compare_table(
     diff = keyed_diff(
         blue,
         green,
-        NATURAL_KEYS[ref],
+        layer.key,
         tolerance=_known(thresholds.column_tolerance, blue),
         float_tolerance=thresholds.float_tolerance,
     )
     breaches = thresholds.breaches(diff)
-    report = suite(ref, blue.to_pandas(), green.to_pandas(), thresholds) if suite else None
+    report = suite(layer, blue.to_pandas(), green.to_pandas(), thresholds) if suite else None
     if report and not report.success:
         breaches += tuple(f"suite: {failure}" for failure in report.failures)
     return TableComparison(str(ref), heads[BLUE], heads[GREEN], *prints, diff, report, breaches)

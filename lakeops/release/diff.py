@@ -14,7 +14,7 @@ from datetime import date, time, timedelta
 from decimal import Decimal
 from itertools import chain, zip_longest
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -77,7 +77,7 @@ class KeyedDiff:
     columns: tuple[ColumnDiff, ...]
     columns_only_blue: tuple[str, ...]
     columns_only_green: tuple[str, ...]
-    sample: tuple[dict, ...]
+    sample: tuple[dict[str, Any], ...]
 
     @property
     def identical(self) -> bool:
@@ -93,7 +93,7 @@ class KeyedDiff:
     def unmatched_fraction(self) -> float:
         return (self.only_blue + self.only_green) / max(self.rows_blue, self.rows_green, 1)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary, for a release log or a snapshot summary."""
         rates = {"identical": self.identical, "changed_fraction": self.changed_fraction}
         columns = [asdict(column) | {"match_rate": column.match_rate} for column in self.columns]
@@ -254,7 +254,7 @@ def _sample(
     mismatches: dict[str, np.ndarray],
     changed: np.ndarray,
     size: int,
-) -> tuple[dict, ...]:
+) -> tuple[dict[str, Any], ...]:
     """Up to `size` mismatching rows, the kinds (changed, blue only, green only) in turn."""
     (blue, green), rows_b, rows_g = tables, match.blue[changed], match.green[changed]
     changed_rows = _side_rows(blue, key, rows_b, "changed")
@@ -269,7 +269,7 @@ def _sample(
     return tuple(row for row in kinds if row is not None)[:size]
 
 
-def _side_rows(table: pa.Table, key: tuple[str, ...], at: np.ndarray, side: str) -> list[dict]:
+def _side_rows(table: pa.Table, key: tuple[str, ...], at: np.ndarray, side: str) -> list[dict[str, Any]]:
     rows = table.select(list(key)).take(at).to_pylist()
     return [{k: _plain(v) for k, v in row.items()} | {"side": side} for row in rows]
 

@@ -16,7 +16,7 @@ _BATCH_ROWS = 1 << 16
 
 
 def is_number(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -82,4 +82,5 @@ def _string_hashes(array: pa.Array) -> np.ndarray:
     if not len(encoded.dictionary):
         return np.zeros(len(array), dtype=np.uint64)
     distinct = pd.util.hash_array(encoded.dictionary.to_numpy(zero_copy_only=False), categorize=False)
-    return distinct[pc.fill_null(encoded.indices, 0).to_numpy()]
+    hashes: np.ndarray = distinct[pc.fill_null(encoded.indices, 0).to_numpy()]
+    return hashes

@@ -19,9 +19,11 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.table.update.snapshot import ManageSnapshots
 
-from lakeops.datasets.names import RELEASE_TABLES, TableRef
+from lakeops.datasets.declaration import Dataset
+from lakeops.datasets.names import TableRef
 from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, SwitchFailed, UnsafeRollback
 from lakeops.iceberg import lake
+from lakeops.iceberg.provenance import Provenance, code_version
 from lakeops.release import release_log
 from lakeops.release.blue_green import GREEN, Comparison, ReleasePlan
 from lakeops.release.release_log import Event
@@ -94,6 +96,7 @@ def seal(
     comparison: Comparison,
     approved_by: str,
     refs: Sequence[TableRef] | None = None,
+    flow_run_id: str = "",
 ) -> dict[str, int]:
     """Commit on each green branch an empty snapshot whose summary records the release; return their ids.
 
@@ -113,9 +116,10 @@ def seal(
             f"{RELEASE_PROPERTY}.windows": f"{release.windows[0]}..{release.windows[-1]} ({len(release.windows)})",
             f"{RELEASE_PROPERTY}.approved-by": approved_by,
             f"{RELEASE_PROPERTY}.diff": json.dumps(counts["diff"], default=str)[:4000] if counts["diff"] else "",
-            "lakeops.operation": SEAL_OPERATION,
+            # Every commit carries its provenance, the seal too: which run and which code promoted.
+            **Provenance(code_version(), flow_run_id, "", release.release_id, operation=SEAL_OPERATION).to_properties(),
         }
-        empty = pa.Table.from_pylist([], schema=lake.TABLE_SCHEMAS[ref])
+        empty = pa.Table.from_pylist([], schema=table.schema().as_arrow())
         table.append(empty, snapshot_properties=props, branch=release.branch(GREEN))
         head = lake.head(table, release.branch(GREEN))
         assert head is not None, "a commit always leaves a head"
@@ -133,7 +137,7 @@ def promote(
     """
     switched = _already_on(catalog, release)
     pending = [ref for ref in release.tables if ref.identifier not in switched]
-    sealed = {**switched, **seal(catalog, release, comparison, actor, pending)}
+    sealed = {**switched, **seal(catalog, release, comparison, actor, pending, flow_run_id)}
     moves = [Move(ref.identifier, release.base[ref.identifier], sealed[ref.identifier]) for ref in pending]
     logged = {"actor": actor, "target": sealed, "verdict": str(comparison.verdict), "flow_run_id": flow_run_id}
     try:
@@ -165,7 +169,7 @@ class RolledBack:
 
 
 def rollback(
-    catalog: Catalog, dataset: str, actor: str, reason: str = "", force: bool = False, flow_run_id: str = ""
+    catalog: Catalog, dataset: Dataset, actor: str, reason: str = "", force: bool = False, flow_run_id: str = ""
 ) -> RolledBack:
     """Point every table of `dataset` back at what consumers read before the live release, in one commit each.
 
@@ -173,21 +177,20 @@ def rollback(
     changes), and UnsafeRollback when main has commits since the promotion other than compactions
     (they would be discarded) unless `force`.
     """
-    if dataset not in RELEASE_TABLES:
-        raise ValueError(f"unknown dataset {dataset!r}; releasable: {sorted(RELEASE_TABLES)}")
-    current = release_log.live(catalog, dataset)
+    refs = tuple(dataset.layer(name).table for name in dataset.release)
+    if not refs:
+        raise ValueError(f"dataset {dataset.name} declares no release scope")
+    current = release_log.live(catalog, dataset.name)
     if current is None:
-        raise NothingToRollBack(f"dataset {dataset} has no promoted release to roll back")
+        raise NothingToRollBack(f"dataset {dataset.name} has no promoted release to roll back")
     promoted = current.last(Event.PROMOTED)
     assert promoted is not None, "a live release has a promoted entry"
     # A table already at its base was rolled back by an earlier attempt whose log entry did not land.
-    tables = [
-        t for t in (lake.load(catalog, ref) for ref in RELEASE_TABLES[dataset]) if _main(t) != promoted.base[_name(t)]
-    ]
+    tables = [t for t in (lake.load(catalog, ref) for ref in refs) if _main(t) != promoted.base[_name(t)]]
     for table in tables:
         _check_restorable(table, current.release_id, promoted.base, promoted.target, force)
     moves = [Move(_name(t), _main(t), promoted.base[_name(t)]) for t in reversed(tables)]
-    previous = _previous_live(catalog, dataset, current.release_id)
+    previous = _previous_live(catalog, dataset.name, current.release_id)
     move_all(
         catalog,
         moves,
@@ -198,7 +201,7 @@ def rollback(
     )
     entry = release_log.Entry(
         current.release_id,
-        dataset,
+        dataset.name,
         Event.ROLLED_BACK,
         release_log.now(),
         actor=actor,
@@ -216,7 +219,7 @@ def rollback(
     )
 
 
-def _check_restorable(table: Table, release_id: str, base: dict, target: dict, force: bool) -> None:
+def _check_restorable(table: Table, release_id: str, base: dict[str, int], target: dict[str, int], force: bool) -> None:
     name = _name(table)
     if table.snapshot_by_id(base[name]) is None:
         raise SnapshotNotFound(

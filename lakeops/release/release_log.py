@@ -9,14 +9,14 @@ import enum
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import EqualTo
 
-from lakeops import transforms
+from lakeops.datasets.filters import equal_to
 from lakeops.datasets.names import RELEASES
-from lakeops.iceberg import lake
+from lakeops.iceberg import lake, schemas
 from lakeops.iceberg.provenance import Provenance
 
 
@@ -42,12 +42,12 @@ class Entry:
     actor: str = ""
     blue_version: str = ""
     green_version: str = ""
-    windows: dict[str, int] = field(default_factory=dict)
+    windows: dict[str, dict[str, int]] = field(default_factory=dict)  # window -> pinned inputs
     base: dict[str, int] = field(default_factory=dict)
     target: dict[str, int] = field(default_factory=dict)
     verdict: str = ""
-    summary: dict = field(default_factory=dict)
-    sample: list = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    sample: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     flow_run_id: str = ""
 
@@ -95,7 +95,7 @@ def record(catalog: Catalog, entry: Entry) -> None:
     row["event"] = str(entry.event)
     table = lake.load(catalog, RELEASES)
     made_by = Provenance("", entry.flow_run_id, "", entry.release_id, operation=f"release-{entry.event}")
-    lake.append_rows(table, pa.Table.from_pylist([row], schema=lake.TABLE_SCHEMAS[RELEASES]), made_by)
+    lake.append_rows(table, pa.Table.from_pylist([row], schema=schemas.RELEASES), made_by)
 
 
 def entries(catalog: Catalog, dataset: str | None = None) -> list[Entry]:
@@ -103,7 +103,7 @@ def entries(catalog: Catalog, dataset: str | None = None) -> list[Entry]:
     table = lake.load(catalog, RELEASES)
     if table.current_snapshot() is None:
         return []
-    scan = table.scan(row_filter=EqualTo("dataset", dataset)) if dataset else table.scan()
+    scan = table.scan(row_filter=equal_to("dataset", dataset)) if dataset else table.scan()
     rows = sorted(scan.to_arrow().to_pylist(), key=lambda r: r["at"])
     return [_entry(row) for row in rows]
 
@@ -131,19 +131,19 @@ def live_version(catalog: Catalog, dataset: str) -> str | None:
     return current.first.green_version if current else None
 
 
-def build_version(catalog: Catalog, dataset: str, requested: str | None) -> str:
+def build_version(catalog: Catalog, dataset: str, requested: str | None, default: str) -> str:
     """The transform version a build uses: the one asked for, else the live release's, else the default."""
-    return requested or live_version(catalog, dataset) or transforms.CURRENT
+    return requested or live_version(catalog, dataset) or default
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _entry(row: dict) -> Entry:
+def _entry(row: dict[str, Any]) -> Entry:
     decoded = {k: (json.loads(v) if k in _JSON_FIELDS and v else v) for k, v in row.items()}
     decoded = {k: v for k, v in decoded.items() if v is not None}
-    decoded["windows"] = {k: int(v) for k, v in decoded.get("windows", {}).items()}
+    decoded["windows"] = {k: {i: int(s) for i, s in v.items()} for k, v in decoded.get("windows", {}).items()}
     decoded["base"] = {k: int(v) for k, v in decoded.get("base", {}).items()}
     decoded["target"] = {k: int(v) for k, v in decoded.get("target", {}).items()}
     return Entry(**{**decoded, "event": Event(row["event"])})

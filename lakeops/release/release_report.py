@@ -1,11 +1,13 @@
 """A release's comparison as rows for a table artifact and as a markdown summary."""
 
+from typing import Any
+
 from lakeops.release.blue_green import Comparison, ReleasePlan
 
 SAMPLE_ROWS = 10
 
 
-def table_rows(comparison: Comparison) -> list[dict]:
+def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
     """One row per table: verdict, counts, the worst column match rate."""
     rows = []
     for t in comparison.tables:

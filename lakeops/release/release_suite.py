@@ -11,7 +11,7 @@ import pandas as pd
 
 from lakeops.build import validation
 from lakeops.build.validation import ValidationReport
-from lakeops.datasets.names import NATURAL_KEYS, TableRef
+from lakeops.datasets.declaration import Layer
 from lakeops.release.blue_green import Thresholds
 
 QUARTILES = [0.25, 0.5, 0.75]
@@ -19,18 +19,18 @@ MAX_CATEGORIES = 50
 _EPSILON = 1e-9
 
 
-def check(ref: TableRef, blue: pd.DataFrame, green: pd.DataFrame, thresholds: Thresholds) -> ValidationReport:
-    """Run the suite parameterised with blue's statistics on green."""
+def check(layer: Layer, blue: pd.DataFrame, green: pd.DataFrame, thresholds: Thresholds) -> ValidationReport:
+    """Run the suite parameterised with blue's statistics on green, plus the layer's own suite."""
     gx, batch_definition = validation.gx_context()
-    expectations = expectations_from(gx, ref, blue, thresholds) + validation.SUITES[ref](gx)
-    suite = gx.ExpectationSuite(name=f"lakeops.release.{ref}", expectations=expectations)
+    expectations = expectations_from(gx, layer, blue, thresholds) + (layer.suite(gx) if layer.suite else [])
+    suite = gx.ExpectationSuite(name=f"lakeops.release.{layer.table}", expectations=expectations)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": green})
     result = batch.validate(suite, result_format="SUMMARY")
     failures = tuple(validation.describe(r) for r in result.results if not r.success)
     return ValidationReport(suite.name, len(green), len(result.results), failures)
 
 
-def expectations_from(gx: Any, ref: TableRef, blue: pd.DataFrame, thresholds: Thresholds) -> list[Any]:
+def expectations_from(gx: Any, layer: Layer, blue: pd.DataFrame, thresholds: Thresholds) -> list[Any]:
     """The blue-parameterised expectations (without the table's own suite)."""
     e = gx.expectations
     rows = len(blue)
@@ -45,9 +45,9 @@ def expectations_from(gx: Any, ref: TableRef, blue: pd.DataFrame, thresholds: Th
         if null_rate + thresholds.null_rate_tolerance < 1:
             mostly = round(1 - null_rate - thresholds.null_rate_tolerance, 6)
             found.append(e.ExpectColumnValuesToNotBeNull(column=column, mostly=mostly))
-    for column in _compared_numeric(ref, blue):
+    for column in _compared_numeric(layer, blue):
         found += _distribution(e, column, blue[column].dropna().astype("float64"), thresholds.mean_tolerance)
-    for column in _categories(ref, blue):
+    for column in _categories(layer, blue):
         values = sorted(blue[column].dropna().unique().tolist())
         found.append(e.ExpectColumnDistinctValuesToBeInSet(column=column, value_set=values))
     return found
@@ -72,9 +72,9 @@ def _distribution(e: Any, column: str, values: pd.Series, tolerance: float) -> l
     ]
 
 
-def _compared_numeric(ref: TableRef, frame: pd.DataFrame) -> list[str]:
+def _compared_numeric(layer: Layer, frame: pd.DataFrame) -> list[str]:
     """Numeric measure columns: not the natural key, not lineage (`_...`)."""
-    key = set(NATURAL_KEYS[ref])
+    key = set(layer.key)
     return [
         c
         for c in frame.columns
@@ -85,7 +85,7 @@ def _compared_numeric(ref: TableRef, frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _categories(ref: TableRef, frame: pd.DataFrame) -> list[str]:
+def _categories(layer: Layer, frame: pd.DataFrame) -> list[str]:
     return [
         c
         for c in frame.columns

@@ -33,7 +33,7 @@ def history(table: Table, limit: int | None = None) -> list[HistoryEntry]:
     for name, ref in table.metadata.refs.items():
         refs[ref.snapshot_id].append(name)
     entries = []
-    for snapshot in sorted(table.snapshots(), key=lambda s: s.sequence_number, reverse=True)[:limit]:
+    for snapshot in sorted(table.snapshots(), key=lake.sequence_number, reverse=True)[:limit]:
         summary = snapshot.summary
         props = summary.additional_properties if summary else {}
         entries.append(

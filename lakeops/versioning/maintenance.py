@@ -8,20 +8,24 @@ pyiceberg deletes no files, so the orphan sweep is ours.
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import fs as pafs
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
-from lakeops.datasets.names import BRONZE_FLIGHTS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.declaration import Layer
+from lakeops.datasets.filters import FilterValue, equal_to
+from lakeops.datasets.names import TableRef
+from lakeops.datasets.registry import Registry
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance
+from lakeops.versioning import replay
 
 COMPACTION = "compaction"
 
@@ -62,7 +66,12 @@ class MaintenanceReport:
 
 
 def maintain(
-    catalog: Catalog, refs: tuple[TableRef, ...], policy: RetentionPolicy, made_by: Provenance, now: datetime
+    catalog: Catalog,
+    registry: Registry,
+    refs: tuple[TableRef, ...],
+    policy: RetentionPolicy,
+    made_by: Provenance,
+    now: datetime,
 ) -> list[MaintenanceReport]:
     """Compact, expire, then sweep orphans, table by table."""
     reports = []
@@ -71,7 +80,7 @@ def maintain(
         before = len(table.snapshots())
         files_before = _data_file_count(table)
         compacted = compact(table, policy.compact_min_files, made_by)
-        expired = expire(table, policy, protected_snapshots(catalog, ref), now)
+        expired = expire(table, policy, protected_snapshots(catalog, registry, ref), now)
         removed, size = remove_orphans(table, now - policy.orphan_grace)
         reports.append(
             MaintenanceReport(
@@ -81,8 +90,9 @@ def maintain(
     return reports
 
 
-def protected_snapshots(catalog: Catalog, ref: TableRef) -> set[int]:
-    """Snapshots expiry must keep: ref heads, replay-branch history, Bronze inputs of Silver rows."""
+def protected_snapshots(catalog: Catalog, registry: Registry, ref: TableRef) -> set[int]:
+    """Snapshots expiry must keep: ref heads, replay-branch history, and the snapshots of this table that
+    its consumers' rows or commits record as their input (what replay and releases re-read)."""
     table = lake.load(catalog, ref)
     keep = {r.snapshot_id for r in table.metadata.refs.values()}
     main_line = {s.snapshot_id for s in ancestors_of(table.current_snapshot(), table.metadata)}
@@ -92,14 +102,19 @@ def protected_snapshots(catalog: Catalog, ref: TableRef) -> set[int]:
                 if snapshot.snapshot_id in main_line:
                     break
                 keep.add(snapshot.snapshot_id)
-    if ref == BRONZE_FLIGHTS:
-        keep |= _bronze_inputs(lake.load(catalog, SILVER_FLIGHTS))
+    if any(str(layer.table) == str(ref) for _, layer in registry.layers()):
+        _, layer = registry.by_table(ref)
+        qualified = registry.qualified(layer)
+        for dataset, consumer in registry.consumers(qualified):
+            # A replay or release of the consumer's dataset re-reads only the inputs it does not rebuild.
+            if qualified in replay.external_inputs(registry, replay.replayed_layers(dataset)):
+                keep |= _recorded_inputs(lake.load(catalog, consumer.table), consumer, qualified, ref)
     return keep
 
 
 def expire(table: Table, policy: RetentionPolicy, protected: set[int], now: datetime) -> int:
     """Expire snapshots older than max_age beyond the newest keep_last, except protected ones."""
-    newest_first = sorted(table.snapshots(), key=lambda s: s.sequence_number, reverse=True)
+    newest_first = sorted(table.snapshots(), key=lake.sequence_number, reverse=True)
     cutoff_ms = (now - policy.max_age).timestamp() * 1000
     doomed = [
         s.snapshot_id
@@ -169,7 +184,7 @@ def referenced_files(table: Table) -> set[str]:
 
 def _crowded_partitions(files: pa.Table, min_files: int) -> list[BooleanExpression]:
     data_files = files.filter(pc.equal(files["content"], 0))
-    groups: dict[tuple, int] = defaultdict(int)
+    groups: dict[tuple[tuple[str, object], ...], int] = defaultdict(int)
     for partition in data_files["partition"].to_pylist():
         groups[tuple(sorted((partition or {}).items()))] += 1
     return [_partition_filter(dict(key)) for key, count in groups.items() if count >= min_files]
@@ -178,16 +193,33 @@ def _crowded_partitions(files: pa.Table, min_files: int) -> list[BooleanExpressi
 def _partition_filter(values: dict[str, object]) -> BooleanExpression:
     where: BooleanExpression = AlwaysTrue()
     for column, value in values.items():
-        where = And(where, EqualTo(column, value.isoformat() if hasattr(value, "isoformat") else value))
+        where = And(where, equal_to(column, _partition_value(value)))
     return where
 
 
-def _bronze_inputs(silver: Table) -> set[int]:
-    """Bronze snapshots recorded by Silver rows on main and on every branch head."""
+def _partition_value(value: object) -> FilterValue:
+    """A partition value as a filter literal: dates and times as their ISO text."""
+    if isinstance(value, date | time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, FilterValue):
+        return value
+    raise TypeError(f"Invalid literal value: {value!r}")  # pyiceberg's own error for a value it cannot filter on
+
+
+def _recorded_inputs(consumer: Table, layer: Layer, qualified_input: str, ref: TableRef) -> set[int]:
+    """Snapshots of `ref` that a consumer records: in its lineage column (main and every branch head), or
+    in the provenance of the commits on its main line."""
     keep: set[int] = set()
-    for r in silver.metadata.refs.values():
-        rows = lake.read(silver, AlwaysTrue(), r.snapshot_id, ("_bronze_snapshot_id",))
-        keep |= {int(v) for v in rows["_bronze_snapshot_id"].dropna().unique()}
+    if layer.lineage and layer.inputs[0] == qualified_input:
+        for r in consumer.metadata.refs.values():
+            rows = lake.read(consumer, AlwaysTrue(), r.snapshot_id, (layer.lineage,))
+            keep |= {int(v) for v in rows[layer.lineage].dropna().unique()}
+        return keep
+    head = consumer.current_snapshot()
+    for snapshot in ancestors_of(head, consumer.metadata) if head else ():
+        made = lake.provenance_of(snapshot)
+        if made and str(ref) in made.inputs:
+            keep.add(made.inputs[str(ref)])
     return keep
 
 
@@ -203,7 +235,8 @@ def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     parsed = urlparse(location)
     if parsed.scheme in ("", "file"):
         return pafs.LocalFileSystem(), parsed.path
-    return pafs.FileSystem.from_uri(location)
+    found: tuple[pafs.FileSystem, str] = pafs.FileSystem.from_uri(location)
+    return found
 
 
 def _fs_path(uri: str) -> str:

@@ -1,14 +1,14 @@
-"""Replay: re-run a transform version over a window range into a branch, from recorded Bronze snapshots.
+"""Replay: re-run a dataset's transform version over a window range into a branch, from recorded inputs.
 
-Each Silver row records the Bronze snapshot it was built from (`_bronze_snapshot_id`), so a replay
-reads exactly the input the published window was made of, not "latest Bronze". Output goes to a
-branch of silver.flights and gold.daily_delays (`replay-<version>` unless named); what consumers
+Each window is rebuilt from exactly the input snapshots its published output was made of (a layer's
+lineage column, such as Silver's `_bronze_snapshot_id`, or its commit's provenance), not "latest".
+Output goes to a branch of every replayed table (`replay-<version>` unless named); what consumers
 read (main) does not move. Every window's commit is recorded in the branch's snapshot summaries, so
 a rerun after a crash skips what is already there.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,10 +17,10 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
-from lakeops import transforms
 from lakeops.build import pipeline
 from lakeops.build.validation import Validator
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from lakeops.datasets.declaration import Dataset, Layer
+from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window
 from lakeops.errors import SnapshotNotFound
 from lakeops.iceberg import lake, tags
@@ -30,17 +30,27 @@ OPERATION = "replay"
 
 @dataclass(frozen=True)
 class WindowSource:
-    """The Bronze snapshot a window is replayed from; `recorded` is False when Silver never built it."""
+    """The input snapshots a window is rebuilt from (layers outside the replayed ones, by qualified name).
+
+    `recorded` is False when the first replayed layer never built the window (inputs at their heads).
+    """
 
     window: Window
-    bronze_snapshot_id: int
+    inputs: Mapping[str, int]
     recorded: bool
+
+    @property
+    def key(self) -> str:
+        """The pinned inputs as one comparable string (what a release records per window)."""
+        return ",".join(f"{name}@{snapshot}" for name, snapshot in sorted(self.inputs.items()))
 
 
 @dataclass(frozen=True)
 class ReplayPlan:
+    dataset: str
     version: str
     branch: str
+    layers: tuple[str, ...]  # qualified names, in build order
     sources: tuple[WindowSource, ...]
 
     @property
@@ -79,8 +89,7 @@ class ReplayResult:
     branch: str
     replayed: tuple[Window, ...]
     skipped: tuple[Window, ...]
-    silver_snapshot_id: int | None
-    gold_snapshot_id: int | None
+    heads: Mapping[str, int | None]  # table -> the branch head after the replay
     rows: int
 
 
@@ -88,105 +97,153 @@ def branch_name(version: str) -> str:
     return f"replay-{version}"
 
 
+def replayed_layers(dataset: Dataset) -> tuple[str, ...]:
+    """What a replay or a release of a dataset rebuilds: its release scope, else every built layer."""
+    names = dataset.release or tuple(x.name for x in dataset.layers if x.built)
+    return tuple(f"{dataset.name}.{n}" for n in names)
+
+
+def external_inputs(registry: Registry, layers: tuple[str, ...]) -> tuple[str, ...]:
+    """Inputs of the replayed layers that they do not build themselves: these are pinned per window."""
+    found: list[str] = []
+    for name in layers:
+        found += [i for i in registry.layer(name).inputs if i not in layers and i not in found]
+    return tuple(found)
+
+
 def plan(
     catalog: Catalog,
+    registry: Registry,
+    dataset: str,
     version: str,
     start: date | None = None,
     end: date | None = None,
     branch: str | None = None,
 ) -> ReplayPlan:
-    """Windows in [start, end] with their recorded Bronze snapshots.
+    """Windows in [start, end] with the input snapshots their published output was built from.
 
-    `start` defaults to the window of Silver's last-known-good snapshot ("from the last known good
-    state forward"), or to the first window when nothing has been validated yet; `end` to the last.
+    `start` defaults to the window of the first replayed layer's last-known-good snapshot ("from the
+    last known good state forward"), or to the first window when nothing has been validated yet.
     """
-    transforms.flights(version)  # an unknown version fails here, before any work
+    declared = registry.dataset(dataset)
+    layers = replayed_layers(declared)
+    if not layers:
+        raise ValueError(f"dataset {dataset} has no built layer to replay")
+    for name in layers:
+        registry.layer(name).transform(version)  # an unknown version fails here, before any work
     if start and end and start > end:
         raise ValueError(f"replay range is empty: start {start} is after end {end}")
-    silver, bronze = lake.load(catalog, SILVER_FLIGHTS), lake.load(catalog, BRONZE_FLIGHTS)
-    recorded = recorded_sources(silver)
-    bronze_head = bronze.current_snapshot()
-    windows = set(recorded) | {Window(d) for d in lake.windows_in(bronze)}
-    first = Window.parse(start) if start else _last_known_good_window(silver)
-    last = Window.parse(end) if end else None
-    chosen = sorted(w for w in windows if (first is None or w >= first) and (last is None or w <= last))
+    first = registry.layer(layers[0])
+    output = lake.load(catalog, first.table)
+    recorded = recorded_sources(registry, first, output)
+    outside = external_inputs(registry, layers)
+    heads = {name: lake.load(catalog, registry.layer(name).table) for name in outside}
+    windows = set(recorded)
+    for name, table in heads.items():
+        windows |= lake.windows_in(table, registry.layer(name).window)
+    low = Window.parse(start) if start else _last_known_good_window(output, first)
+    high = Window.parse(end) if end else None
+    chosen = sorted(w for w in windows if (low is None or w.day >= low.day) and (high is None or w.day <= high.day))
     sources = []
     for window in chosen:
-        snapshot_id = recorded.get(window) or (bronze_head.snapshot_id if bronze_head else None)
-        if snapshot_id is None or bronze.snapshot_by_id(snapshot_id) is None:
-            raise SnapshotNotFound(f"{BRONZE_FLIGHTS} snapshot {snapshot_id} recorded for {window} no longer exists")
-        sources.append(WindowSource(window, snapshot_id, window in recorded))
-    return ReplayPlan(version, branch or branch_name(version), tuple(sources))
+        pinned = dict(recorded.get(window) or {})
+        for name, table in heads.items():
+            if name not in pinned:
+                head = table.current_snapshot()
+                if head is None:
+                    raise SnapshotNotFound(f"{registry.layer(name).table} has no snapshot for window {window}")
+                pinned[name] = head.snapshot_id
+        for name, snapshot_id in pinned.items():
+            if heads[name].snapshot_by_id(snapshot_id) is None:
+                ref = registry.layer(name).table
+                raise SnapshotNotFound(f"{ref} snapshot {snapshot_id} recorded for {window} no longer exists")
+        sources.append(WindowSource(window, pinned, window in recorded))
+    return ReplayPlan(dataset, version, branch or branch_name(version), layers, tuple(sources))
 
 
-def recorded_sources(silver: Table) -> dict[Window, int]:
-    """Window -> the Bronze snapshot its published Silver rows were built from."""
-    if silver.current_snapshot() is None:
+def recorded_sources(registry: Registry, layer: Layer, table: Table) -> dict[Window, dict[str, int]]:
+    """Window -> the input snapshots its published rows were built from, by qualified input name.
+
+    Read from the layer's lineage column where it declares one (it survives snapshot expiry),
+    else from the provenance of the newest commit of each window on main.
+    """
+    if table.current_snapshot() is None:
         return {}
-    rows = lake.read(silver, AlwaysTrue(), columns=("flight_date", "_bronze_snapshot_id")).dropna()
-    pairs = rows.drop_duplicates("flight_date")
-    return {Window.parse(d): int(s) for d, s in zip(pairs["flight_date"], pairs["_bronze_snapshot_id"], strict=True)}
+    if layer.lineage:
+        rows = lake.read(table, AlwaysTrue(), columns=(*layer.window.columns, layer.lineage)).dropna()
+        rows = rows.assign(_window=layer.window.windows(rows)).drop_duplicates("_window")
+        return {w: {layer.inputs[0]: int(s)} for w, s in zip(rows["_window"], rows[layer.lineage], strict=True)}
+    by_table = {str(registry.layer(name).table): name for name in layer.inputs}
+    found: dict[Window, dict[str, int]] = {}
+    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+        made = lake.provenance_of(snapshot)
+        if made is None or not made.window or not made.inputs:
+            continue
+        window = Window.parse(made.window, layer.window.grain)
+        found.setdefault(window, {by_table[t]: s for t, s in made.inputs.items() if t in by_table})
+    present = lake.windows_in(table, layer.window)
+    return {w: inputs for w, inputs in found.items() if w in present}
 
 
 def run(
     catalog: Catalog,
+    registry: Registry,
     replay: ReplayPlan,
     run_info: pipeline.RunInfo,
     validate: Validator | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     operation: str = OPERATION,
 ) -> ReplayResult:
-    """Replay Silver then Gold for each planned window on the branch; windows already there are skipped.
+    """Rebuild each planned window, layer by layer, on the branch; windows already there are skipped.
 
-    `operation` is recorded in each commit's provenance (a release builds its colours as `release`).
+    `operation` is recorded in each commit's provenance (a release builds its colours as `release-build`).
     """
-    silver, gold = lake.load(catalog, SILVER_FLIGHTS), lake.load(catalog, GOLD_DAILY_DELAYS)
-    for table in (silver, gold):
+    tables = {name: lake.load(catalog, registry.layer(name).table) for name in replay.layers}
+    for table in tables.values():
         _ensure_branch(table, replay.branch)
-    silver_done = completed(silver, replay.branch, replay.version, operation)
-    gold_done = completed(gold, replay.branch, replay.version, operation)
+    done = {name: completed(t, replay.branch, replay.version, operation) for name, t in tables.items()}
     target = pipeline.Target(branch=replay.branch, operation=operation, validate=validate)
-    replayed, skipped, rows, started = [], [], 0, time.monotonic()
-    for done, source in enumerate(replay.sources, start=1):
-        window, silver_id = source.window, None
-        if silver_done.get(window, (None, None))[1] == source.bronze_snapshot_id:
-            silver_id = silver_done[window][0]
-        else:
-            signal = pipeline.build_silver(
-                catalog, window, source.bronze_snapshot_id, run_info, version=replay.version, target=target
+    replayed: list[Window] = []
+    skipped: list[Window] = []
+    rows, started = 0, time.monotonic()
+    for count, source in enumerate(replay.sources, start=1):
+        window, snapshots, built = source.window, dict(source.inputs), False
+        for name in replay.layers:
+            layer = registry.layer(name)
+            wanted = {i: snapshots[i] for i in layer.inputs}
+            there = done[name].get(window)
+            if there is not None and there[1] == {str(registry.layer(i).table): s for i, s in wanted.items()}:
+                snapshots[name] = there[0]
+                continue
+            signal = pipeline.build(
+                catalog, registry, name, window, wanted, run_info, version=replay.version, target=target
             )
-            silver_id, rows = signal.snapshot_id, rows + signal.row_count
-        if gold_done.get(window, (None, None))[1] != silver_id:
-            pipeline.build_gold(catalog, window, silver_id, run_info, version=replay.version, target=target)
-            replayed.append(window)
-        else:
-            skipped.append(window)
+            # Rows are counted where the replay reads its input: the first layer's (Silver's) rows.
+            rows += signal.row_count if name == replay.layers[0] else 0
+            snapshots[name], built = signal.snapshot_id, True
+        (replayed if built else skipped).append(window)
         if on_progress:
             elapsed = time.monotonic() - started
-            on_progress(Progress(window, done, len(replay.sources), skipped[-1:] == [window], rows, elapsed))
-    heads = [lake.head(lake.load(catalog, ref), replay.branch) for ref in (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)]
-    return ReplayResult(
-        replay.version,
-        replay.branch,
-        tuple(replayed),
-        tuple(skipped),
-        *(h.snapshot_id if h else None for h in heads),
-        rows,
-    )
+            on_progress(Progress(window, count, len(replay.sources), not built, rows, elapsed))
+    heads = {}
+    for name in tables:
+        head = lake.head(lake.load(catalog, registry.layer(name).table), replay.branch)
+        heads[str(registry.layer(name).table)] = head.snapshot_id if head else None
+    return ReplayResult(replay.version, replay.branch, tuple(replayed), tuple(skipped), heads, rows)
 
 
 def completed(
     table: Table, branch: str, version: str, operation: str = OPERATION
-) -> dict[Window, tuple[int, int | None]]:
-    """Window -> (snapshot id, input snapshot id) of the newest `operation` commit of `version` on `branch`."""
-    found: dict[Window, tuple[int, int | None]] = {}
+) -> dict[Window, tuple[int, dict[str, int]]]:
+    """Window -> (snapshot id, inputs by table) of the newest `operation` commit of `version` on `branch`."""
+    found: dict[Window, tuple[int, dict[str, int]]] = {}
     head = lake.head(table, branch)
     for snapshot in ancestors_of(head, table.metadata) if head else ():
         made = lake.provenance_of(snapshot)
         if not made or made.operation != operation or made.branch != branch or made.transform_version != version:
             continue
-        window = Window.parse(made.window)
-        found.setdefault(window, (snapshot.snapshot_id, next(iter(made.inputs.values()), None)))
+        window = Window.parse(made.window, "hour" if "T" in made.window else "day")
+        found.setdefault(window, (snapshot.snapshot_id, dict(made.inputs)))
     return found
 
 
@@ -197,7 +254,7 @@ def _ensure_branch(table: Table, branch: str) -> None:
         table.manage_snapshots().create_branch(current.snapshot_id, branch).commit()
 
 
-def _last_known_good_window(silver: Table) -> Window | None:
-    good = tags.last_known_good(silver)
+def _last_known_good_window(table: Table, layer: Layer) -> Window | None:
+    good = tags.last_known_good(table)
     made = lake.provenance_of(good) if good else None
-    return Window.parse(made.window) if made and made.window else None
+    return Window.parse(made.window, layer.window.grain) if made and made.window else None

@@ -7,7 +7,6 @@ unless forced.
 """
 
 from dataclasses import dataclass
-from datetime import date
 
 import pandas as pd
 from pyiceberg.catalog import Catalog
@@ -15,7 +14,9 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
-from lakeops.datasets.names import BRONZE_FLIGHTS, TableRef
+from lakeops.datasets.declaration import Layer
+from lakeops.datasets.names import TableRef
+from lakeops.datasets.registry import Registry
 from lakeops.errors import UnsafeRollback
 from lakeops.iceberg import lake
 from lakeops.versioning import timetravel
@@ -59,22 +60,29 @@ class RollbackResult:
     check: RollbackCheck
 
 
-def check(catalog: Catalog, ref: TableRef, target: Snapshot) -> RollbackCheck:
-    """Compare the batch each window of `target` was built from with the batch Bronze holds now."""
-    table = lake.load(catalog, ref)
-    built = _batches(table, target.snapshot_id, ref)
-    bronze = lake.load(catalog, BRONZE_FLIGHTS)
-    head = bronze.current_snapshot()
-    now = _batches(bronze, head.snapshot_id, BRONZE_FLIGHTS) if head else {}
+def check(catalog: Catalog, registry: Registry, ref: TableRef, target: Snapshot) -> RollbackCheck:
+    """Compare the batches each window of `target` was built from with the batches its Bronze sources hold now."""
+    _, layer = registry.by_table(ref)
+    built = _batches(lake.load(catalog, ref), target.snapshot_id, layer)
+    now: dict[str, set[str]] = {}
+    for name in registry.sources_of(registry.qualified(layer)):
+        bronze = registry.layer(name)
+        table = lake.load(catalog, bronze.table)
+        head = table.current_snapshot()
+        for window, ids in (_batches(table, head.snapshot_id, bronze) if head else {}).items():
+            now.setdefault(window, set()).update(ids.split(","))
+    now_joined = {window: ",".join(sorted(ids)) for window, ids in now.items()}
     corrected = tuple(
-        CorrectedWindow(window, batch, now.get(window))
+        CorrectedWindow(window, batch, now_joined.get(window))
         for window, batch in sorted(built.items())
-        if now.get(window) != batch
+        if now_joined.get(window) != batch
     )
     return RollbackCheck(str(ref), target, corrected)
 
 
-def rollback(catalog: Catalog, ref: TableRef, to: timetravel.AsOf, force: bool = False) -> RollbackResult:
+def rollback(
+    catalog: Catalog, registry: Registry, ref: TableRef, to: timetravel.AsOf, force: bool = False
+) -> RollbackResult:
     """Make `to` the table's current snapshot in one atomic commit.
 
     Raises SnapshotNotFound / RefNotFound when the target does not exist (or was expired), and
@@ -82,7 +90,7 @@ def rollback(catalog: Catalog, ref: TableRef, to: timetravel.AsOf, force: bool =
     """
     table = lake.load(catalog, ref)
     target = timetravel.resolve(table, to)
-    verdict = check(catalog, ref, target)
+    verdict = check(catalog, registry, ref, target)
     if not verdict.safe and not force:
         raise UnsafeRollback(verdict.warning() + "\nrerun with --force to roll back anyway")
     previous = table.current_snapshot()
@@ -90,17 +98,16 @@ def rollback(catalog: Catalog, ref: TableRef, to: timetravel.AsOf, force: bool =
     return RollbackResult(str(ref), previous.snapshot_id if previous else None, target.snapshot_id, verdict)
 
 
-def _batches(table: Table, snapshot_id: int, ref: TableRef) -> dict[str, str]:
+def _batches(table: Table, snapshot_id: int, layer: Layer) -> dict[str, str]:
     """Window -> the batch ids its rows carry (comma-joined, sorted), as of `snapshot_id`."""
-    if ref == BRONZE_FLIGHTS:
-        rows = lake.read(table, AlwaysTrue(), snapshot_id, ("year", "month", "day", "_batch_id"))
-        days = [
-            date(int(y), int(m), int(d)).isoformat() for y, m, d in zip(rows.year, rows.month, rows.day, strict=True)
-        ]
-        rows = pd.DataFrame({"window": days, "_batch_id": rows["_batch_id"]})
-    else:
-        rows = lake.read(table, AlwaysTrue(), snapshot_id, ("flight_date", "_batch_id"))
-        rows = pd.DataFrame({"window": rows["flight_date"].astype(str), "_batch_id": rows["_batch_id"]})
+    rows = lake.read(table, AlwaysTrue(), snapshot_id, (*layer.window.columns, "_batch_id"))
+    keys = [w.key for w in layer.window.windows(rows)] if len(rows) else []
+    rows = pd.DataFrame({"window": keys, "_batch_id": rows["_batch_id"]})
     # A window holds its own file's batch and the batches that brought it late records.
-    batches = rows.dropna().groupby("window")["_batch_id"].agg(lambda ids: ",".join(sorted(set(ids))))
-    return batches.to_dict()
+    batches = (
+        rows.dropna()
+        .groupby("window")["_batch_id"]
+        .agg(lambda ids: ",".join(sorted({b for joined in ids for b in joined.split(",")})))
+    )
+    by_window: dict[str, str] = batches.to_dict()
+    return by_window

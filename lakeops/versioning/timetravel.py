@@ -86,7 +86,7 @@ def _as_of_time(table: Table, name: str, time: datetime) -> Snapshot:
     if index + 1 < len(log):
         following = table.snapshot_by_id(log[index + 1].snapshot_id)
         new_commit = following is not None and following.timestamp_ms == log[index + 1].timestamp_ms
-        if new_commit and following.parent_snapshot_id != log[index].snapshot_id:
+        if following is not None and new_commit and following.parent_snapshot_id != log[index].snapshot_id:
             raise SnapshotNotFound(
                 f"{name} as of {time.isoformat()} is gone: snapshots committed between "
                 f"{_iso(log[index].timestamp_ms)} and {_iso(log[index + 1].timestamp_ms)} were expired"

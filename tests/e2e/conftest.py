@@ -1,18 +1,53 @@
 """One real local Prefect server and process worker for the whole e2e session."""
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 import pytest
+from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import BooleanExpression
 
+from admin import runs
 from admin.receiver import Receiver, start_receiver
 from admin.setup import setup
 from admin.stack import PROJECT_DIR, LocalStack, free_port
+from lakeops.datasets import registry as registry_file
+from lakeops.datasets.declaration import Dataset
+from lakeops.datasets.names import TableRef
+from lakeops.datasets.registry import Registry
+from lakeops.datasets.windows import Window
 from lakeops.settings import LakeSettings
 
 BUFFER_SECONDS = 15  # the e2e contract's deadline buffer (Prefect's proactive minimum is 10 s)
+
+# The declared tables (the session's registry file changes only readiness terms, not tables).
+DECLARED = registry_file.load(PROJECT_DIR / "datasets.yaml")
+FLIGHTS = DECLARED.dataset("flights")
+BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS = (
+    DECLARED.layer(f"flights.{name}").table for name in ("bronze", "silver", "gold")
+)
+QUARANTINE_FLIGHTS = FLIGHTS.quarantine
+
+
+def window_filter(ref: TableRef, window: Window) -> BooleanExpression:
+    """The row filter selecting `window`'s rows of a layer's table, by the layer's own window column."""
+    return DECLARED.by_table(ref)[1].window.filter(window)
+
+
+def e2e_registry(home: Path) -> Path:
+    """The project's registry, importable from the session's home, with the e2e deadline buffer for flights."""
+    text = (PROJECT_DIR / "datasets.yaml").read_text()
+    assert "paths: []" in text and "readiness: {}" in text, "datasets.yaml changed shape"
+    text = text.replace("paths: []", f"paths: [{PROJECT_DIR}]")
+    text = text.replace("readiness: {}", f"readiness: {{flights: {{buffer: {BUFFER_SECONDS}}}}}")
+    path = home / "datasets.yaml"
+    path.write_text(text)
+    return path
 
 
 @dataclass
@@ -21,10 +56,23 @@ class E2E:
     settings: LakeSettings
     catalog: Catalog
     receiver: Receiver
+    registry: Registry
 
     @property
     def landing(self):  # noqa: ANN201
         return self.settings.resolved_landing()
+
+    @property
+    def flights(self) -> Dataset:
+        return self.registry.dataset("flights")
+
+    def run_producer(self, day: date) -> FlowRun:
+        """Run the flights producer deployment for one day and wait for it to finish."""
+        return runs.run_producer(self.flights, day)
+
+    def follow(self, day: date, producer: FlowRun) -> runs.WindowTrace:
+        """The runs the day's ready events start down bronze.flights -> silver.flights -> gold.daily_delays."""
+        return runs.follow_window(self.catalog, self.registry, self.flights, Window(day), producer)
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +81,20 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     port = free_port()
     stack = LocalStack(api_url=f"http://127.0.0.1:{port}/api", home=home)
     receiver = start_receiver()
-    contracts = home / "contracts.yaml"
-    text = (PROJECT_DIR / "contracts.yaml").read_text()
-    contracts.write_text(text.replace("buffer_seconds: 1800", f"buffer_seconds: {BUFFER_SECONDS}"))
+    path = e2e_registry(home)
+    previous = os.environ.get("LAKEOPS_REGISTRY")
+    os.environ["LAKEOPS_REGISTRY"] = str(path)  # this process's flows and CLI read the same registry
     try:
         stack.start_server(port, ui=False)
-        settings = LakeSettings(home=home / "lake", contracts=contracts, alert_webhook_url=receiver.url)
+        settings = LakeSettings(home=home / "lake", registry=path, alert_webhook_url=receiver.url)
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
             block = setup(stack, settings)
-            stack.start_worker()
-            yield E2E(stack, settings, block.catalog(), receiver)
+            stack.start_worker(LAKEOPS_REGISTRY=str(path))
+            yield E2E(stack, settings, block.catalog(), receiver, registry_file.load(path))
     finally:
         stack.stop()
         receiver.stop()
+        if previous is None:
+            os.environ.pop("LAKEOPS_REGISTRY", None)
+        else:
+            os.environ["LAKEOPS_REGISTRY"] = previous

@@ -13,10 +13,11 @@ from admin import runs
 from admin.automations import HEALER_DEPLOYMENT, ensure_healer_automation
 from admin.setup import MEMORY_LIMITED_COMMAND, ensure_work_pool, memory_limited
 from admin.stack import WORK_POOL
+from lakeops.datasets import names
 from lakeops.healing import oom
 
 pytestmark = pytest.mark.e2e
-DRILL = f"memory-drill/{runs.DEPLOYMENT}"
+DRILL = names.deployment(names.DRILL_FLOW, names.DRILL)  # memory-drill/capacity-drill
 # A drill flow run holds about 90 MB before it allocates (measured: the cgroup's peak with 16 MB held).
 FITS_IN_400_NOT_200 = 240
 NEVER_FITS_512 = 700

@@ -7,20 +7,25 @@ import pytest
 from pyiceberg.expressions import EqualTo
 
 from admin import runs
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
-from lakeops.datasets.windows import Window
+from declarations.flights import landing
+from lakeops.datasets.windows import Window, WindowColumn
 from lakeops.iceberg import lake
-from lakeops.ingest import landing
+from tests.e2e.conftest import (
+    BRONZE_FLIGHTS,
+    GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS,
+    SILVER_FLIGHTS,
+    window_filter,
+)
 
 pytestmark = pytest.mark.e2e
 
 HELD_BACK = 5
+QUARANTINED_WINDOW = WindowColumn("window")  # a quarantine row's window key
 
 
-def rows_of(e2e, ref, window: Window, column: str = "flight_date"):  # noqa: ANN001, ANN201
-    table = lake.load(e2e.catalog, ref)
-    where = window.source_filter() if ref == BRONZE_FLIGHTS else window.date_filter(column)
-    return lake.read(table, where)
+def rows_of(e2e, ref, window: Window):  # noqa: ANN001, ANN201
+    return lake.read(lake.load(e2e.catalog, ref), window_filter(ref, window))
 
 
 def test_late_records_extend_their_window_and_too_late_ones_are_quarantined_and_alerted(e2e) -> None:
@@ -28,33 +33,33 @@ def test_late_records_extend_their_window_and_too_late_ones_are_quarantined_and_
     early_rows = landing.day_rows(early)
     held = early_rows.tail(HELD_BACK)
     landing.drop_day_file(e2e.landing, early, early_rows.head(len(early_rows) - HELD_BACK).to_csv(index=False))
-    runs.follow_window(e2e.catalog, Window(early), runs.run_producer(early))
+    e2e.follow(early, e2e.run_producer(early))
     assert len(rows_of(e2e, SILVER_FLIGHTS, Window(early))) == len(early_rows) - HELD_BACK
 
     too_late = landing.day_rows(late_day).head(2)  # 13 days late; the contract allows 3
     own = landing.day_rows(day)
     delivered = pd.concat([own, held, too_late])
     landing.drop_day_file(e2e.landing, day, delivered.to_csv(index=False))
-    producer = runs.run_producer(day)
+    producer = e2e.run_producer(day)
     assert producer.state.is_completed(), producer.state.message
-    runs.follow_window(e2e.catalog, Window(day), producer)
+    e2e.follow(day, producer)
 
     bronze = lake.snapshot_of_run(lake.load(e2e.catalog, BRONZE_FLIGHTS), str(producer.id))
     refreshed = runs.wait_for_run(
-        f"build-silver-flights/{runs.DEPLOYMENT}", runs.consumer_of(bronze.snapshot_id, Window(early), producer)
+        runs.builder(SILVER_FLIGHTS), runs.consumer_of(bronze.snapshot_id, Window(early), producer)
     )
     assert refreshed.state.is_completed(), refreshed.state.message
     silver = rows_of(e2e, SILVER_FLIGHTS, Window(early))
     assert len(silver) == len(early_rows)  # the window extended by the late records
     assert set(held["flight"]) <= set(silver["flight"])
     gold_run = runs.wait_for_run(
-        f"build-gold-daily-delays/{runs.DEPLOYMENT}",
+        runs.builder(GOLD_DAILY_DELAYS),
         lambda run: run.parameters["params"].get("window") == early.isoformat() and run.created > refreshed.created,
     )
     assert gold_run.state.is_completed()
     assert rows_of(e2e, GOLD_DAILY_DELAYS, Window(early))["flights"].sum() == len(early_rows)
 
-    quarantined = lake.read(lake.load(e2e.catalog, QUARANTINE_FLIGHTS), Window(day).date_filter("window"))
+    quarantined = lake.read(lake.load(e2e.catalog, QUARANTINE_FLIGHTS), QUARANTINED_WINDOW.filter(Window(day)))
     assert len(quarantined) == len(too_late)
     from_file = lake.read(lake.load(e2e.catalog, BRONZE_FLIGHTS), EqualTo("_source", f"{day}.csv"))
     assert len(from_file) + len(quarantined) == len(delivered)  # input = accepted + quarantined
@@ -68,17 +73,17 @@ def test_a_drifted_batch_is_quarantined_whole_and_alerted_while_other_days_keep_
     rows = landing.day_rows(drifted).rename(columns={"dep_delay": "departure_delay"})
     landing.drop_day_file(e2e.landing, drifted, rows.to_csv(index=False))
 
-    failed = runs.run_producer(drifted)
+    failed = e2e.run_producer(drifted)
 
     assert failed.state.is_failed()
     assert "schema drift" in failed.state.message and "departure_delay" in failed.state.message
     assert rows_of(e2e, BRONZE_FLIGHTS, Window(drifted)).empty
-    quarantined = lake.read(lake.load(e2e.catalog, QUARANTINE_FLIGHTS), Window(drifted).date_filter("window"))
+    quarantined = lake.read(lake.load(e2e.catalog, QUARANTINE_FLIGHTS), QUARANTINED_WINDOW.filter(Window(drifted)))
     assert len(quarantined) == len(rows) + 1  # every line, header included
     alert = e2e.receiver.wait_for(f"{drifted.isoformat()}: schema drift", timeout=30)
     assert "departure_delay" in alert.body and "rename" in alert.body and "prefect deployment run" in alert.body
     assert len(e2e.receiver.about(f"{drifted.isoformat()}: schema drift")) == 1  # not repeated by the failure hook
 
     landing.drop_day_file(e2e.landing, next_day)
-    trace = runs.follow_window(e2e.catalog, Window(next_day), runs.run_producer(next_day))
-    assert trace.gold.state.is_completed()
+    trace = e2e.follow(next_day, e2e.run_producer(next_day))
+    assert trace.last.state.is_completed()  # gold.daily_delays

@@ -6,11 +6,18 @@ import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 
-from admin import runs
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, READY_EVENT, SILVER_FLIGHTS
+from declarations.flights import landing
+from lakeops.datasets.names import READY_EVENT
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
-from lakeops.ingest import landing
+from lakeops.readiness import markers
+from tests.e2e.conftest import (
+    BRONZE_FLIGHTS,
+    GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS,
+    SILVER_FLIGHTS,
+    window_filter,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -53,31 +60,33 @@ def test_ready_events_start_silver_then_gold_on_the_named_snapshots(e2e) -> None
     days = [date(2013, 2, 1), date(2013, 2, 2)]
     for day in days:
         landing.drop_day_file(e2e.landing, day)
-        producer = runs.run_producer(day)
+        producer = e2e.run_producer(day)
         assert producer.state.is_completed(), producer.state.message
-        trace = runs.follow_window(e2e.catalog, Window(day), producer)
+        trace = e2e.follow(day, producer)
+        silver_run, gold_run = trace.runs[1:]
+        bronze_snapshot, silver_snapshot, gold_snapshot = (s.snapshot_id for s in trace.snapshots)
 
         # Started by the automations the prefect.yaml triggers created, not called directly.
-        for run in (trace.silver, trace.gold):
+        for run in (silver_run, gold_run):
             assert run.created_by is not None and run.created_by.type == "AUTOMATION"
             assert run.parameters["params"]["window"] == day.isoformat()
 
         # Each consumer read exactly the snapshot its event named.
         bronze_event = event_of_run(BRONZE_FLIGHTS.resource_id, str(producer.id))
-        assert bronze_event["payload"]["snapshot_id"] == trace.bronze_snapshot
-        assert trace.silver.parameters["params"]["snapshot_id"] == trace.bronze_snapshot
-        silver_event = event_of_run(SILVER_FLIGHTS.resource_id, str(trace.silver.id))
-        assert trace.gold.parameters["params"]["snapshot_id"] == silver_event["payload"]["snapshot_id"]
+        assert bronze_event["payload"]["snapshot_id"] == bronze_snapshot
+        assert silver_run.parameters["params"]["snapshot_id"] == bronze_snapshot
+        silver_event = event_of_run(SILVER_FLIGHTS.resource_id, str(silver_run.id))
+        assert gold_run.parameters["params"]["snapshot_id"] == silver_event["payload"]["snapshot_id"]
 
         silver = lake.load(e2e.catalog, SILVER_FLIGHTS)
-        made = lake.provenance_of(silver.snapshot_by_id(trace.silver_snapshot))
-        assert made.inputs == {BRONZE_FLIGHTS.identifier: trace.bronze_snapshot}
-        assert made.flow_run_id == str(trace.silver.id)
+        made = lake.provenance_of(silver.snapshot_by_id(silver_snapshot))
+        assert made.inputs == {BRONZE_FLIGHTS.identifier: bronze_snapshot}
+        assert made.flow_run_id == str(silver_run.id)
         assert made.window == day.isoformat()
 
         # The marker file beside the table names the same snapshot for non-Prefect readers.
-        marker = lake.read_marker(lake.load(e2e.catalog, GOLD_DAILY_DELAYS), day.isoformat())
-        assert marker is not None and marker.snapshot_id == trace.gold_snapshot
+        marker = markers.read_marker(lake.load(e2e.catalog, GOLD_DAILY_DELAYS), day.isoformat())
+        assert marker is not None and marker.snapshot_id == gold_snapshot
 
     gold = lake.load(e2e.catalog, GOLD_DAILY_DELAYS).scan().to_pandas()
     gold = gold[gold["flight_date"].isin(days)].drop(columns="_batch_id")
@@ -90,13 +99,15 @@ def test_rerunning_a_window_leaves_exactly_one_copy(e2e) -> None:
     day = date(2013, 2, 3)
     landing.drop_day_file(e2e.landing, day)
     for _ in range(2):
-        producer = runs.run_producer(day)
-        runs.follow_window(e2e.catalog, Window(day), producer)
+        producer = e2e.run_producer(day)
+        e2e.follow(day, producer)
     window = Window(day)
     source_rows = len(landing.day_rows(day))
-    assert len(lake.read(lake.load(e2e.catalog, BRONZE_FLIGHTS), window.source_filter())) == source_rows
-    assert len(lake.read(lake.load(e2e.catalog, SILVER_FLIGHTS), window.date_filter())) == source_rows
-    gold = lake.read(lake.load(e2e.catalog, GOLD_DAILY_DELAYS), window.date_filter())
+    bronze_rows = lake.read(lake.load(e2e.catalog, BRONZE_FLIGHTS), window_filter(BRONZE_FLIGHTS, window))
+    assert len(bronze_rows) == source_rows
+    silver_rows = lake.read(lake.load(e2e.catalog, SILVER_FLIGHTS), window_filter(SILVER_FLIGHTS, window))
+    assert len(silver_rows) == source_rows
+    gold = lake.read(lake.load(e2e.catalog, GOLD_DAILY_DELAYS), window_filter(GOLD_DAILY_DELAYS, window))
     assert sorted(gold["origin"]) == ["EWR", "JFK", "LGA"]
 
 
@@ -110,7 +121,7 @@ def test_malformed_file_fails_names_the_place_and_is_quarantined_whole(e2e) -> N
     bronze = lake.load(e2e.catalog, BRONZE_FLIGHTS)
     snapshots_before = len(bronze.refresh().snapshots())
 
-    producer = runs.run_producer(day)
+    producer = e2e.run_producer(day)
 
     assert producer.state.is_failed()
     message = producer.state.message

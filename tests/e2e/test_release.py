@@ -7,14 +7,16 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
-from admin import releases, runs
+from admin import releases
+from declarations.flights import landing
 from lakeops.build import pipeline
-from lakeops.datasets.names import FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
-from lakeops.ingest import landing
 from lakeops.release import promotion, release_log
 from lakeops.release.diff import fingerprint
 from lakeops.release.release_log import Event
+from tests.e2e.conftest import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+
+FLIGHTS = "flights"  # the dataset released: its release log, live version and deployments are named after it
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +29,23 @@ WITHIN = {"max_changed_fraction": 1.0, "mean_tolerance": 10.0}  # v2's Gold chan
 def days(e2e) -> list[date]:
     for day in DAYS:
         landing.drop_day_file(e2e.landing, day)
-        runs.follow_window(e2e.catalog, Window(day), runs.run_producer(day))
+        e2e.follow(day, e2e.run_producer(day))
     return DAYS
 
 
 def release_params(green: str, **extra: object) -> dict:
-    return {"green_version": green, "start": DAYS[0].isoformat(), "end": DAYS[-1].isoformat(), **extra}
+    return {
+        "dataset": FLIGHTS,
+        "green_version": green,
+        "start": DAYS[0].isoformat(),
+        "end": DAYS[-1].isoformat(),
+        **extra,
+    }
 
 
 def run_release(green: str, **extra: object):  # noqa: ANN201 - a FlowRun
     params = {"params": release_params(green, **extra)}
-    return run_deployment(releases.RELEASE_DEPLOYMENT, parameters=params, timeout=300, poll_interval=0.5)
+    return run_deployment(releases.release_deployment(FLIGHTS), parameters=params, timeout=300, poll_interval=0.5)
 
 
 def start_and_hold(green: str):  # noqa: ANN201 - the paused FlowRun
@@ -87,7 +95,10 @@ def test_an_identical_refactor_is_promoted_then_rolled_back_by_its_deployment(e2
     assert {a.type for a in artifacts} >= {"table", "markdown"}
 
     back = run_deployment(
-        f"release-rollback/{runs.DEPLOYMENT}", parameters={"params": {"reason": "e2e"}}, timeout=120, poll_interval=0.5
+        releases.rollback_deployment(FLIGHTS),
+        parameters={"params": {"dataset": FLIGHTS, "reason": "e2e"}},
+        timeout=120,
+        poll_interval=0.5,
     )
     assert back.state.is_completed(), back.state.message
     assert main_ids(e2e) == before
@@ -108,7 +119,7 @@ def test_a_change_within_thresholds_is_promoted_and_plain_readers_see_green(e2e,
     blue_window = blue_window[blue_window["flight_date"] == days[0]]
     assert window["cancelled"].sum() > blue_window["cancelled"].sum()  # v2 counts diverted flights
 
-    promotion.rollback(e2e.catalog, FLIGHTS, "e2e", "done")
+    promotion.rollback(e2e.catalog, e2e.flights, "e2e", "done")
     assert main_ids(e2e) == before and fingerprint(plain_scan(e2e, GOLD)) == fingerprint(blue_gold)
 
 
@@ -158,7 +169,7 @@ def test_held_then_approved_switches_both_tables_and_a_live_reader_never_sees_a_
     assert promoted.last(Event.APPROVED).actor == "e2e" and promoted.status == Event.PROMOTED
     assert main_ids(e2e) == promoted.last(Event.PROMOTED).target
 
-    promotion.rollback(e2e.catalog, FLIGHTS, "e2e", "rolled back under a live reader")
+    promotion.rollback(e2e.catalog, e2e.flights, "e2e", "rolled back under a live reader")
     scans_before_stop = len(reader.seen)
     while len(reader.seen) < scans_before_stop + 3:
         threading.Event().wait(0.05)
@@ -176,7 +187,14 @@ def test_a_failed_second_switch_undoes_the_first_and_fails_the_release(e2e, days
     run = start_and_hold("v2")
     # While the release waits, Gold's main moves under it (a concurrent rebuild of one window).
     silver_id = before[SILVER]
-    concurrent = pipeline.build_gold(e2e.catalog, Window(days[0]), silver_id, pipeline.RunInfo("e2e-concurrent", "e2e"))
+    concurrent = pipeline.build(
+        e2e.catalog,
+        e2e.registry,
+        "flights.gold",
+        Window(days[0]),
+        {"flights.silver": silver_id},
+        pipeline.RunInfo("e2e-concurrent", "e2e"),
+    )
     releases.decide(e2e.catalog, FLIGHTS, approve=True, reason="approve, then lose the race", by="e2e")
     run = finish(run.id)
 

@@ -8,22 +8,22 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from admin import runs
-from admin.automations import ensure_sla_automations
+from admin.automations import MISSED_DEPLOYMENT, ensure_sla_automations, opener
 from admin.setup import deploy_all, save_contracts
-from lakeops.datasets.names import ALERT_FAILED_EVENT, BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from declarations.flights import landing
+from lakeops.datasets.names import ALERT_FAILED_EVENT
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
-from lakeops.ingest import landing
-from lakeops.readiness import sla
-from tests.e2e.conftest import BUFFER_SECONDS
+from lakeops.readiness import contracts, sla
+from tests.e2e.conftest import BRONZE_FLIGHTS, BUFFER_SECONDS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, window_filter
 
 pytestmark = pytest.mark.e2e
-DATASET = BRONZE_FLIGHTS.identifier
+DATASET = BRONZE_FLIGHTS.identifier  # the contracted table: bronze.flights
 
 
-def open_window(day: date):  # noqa: ANN201
+def open_window(e2e, day: date):  # noqa: ANN001, ANN201
     run = run_deployment(
-        f"sla-open-window/{runs.DEPLOYMENT}",
+        opener(sla_contract(e2e)),
         parameters={"params": {"dataset": DATASET, "window": day.isoformat()}},
         timeout=120,
         poll_interval=0.5,
@@ -41,11 +41,11 @@ def missed_run(day: date, timeout: float = 90):  # noqa: ANN201
     def matches(run) -> bool:  # noqa: ANN001
         return run.parameters.get("params", {}).get("window") == day.isoformat()
 
-    return runs.wait_for_run(f"sla-deadline-missed/{runs.DEPLOYMENT}", matches, timeout)
+    return runs.wait_for_run(MISSED_DEPLOYMENT, matches, timeout)
 
 
 def silver_runs(day: date) -> list:
-    dep = runs.deployment_id(f"build-silver-flights/{runs.DEPLOYMENT}")
+    dep = runs.deployment_id(runs.builder(SILVER_FLIGHTS))
     with get_client(sync_client=True) as client:
         found = client.read_flow_runs(limit=200)
     return [r for r in found if r.deployment_id == dep and r.parameters["params"]["window"] == day.isoformat()]
@@ -58,18 +58,18 @@ def state_of(e2e, day: date) -> sla.State:
     ).state
 
 
-def sla_contract(e2e):  # noqa: ANN201
-    from lakeops.readiness import contracts
-
-    return contracts.find(contracts.load(e2e.settings.contracts), DATASET)
+def sla_contract(e2e) -> contracts.ReadinessContract:  # noqa: ANN001
+    contract = contracts.of(e2e.registry, e2e.flights)
+    assert contract.dataset == DATASET
+    return contract
 
 
 def test_a_signal_inside_the_buffer_raises_no_alert_and_runs_no_fallback(e2e) -> None:
     day = date(2013, 3, 20)
     landing.drop_day_file(e2e.landing, day)
-    open_window(day)
-    producer = runs.run_producer(day)  # lands within the buffer
-    runs.follow_window(e2e.catalog, Window(day), producer)
+    open_window(e2e, day)
+    producer = e2e.run_producer(day)  # lands within the buffer
+    e2e.follow(day, producer)
     time.sleep(BUFFER_SECONDS + 10)
 
     assert e2e.receiver.about(day.isoformat()) == []
@@ -82,17 +82,17 @@ def test_a_signal_inside_the_buffer_raises_no_alert_and_runs_no_fallback(e2e) ->
 def test_a_late_signal_alerts_runs_stale_then_catches_up(e2e) -> None:
     before, day = date(2013, 3, 21), date(2013, 3, 22)
     landing.drop_day_file(e2e.landing, before)
-    runs.follow_window(e2e.catalog, Window(before), runs.run_producer(before))
+    e2e.follow(before, e2e.run_producer(before))
     bronze_good = lake.load(e2e.catalog, BRONZE_FLIGHTS).snapshot_by_name("last-known-good").snapshot_id
 
-    open_window(day)
+    open_window(e2e, day)
     alert = e2e.receiver.wait_for(f"{DATASET} {day.isoformat()} missed", timeout=BUFFER_SECONDS + 40)
 
     assert alert.at - opened_at(e2e, day).timestamp() <= BUFFER_SECONDS + 10
     for part in (
         DATASET,
         day.isoformat(),
-        "ingest-bronze-flights/lakeops",
+        runs.producer(e2e.flights),  # ingest/bronze.flights
         "deadline",
         "late by",
         f"snapshot {bronze_good}",
@@ -102,7 +102,7 @@ def test_a_late_signal_alerts_runs_stale_then_catches_up(e2e) -> None:
     handler = missed_run(day)
     assert handler.state.is_completed() and handler.state.name == "Stale"
     stale_silver = runs.wait_for_run(
-        f"build-silver-flights/{runs.DEPLOYMENT}", lambda r: r.parameters["params"].get("window") == day.isoformat()
+        runs.builder(SILVER_FLIGHTS), lambda r: r.parameters["params"].get("window") == day.isoformat()
     )
     assert stale_silver.state.is_completed(), stale_silver.state.message
     silver = lake.load(e2e.catalog, SILVER_FLIGHTS)
@@ -110,7 +110,7 @@ def test_a_late_signal_alerts_runs_stale_then_catches_up(e2e) -> None:
     assert made.stale and made.carried_from == before.isoformat()
     assert made.inputs == {DATASET: bronze_good}
     gold_stale = runs.wait_for_run(
-        f"build-gold-daily-delays/{runs.DEPLOYMENT}", lambda r: r.parameters["params"].get("window") == day.isoformat()
+        runs.builder(GOLD_DAILY_DELAYS), lambda r: r.parameters["params"].get("window") == day.isoformat()
     )
     gold_made = lake.provenance_of(lake.snapshot_of_run(lake.load(e2e.catalog, GOLD_DAILY_DELAYS), str(gold_stale.id)))
     assert gold_made.stale  # staleness propagates through the stale ready event
@@ -118,21 +118,22 @@ def test_a_late_signal_alerts_runs_stale_then_catches_up(e2e) -> None:
 
     # The real data lands late: the normal triggers replace the stale window, and say so.
     landing.drop_day_file(e2e.landing, day)
-    trace = runs.follow_window(e2e.catalog, Window(day), runs.run_producer(day))
+    trace = e2e.follow(day, e2e.run_producer(day))
     resolution = e2e.receiver.wait_for(f"{DATASET} {day.isoformat()} caught up", timeout=60)
-    assert str(trace.silver_snapshot) in resolution.body
-    window_rows = lake.read(lake.load(e2e.catalog, SILVER_FLIGHTS), Window(day).date_filter())
+    silver_snapshot, gold_snapshot = (s.snapshot_id for s in trace.snapshots[1:])
+    assert str(silver_snapshot) in resolution.body
+    window_rows = lake.read(lake.load(e2e.catalog, SILVER_FLIGHTS), window_filter(SILVER_FLIGHTS, Window(day)))
     assert len(window_rows) == len(landing.day_rows(day))  # exactly one copy, the real one
-    bronze_rows = lake.read(lake.load(e2e.catalog, BRONZE_FLIGHTS), Window(day).source_filter())
+    bronze_rows = lake.read(lake.load(e2e.catalog, BRONZE_FLIGHTS), window_filter(BRONZE_FLIGHTS, Window(day)))
     assert set(window_rows["_batch_id"]) == set(bronze_rows["_batch_id"])  # no carried-forward row left
-    assert not lake.provenance_of(lake.load(e2e.catalog, GOLD_DAILY_DELAYS).snapshot_by_id(trace.gold_snapshot)).stale
+    assert not lake.provenance_of(lake.load(e2e.catalog, GOLD_DAILY_DELAYS).snapshot_by_id(gold_snapshot)).stale
     assert state_of(e2e, day) == sla.State.CAUGHT_UP
     assert len(e2e.receiver.about(f"{day.isoformat()} missed")) == 1
 
 
 def test_no_usable_fallback_means_no_consumer_run_and_an_alert_that_says_so(e2e) -> None:
     day = date(2013, 6, 30)  # nothing ingested within two days before it
-    open_window(day)
+    open_window(e2e, day)
 
     alert = e2e.receiver.wait_for(f"{DATASET} {day.isoformat()} missed", timeout=BUFFER_SECONDS + 40)
 
@@ -148,7 +149,7 @@ def test_an_undeliverable_alert_fails_the_run_visibly_after_retries(e2e) -> None
     e2e.receiver.failing = True
     attempts_before = e2e.receiver.attempts
     try:
-        open_window(day)
+        open_window(e2e, day)
         handler = missed_run(day, timeout=120)
     finally:
         e2e.receiver.failing = False
@@ -167,11 +168,11 @@ def test_automations_are_idempotent_and_survive_a_redeploy(e2e) -> None:
     name = f"lakeops sla: {DATASET}"
     with get_client(sync_client=True) as client:
         (first,) = client.read_automations_by_name(name)
-    ensure_sla_automations(save_contracts(e2e.settings))
+    ensure_sla_automations(save_contracts(e2e.registry))
     deploy_all(e2e.stack)
     with get_client(sync_client=True) as client:
         after = client.read_automations_by_name(name)
-        watchers = client.read_automations_by_name("lakeops sla: the clock stopped")
+        watchers = client.read_automations_by_name(f"lakeops sla: the clock of {DATASET} stopped")
     assert [a.id for a in after] == [first.id]
     assert len(watchers) == 1
     assert after[0].trigger.within == timedelta(seconds=BUFFER_SECONDS)

@@ -8,20 +8,23 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from admin import runs
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from declarations.flights import landing
+from declarations.flights import v2 as flights_v2
+from lakeops.datasets.names import MAINTAIN_FLOW, MAINTENANCE, REPLAY_FLOW, deployment
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake, tags
-from lakeops.ingest import landing
-from lakeops.transforms import flights_v2
 from lakeops.versioning import maintenance, replay
+from tests.e2e.conftest import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, window_filter
 
 pytestmark = pytest.mark.e2e
+REPLAY = deployment(REPLAY_FLOW, "flights")  # replay/flights
+MAINTAIN = deployment(MAINTAIN_FLOW, MAINTENANCE)  # maintain-tables/all-tables
 
 
 def test_output_that_fails_its_audit_fails_the_run_and_keeps_last_known_good(e2e) -> None:
     good_day, bad_day = date(2013, 3, 1), date(2013, 3, 2)
     landing.drop_day_file(e2e.landing, good_day)
-    runs.follow_window(e2e.catalog, Window(good_day), runs.run_producer(good_day))
+    e2e.follow(good_day, e2e.run_producer(good_day))
     silver = lake.load(e2e.catalog, SILVER_FLIGHTS)
     good = tags.last_known_good(silver)
     assert good is not None and good.snapshot_id == silver.current_snapshot().snapshot_id
@@ -29,11 +32,11 @@ def test_output_that_fails_its_audit_fails_the_run_and_keeps_last_known_good(e2e
     rows = landing.day_rows(bad_day)
     rows.loc[rows.index[5], "air_time"] = -12.0  # parses (Bronze accepts it) but is impossible
     landing.drop_day_file(e2e.landing, bad_day, rows.to_csv(index=False))
-    producer = runs.run_producer(bad_day)
+    producer = e2e.run_producer(bad_day)
     assert producer.state.is_completed(), producer.state.message
     bronze_snapshot = lake.snapshot_of_run(lake.load(e2e.catalog, BRONZE_FLIGHTS), str(producer.id))
     failed = runs.wait_for_run(
-        f"build-silver-flights/{runs.DEPLOYMENT}",
+        runs.builder(SILVER_FLIGHTS),
         runs.consumer_of(bronze_snapshot.snapshot_id, Window(bad_day), producer),
     )
 
@@ -42,7 +45,7 @@ def test_output_that_fails_its_audit_fails_the_run_and_keeps_last_known_good(e2e
     silver.refresh()
     assert tags.last_known_good(silver).snapshot_id == good.snapshot_id
     # Audited after publishing: the window is committed (consumers were not held up), but not certified.
-    assert len(lake.read(silver, Window(bad_day).date_filter())) == len(rows)
+    assert len(lake.read(silver, window_filter(SILVER_FLIGHTS, Window(bad_day)))) == len(rows)
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs()
     audits = [t for t in task_runs if t.flow_run_id == failed.id and t.name.startswith("certify")]
@@ -53,44 +56,48 @@ def test_replay_deployment_writes_a_branch_and_leaves_main_alone(e2e) -> None:
     days = [date(2013, 3, 10), date(2013, 3, 11)]
     for day in days:
         landing.drop_day_file(e2e.landing, day)
-        runs.follow_window(e2e.catalog, Window(day), runs.run_producer(day))
+        e2e.follow(day, e2e.run_producer(day))
     gold = lake.load(e2e.catalog, GOLD_DAILY_DELAYS)
     main_before = gold.current_snapshot().snapshot_id
 
-    params = {"transform_version": "v2", "start": days[0].isoformat(), "end": days[-1].isoformat()}
-    run = run_deployment(
-        f"replay-flights/{runs.DEPLOYMENT}", parameters={"params": params}, timeout=300, poll_interval=0.5
-    )
+    params = {
+        "dataset": "flights",
+        "transform_version": "v2",
+        "start": days[0].isoformat(),
+        "end": days[-1].isoformat(),
+    }
+    run = run_deployment(REPLAY, parameters={"params": params}, timeout=300, poll_interval=0.5)
 
     assert run.state.is_completed(), run.state.message
     gold.refresh()
     assert gold.current_snapshot().snapshot_id == main_before
-    branch = lake.read(gold, Window(days[0]).date_filter(), lake.head(gold, replay.branch_name("v2")).snapshot_id)
-    silver = lake.read(lake.load(e2e.catalog, SILVER_FLIGHTS), Window(days[0]).date_filter())
+    first = Window(days[0])
+    branch = lake.read(
+        gold, window_filter(GOLD_DAILY_DELAYS, first), lake.head(gold, replay.branch_name("v2")).snapshot_id
+    )
+    silver = lake.read(lake.load(e2e.catalog, SILVER_FLIGHTS), window_filter(SILVER_FLIGHTS, first))
     expected = flights_v2.to_gold(silver)
     got = branch.sort_values("origin").reset_index(drop=True)
     pd.testing.assert_series_equal(got["cancelled"], expected["cancelled"], check_dtype=False)
-    assert got["cancelled"].sum() > lake.read(gold, Window(days[0]).date_filter())["cancelled"].sum()
+    assert got["cancelled"].sum() > lake.read(gold, window_filter(GOLD_DAILY_DELAYS, first))["cancelled"].sum()
 
 
 def test_maintenance_deployment_is_scheduled_and_runs(e2e) -> None:
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(f"maintain-tables/{runs.DEPLOYMENT}")
-    assert [s.schedule.cron for s in deployment.schedules] == ["30 3 * * *"]
+        maintainer = client.read_deployment_by_name(MAINTAIN)
+    assert [s.schedule.cron for s in maintainer.schedules] == ["30 3 * * *"]
 
     before = {s.snapshot_id for s in lake.load(e2e.catalog, GOLD_DAILY_DELAYS).snapshots()}
     params = {"keep_last": 5, "max_age_hours": 0, "orphan_grace_minutes": 0}
-    run = run_deployment(
-        f"maintain-tables/{runs.DEPLOYMENT}", parameters={"params": params}, timeout=300, poll_interval=0.5
-    )
+    run = run_deployment(MAINTAIN, parameters={"params": params}, timeout=300, poll_interval=0.5)
 
     assert run.state.is_completed(), run.state.message
     gold = lake.load(e2e.catalog, GOLD_DAILY_DELAYS)
     after = sorted(gold.snapshots(), key=lambda s: s.sequence_number, reverse=True)
     newest = {s.snapshot_id for s in after[:5]}
-    protected = maintenance.protected_snapshots(e2e.catalog, GOLD_DAILY_DELAYS)
+    protected = maintenance.protected_snapshots(e2e.catalog, e2e.registry, GOLD_DAILY_DELAYS)
     assert len(after) < len(before)
     assert {s.snapshot_id for s in after} <= newest | protected
     assert tags.last_known_good(gold) is not None
     for snapshot_id in protected:  # tagged and replay-branch snapshots are still readable
-        lake.read(gold, Window(date(2013, 3, 10)).date_filter(), snapshot_id)
+        lake.read(gold, window_filter(GOLD_DAILY_DELAYS, Window(date(2013, 3, 10))), snapshot_id)

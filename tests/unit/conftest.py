@@ -9,10 +9,13 @@ import pandas as pd
 import pytest
 from pyiceberg.catalog import Catalog
 
+from declarations.flights import landing
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
-from lakeops.ingest import batches, landing
+from lakeops.ingest import batches
 from lakeops.settings import LakeSettings
+
+from .flights import REGISTRY
 
 DAY_A = date(2013, 1, 2)  # 943 flights, 8 cancelled, 2 without a tail number
 DAY_B = date(2013, 1, 3)
@@ -39,7 +42,7 @@ def settings(tmp_path: Path) -> LakeSettings:
 def catalog(settings: LakeSettings) -> Catalog:
     """An embedded SQLite catalog with every lakeops table created."""
     opened = lake.open_catalog("test", lake.embedded_properties(settings))
-    lake.ensure_tables(opened)
+    lake.ensure_tables(opened, REGISTRY)
     return opened
 
 

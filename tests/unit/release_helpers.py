@@ -6,17 +6,18 @@ from pathlib import Path
 
 from pyiceberg.catalog import Catalog
 
-from lakeops.datasets.names import FLIGHTS, RELEASE_TABLES, TableRef
+from declarations.flights import landing
+from lakeops.datasets.names import TableRef
 from lakeops.iceberg import lake
-from lakeops.ingest import landing
 from lakeops.release import blue_green, promotion
 from lakeops.release.blue_green import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
 from lakeops.release.diff import Fingerprint, fingerprint
 
 from .conftest import expected_gold
+from .flights import FLIGHTS, REGISTRY
 from .versioning_helpers import RUN, Built, build_day, dropper, expected_gold_v2, open_lake
 
-TABLES = RELEASE_TABLES[FLIGHTS]
+TABLES = tuple(FLIGHTS.layer(name).table for name in FLIGHTS.release)
 # Everything that differs between v1 and v2 Gold is allowed: the verdict is "within thresholds".
 LOOSE = Thresholds(max_changed_fraction=1.0, mean_tolerance=10)
 
@@ -29,7 +30,7 @@ def built_lake(home: Path, days: tuple[date, ...]) -> tuple[Catalog, Callable, d
 
 def pinned(catalog: Catalog, green: str, blue: str | None = None, **kwargs) -> ReleasePlan:
     """Plan a release of the flights dataset and fork both colours' branches."""
-    planned = blue_green.plan(catalog, FLIGHTS, green, blue, **kwargs)
+    planned = blue_green.plan(catalog, REGISTRY, FLIGHTS.name, green, blue, **kwargs)
     blue_green.fork(catalog, planned)
     return planned
 
@@ -38,7 +39,7 @@ def built(catalog: Catalog, green: str, blue: str | None = None, **kwargs) -> Re
     """Plan, fork, and build both colours one after the other."""
     planned = pinned(catalog, green, blue, **kwargs)
     for colour in (BLUE, GREEN):
-        blue_green.build(catalog, planned, colour, RUN)
+        blue_green.build(catalog, REGISTRY, planned, colour, RUN)
     return planned
 
 
@@ -47,7 +48,7 @@ def compared(
 ) -> tuple[ReleasePlan, Comparison]:
     """A release built and compared without the GX suite (the promotion tests need the verdict only)."""
     planned = built(catalog, green, blue)
-    return planned, blue_green.compare(catalog, planned, thresholds, None)
+    return planned, blue_green.compare(catalog, REGISTRY, planned, thresholds, None)
 
 
 def main_ids(catalog: Catalog) -> dict[str, int]:

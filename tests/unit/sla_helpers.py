@@ -8,20 +8,11 @@ from lakeops.readiness import sla
 from lakeops.readiness.contracts import ReadinessContract
 
 DATASET = "bronze.flights"
-# The fields a contracts.yaml entry must have (every other field has a default).
-MINIMAL_ENTRY = {
-    "dataset": DATASET,
-    "producer": "ingest-bronze-flights/lakeops",
-    "consumer": "build-silver-flights/lakeops",
-    "expected_at": "06:00",
-    "buffer_seconds": 1800,
-    "max_fallback_age_days": 2,
-    "owner": "flights-data-team",
-}
+# The flights contract as `contracts.of` derives it, with a non-default alert block (an environment's override).
 CONTRACT = ReadinessContract(
     dataset=DATASET,
-    producer="ingest-bronze-flights/lakeops",
-    consumer="build-silver-flights/lakeops",
+    producer="ingest/bronze.flights",
+    consumer="build-layer/silver.flights",
     expected_at=time(6, 0),
     buffer=timedelta(minutes=30),
     max_fallback_age=timedelta(days=2),
@@ -29,6 +20,12 @@ CONTRACT = ReadinessContract(
     owner="flights-data-team",
     alert_block="lakeops-alerts",
 )
+
+
+def with_terms(contract: ReadinessContract = CONTRACT, **fields: object) -> ReadinessContract:
+    """The contract with some fields changed, validated again (what an override does)."""
+    return ReadinessContract.model_validate({**contract.model_dump(), **fields})
+
 
 WINDOW = Window(date(2024, 5, 1))
 EXPECTED = datetime(2024, 5, 2, 6, 0, tzinfo=UTC)  # CONTRACT.expected_time(WINDOW)

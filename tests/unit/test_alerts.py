@@ -1,4 +1,4 @@
-"""lakeops.alerts and drift.alert: what the owner is told, and a reprocess command that runs as printed."""
+"""lakeops.readiness.alerts: what the owner is told, and a reprocess command that runs as printed."""
 
 import json
 import re
@@ -8,30 +8,20 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from lakeops.build import pipeline
+from declarations.flights import landing
+from lakeops.datasets.declaration import LatePolicy
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.healing import alerts
 from lakeops.healing.failures import FailureClass
-from lakeops.ingest import batches, landing
-from lakeops.ingest.lateness import LatePolicy
-from lakeops.readiness import contracts
+from lakeops.readiness import alerts, contracts
 
+from .flights import FLIGHTS, REGISTRY, land, parse, quarantine
 from .versioning_helpers import DAY_C, RUN
 
 D = DAY_C  # 2013-01-04
-PRODUCER = "ingest-bronze-flights/lakeops"
+CONTRACT = contracts.of(REGISTRY, FLIGHTS)
+PRODUCER = "ingest/bronze.flights"  # the ingest deployment of the dataset's Bronze table
 OWNER = "flights-data-team"
-CONTRACT = contracts.parse(
-    {
-        "dataset": "bronze.flights",
-        "producer": PRODUCER,
-        "consumer": "build-silver-flights/lakeops",
-        "expected_at": "06:00",
-        "buffer_seconds": 1800,
-        "max_fallback_age_days": 2,
-        "owner": OWNER,
-    }
-)
+assert (CONTRACT.dataset, CONTRACT.producer, CONTRACT.owner) == ("bronze.flights", PRODUCER, OWNER)
 COMMAND = re.compile(r"prefect deployment run \S+ -p .*$", re.MULTILINE)
 
 
@@ -58,10 +48,10 @@ def with_rows(own: date, *others: pd.DataFrame) -> str:
 def test_malformed_names_dataset_window_file_cell_the_line_counts_and_the_command(catalog, drop_day):
     batch = drop_day(D, with_rows(D, landing.day_rows(date(2013, 1, 5)).iloc[:1]))  # line 102 is dated after D
     with pytest.raises(MalformedBatch) as caught:
-        pipeline.land(catalog, batch, RUN)
-    kept = pipeline.quarantine(catalog, batch, caught.value, RUN)
+        land(catalog, batch, RUN)
+    kept = quarantine(catalog, batch, caught.value, RUN)
 
-    alert = alerts.malformed("bronze.flights", OWNER, PRODUCER, batch, caught.value, kept)
+    alert = alerts.malformed(FLIGHTS, batch, caught.value, kept)
 
     assert alert.subject.startswith(
         "[lakeops] bronze.flights 2013-01-04: 2013-01-04.csv rejected (column 'day', row 102)"
@@ -72,15 +62,15 @@ def test_malformed_names_dataset_window_file_cell_the_line_counts_and_the_comman
     assert kept == len(batch.lines)
     assert f"Counts: lines in file {len(batch.lines)}, quarantined {kept}, committed 0." in alert.body
     assert f"Owner: {OWNER}." in alert.body
-    assert reprocess(alert.body) == (PRODUCER, {"window": "2013-01-04"})
+    assert reprocess(alert.body) == (PRODUCER, {"dataset": "flights", "window": "2013-01-04"})
 
 
 def test_malformed_without_a_line_says_whole_file_and_shows_no_sample(drop_day):
     batch = drop_day(D, landing.day_rows(D).iloc[:0].to_csv(index=False))
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(batch)
+        parse(batch)
 
-    alert = alerts.malformed("bronze.flights", OWNER, PRODUCER, batch, caught.value, 1)
+    alert = alerts.malformed(FLIGHTS, batch, caught.value, 1)
 
     assert "2013-01-04.csv rejected (whole file): header but no data rows" in alert.subject
     assert "Sample:\n  (none)\n" in alert.body and "lines in file 1, quarantined 1, committed 0" in alert.body
@@ -91,9 +81,9 @@ def test_malformed_for_a_short_row_names_the_row_and_shows_it(drop_day):
     lines[9] = ",".join(lines[9].split(",")[:-2])
     batch = drop_day(D, "\n".join(lines) + "\n")
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(batch)
+        parse(batch)
 
-    alert = alerts.malformed("bronze.flights", OWNER, PRODUCER, batch, caught.value, len(lines))
+    alert = alerts.malformed(FLIGHTS, batch, caught.value, len(lines))
 
     assert "rejected (row 10): 17 fields where the header has 19" in alert.subject
     assert f"  line 10: {lines[9]}" in alert.body
@@ -105,18 +95,18 @@ def test_malformed_for_a_short_row_names_the_row_and_shows_it(drop_day):
 def test_too_late_names_the_allowance_the_counts_and_a_sample_of_the_lines(catalog, drop_day):
     late, too_late = landing.day_rows(date(2013, 1, 2)).iloc[:5], landing.day_rows(date(2013, 1, 1)).iloc[:4]
     batch = drop_day(D, with_rows(D, late, too_late))
-    landed = pipeline.land(catalog, batch, RUN, LatePolicy(2))
+    landed = land(catalog, batch, RUN, LatePolicy(2))
     sample = [f"line {n}: {batch.lines[n - 1]}" for n in landed.too_late_lines]  # as the ingest flow builds it
 
-    alert = alerts.too_late("bronze.flights", OWNER, PRODUCER, batch, sample, landed.late_rows, landed.allowed_days)
+    alert = alerts.too_late(FLIGHTS, batch, sample, landed.late_rows, landed.allowed_days)
 
     assert landed.too_late_lines == (107, 108, 109, 110)
     rule = "4 record(s) in 2013-01-04.csv are more than 2 day(s) late"
     assert alert.subject == f"[lakeops] bronze.flights 2013-01-04: {rule}" and rule in alert.body
     assert "Counts: late records accepted 5, too late, quarantined 4." in alert.body
     assert all(f"  {line}" in alert.body for line in sample[:3]) and sample[3] not in alert.body
-    assert "raise allowed_lateness_days in contracts.yaml, run `lakeops setup`" in alert.body
-    assert reprocess(alert.body) == (PRODUCER, {"window": "2013-01-04"})
+    assert "raise the source's allowed lateness in the declaration of flights, run `lakeops setup`" in alert.body
+    assert reprocess(alert.body) == (PRODUCER, {"dataset": "flights", "window": "2013-01-04"})
 
 
 # --- a failed run -----------------------------------------------------------------------------
@@ -159,10 +149,10 @@ def test_failed_run_of_a_flow_without_a_window_names_its_start_or_a_dash(params,
 
 def test_failed_run_params_with_a_date_are_written_as_iso_dates():
     alert = alerts.failed_run(
-        "ingest-bronze-flights", "brave-fox", PRODUCER, {"window": D}, FailureClass.TRANSIENT, "timed out", OWNER
+        "ingest", "brave-fox", PRODUCER, {"dataset": "flights", "window": D}, FailureClass.TRANSIENT, "timed out", OWNER
     )
 
-    assert reprocess(alert.body) == (PRODUCER, {"window": "2013-01-04"})
+    assert reprocess(alert.body) == (PRODUCER, {"dataset": "flights", "window": "2013-01-04"})
 
 
 def test_the_reprocess_command_survives_a_quote_in_a_parameter():
@@ -193,13 +183,13 @@ def test_the_drift_alert_of_a_renamed_column_shows_the_diff_and_the_command(drop
     text = landing.day_rows(D).to_csv(index=False).replace(",dep_delay,", ",departure_delay,", 1)
     batch = drop_day(D, text)
     with pytest.raises(SchemaDrifted) as caught:
-        batches.parse(batch)
+        parse(batch)
 
-    subject, body = alerts.schema_drift(CONTRACT, batch, caught.value.drift)
+    subject, body = alerts.schema_drift(FLIGHTS, batch, caught.value.drift)
 
     assert subject == "[lakeops] bronze.flights 2013-01-04: schema drift"
     assert "> column 'dep_delay' -> 'departure_delay' (float64): rename suspected; 'dep_delay' is missing" in body
     assert caught.value.drift.describe() in body and "1 change(s)" in body
     assert f"quarantined whole: {len(batch.lines)} raw lines" in body and "Nothing reached Bronze or Silver" in body
     assert f"Owner: {OWNER}. Producer: {PRODUCER}." in body
-    assert reprocess(body) == (PRODUCER, {"window": "2013-01-04"})
+    assert reprocess(body) == (PRODUCER, {"dataset": "flights", "window": "2013-01-04"})

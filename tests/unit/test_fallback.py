@@ -7,16 +7,28 @@ import pandas as pd
 import pytest
 from pyiceberg.catalog import Catalog
 
+from declarations.flights import landing
 from lakeops.build import fallback, pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake, tags
-from lakeops.ingest import landing
-from lakeops.readiness import sla
+from lakeops.readiness import contracts, sla
 from lakeops.readiness.ready import ReadySignal
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, expected_gold
-from .sla_helpers import CONTRACT
+from .flights import (
+    BRONZE,
+    BRONZE_FLIGHTS,
+    FLIGHTS,
+    FLIGHTS_NATURAL_KEY,
+    GOLD,
+    GOLD_DAILY_DELAYS,
+    REGISTRY,
+    SILVER,
+    SILVER_FLIGHTS,
+    build_gold,
+    build_silver,
+    ingest_bronze,
+)
 from .versioning_helpers import RUN, dropper, on_day, open_lake, passing, rows_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:Delete operation did not match any records")
@@ -24,6 +36,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Delete operation did not match a
 KEY = list(FLIGHTS_NATURAL_KEY)
 VALIDATED = pipeline.Target(validate=passing)
 DATE_COLUMNS = ["flight_date", "year", "month", "day", "time_hour"]
+DAY_PARTS = ("year", "month", "day")  # the integer date parts Silver carries from the source
+CONTRACT = contracts.of(REGISTRY, FLIGHTS)
 
 
 def by_key(frame: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +71,9 @@ def _silver_rows() -> pd.DataFrame:
 def test_carry_forward_re_dates_every_row_across_a_month_end():
     source = _silver_rows()
 
-    carried = fallback.carry_forward(source, Window(date(2013, 1, 31)), Window(date(2013, 2, 2)))
+    carried = fallback.carry_forward(
+        source, SILVER.schema, DAY_PARTS, Window(date(2013, 1, 31)), Window(date(2013, 2, 2))
+    )
 
     assert carried["flight_date"].tolist() == [date(2013, 2, 2)] * 2
     assert carried["year"].tolist() == [2013, 2013]
@@ -74,7 +90,7 @@ def test_carry_forward_leaves_its_input_alone():
     source = _silver_rows()
     before = source.copy()
 
-    fallback.carry_forward(source, Window(date(2013, 1, 31)), Window(date(2013, 2, 1)))
+    fallback.carry_forward(source, SILVER.schema, DAY_PARTS, Window(date(2013, 1, 31)), Window(date(2013, 2, 1)))
 
     pd.testing.assert_frame_equal(source, before)
 
@@ -99,13 +115,11 @@ def carried(tmp_path_factory) -> Carried:
     home = tmp_path_factory.mktemp("fallback")
     catalog, drop = open_lake(home / "lake"), dropper(home / "landing")
     batch = drop(DAY_A)
-    bronze_a = pipeline.ingest_bronze(catalog, batch, RUN).snapshot_id
-    silver_a = pipeline.build_silver(catalog, Window(DAY_A), bronze_a, RUN, target=VALIDATED).snapshot_id
-    gold_a = pipeline.build_gold(catalog, Window(DAY_A), silver_a, RUN, target=VALIDATED).snapshot_id
-    stale = pipeline.build_silver(
-        catalog, Window(DAY_B), bronze_a, RUN, stale=True, target=VALIDATED, carry_from=Window(DAY_A)
-    )
-    gold = pipeline.build_gold(catalog, Window(DAY_B), stale.snapshot_id, RUN, stale=True, target=VALIDATED)
+    bronze_a = ingest_bronze(catalog, batch, RUN).snapshot_id
+    silver_a = build_silver(catalog, Window(DAY_A), bronze_a, RUN, target=VALIDATED).snapshot_id
+    gold_a = build_gold(catalog, Window(DAY_A), silver_a, RUN, target=VALIDATED).snapshot_id
+    stale = build_silver(catalog, Window(DAY_B), bronze_a, RUN, stale=True, target=VALIDATED, carry_from=Window(DAY_A))
+    gold = build_gold(catalog, Window(DAY_B), stale.snapshot_id, RUN, stale=True, target=VALIDATED)
     return Carried(catalog, bronze_a, batch.batch_id, silver_a, gold_a, stale, gold)
 
 
@@ -169,7 +183,7 @@ def test_carrying_forward_without_stale_is_refused(carried):
     before = [s.snapshot_id for s in lake.load(carried.catalog, SILVER_FLIGHTS).snapshots()]
 
     with pytest.raises(ValueError, match="stale=True"):
-        pipeline.build_silver(carried.catalog, Window(DAY_B), carried.bronze_a, RUN, carry_from=Window(DAY_A))
+        build_silver(carried.catalog, Window(DAY_B), carried.bronze_a, RUN, carry_from=Window(DAY_A))
 
     assert [s.snapshot_id for s in lake.load(carried.catalog, SILVER_FLIGHTS).snapshots()] == before
 
@@ -179,14 +193,14 @@ def test_carrying_forward_without_stale_is_refused(carried):
 
 def test_the_real_data_replaces_the_carried_rows(catalog, drop_day):
     batch_a = drop_day(DAY_A)
-    bronze_a = pipeline.ingest_bronze(catalog, batch_a, RUN).snapshot_id
-    pipeline.build_silver(catalog, Window(DAY_A), bronze_a, RUN)
-    stale = pipeline.build_silver(catalog, Window(DAY_B), bronze_a, RUN, stale=True, carry_from=Window(DAY_A))
+    bronze_a = ingest_bronze(catalog, batch_a, RUN).snapshot_id
+    build_silver(catalog, Window(DAY_A), bronze_a, RUN)
+    stale = build_silver(catalog, Window(DAY_B), bronze_a, RUN, stale=True, carry_from=Window(DAY_A))
     source_a = by_key(on_day(rows_of(catalog, SILVER_FLIGHTS), DAY_A))
 
     batch_b = drop_day(DAY_B)
-    bronze_b = pipeline.ingest_bronze(catalog, batch_b, RUN).snapshot_id
-    fresh = pipeline.build_silver(catalog, Window(DAY_B), bronze_b, RUN)
+    bronze_b = ingest_bronze(catalog, batch_b, RUN).snapshot_id
+    fresh = build_silver(catalog, Window(DAY_B), bronze_b, RUN)
 
     silver = rows_of(catalog, SILVER_FLIGHTS)
     real = on_day(silver, DAY_B)
@@ -208,15 +222,16 @@ def test_the_real_data_replaces_the_carried_rows(catalog, drop_day):
 
 def test_the_deadline_handlers_decision_on_a_real_lake_carries_the_day_before(catalog, drop_day):
     """decide_fallback over lake.windows_in of Bronze's last-known-good, then the stale build it orders."""
-    bronze_a = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    bronze_a = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
     good = tags.last_known_good(bronze)
     assert good is not None and good.snapshot_id == bronze_a
 
-    decision = sla.decide_fallback(CONTRACT, Window(DAY_B), good.snapshot_id, lake.windows_in(bronze, good.snapshot_id))
+    present = {w.day for w in lake.windows_in(bronze, BRONZE.window, good.snapshot_id)}  # as the handler reads it
+    decision = sla.decide_fallback(CONTRACT, Window(DAY_B), good.snapshot_id, present)
 
     assert decision == sla.Fallback(bronze_a, DAY_A)
-    built = pipeline.build_silver(
+    built = build_silver(
         catalog, Window(DAY_B), decision.snapshot_id, RUN, stale=True, carry_from=Window(decision.source_window)
     )
     assert built.row_count == len(landing.day_rows(DAY_A))
@@ -228,27 +243,31 @@ def test_the_deadline_handlers_decision_on_a_real_lake_carries_the_day_before(ca
 
 
 def test_windows_in_of_empty_tables_is_empty(catalog):
-    for ref in (BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS):
-        assert lake.windows_in(lake.load(catalog, ref)) == set()
+    for layer in (BRONZE, SILVER, GOLD):
+        assert lake.windows_in(lake.load(catalog, layer.table), layer.window) == set()
 
 
 def test_windows_in_bronze_and_silver_now_and_as_of_an_older_snapshot(carried):
     bronze = lake.load(carried.catalog, BRONZE_FLIGHTS)
     silver = lake.load(carried.catalog, SILVER_FLIGHTS)
 
-    assert lake.windows_in(bronze) == {DAY_A}
-    assert lake.windows_in(bronze, carried.bronze_a) == {DAY_A}
-    assert lake.windows_in(silver) == {DAY_A, DAY_B}
-    assert lake.windows_in(silver, carried.silver_a) == {DAY_A}
-    assert lake.windows_in(silver, carried.stale.snapshot_id) == {DAY_A, DAY_B}
-    assert lake.windows_in(lake.load(carried.catalog, GOLD_DAILY_DELAYS)) == {DAY_A, DAY_B}
-    assert all(type(d) is date for d in lake.windows_in(silver) | lake.windows_in(bronze))
+    assert lake.windows_in(bronze, BRONZE.window) == {Window(DAY_A)}
+    assert lake.windows_in(bronze, BRONZE.window, carried.bronze_a) == {Window(DAY_A)}
+    assert lake.windows_in(silver, SILVER.window) == {Window(DAY_A), Window(DAY_B)}
+    assert lake.windows_in(silver, SILVER.window, carried.silver_a) == {Window(DAY_A)}
+    assert lake.windows_in(silver, SILVER.window, carried.stale.snapshot_id) == {Window(DAY_A), Window(DAY_B)}
+    assert lake.windows_in(lake.load(carried.catalog, GOLD_DAILY_DELAYS), GOLD.window) == {
+        Window(DAY_A),
+        Window(DAY_B),
+    }
+    windows = lake.windows_in(silver, SILVER.window) | lake.windows_in(bronze, BRONZE.window)
+    assert all(type(w) is Window and w.grain == "day" and type(w.day) is date for w in windows)
 
 
 def test_windows_in_bronze_as_of_a_snapshot_before_a_day_landed(catalog, drop_day):
-    first = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
-    pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN)
+    first = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    ingest_bronze(catalog, drop_day(DAY_B), RUN)
     bronze = lake.load(catalog, BRONZE_FLIGHTS)
 
-    assert lake.windows_in(bronze) == {DAY_A, DAY_B}
-    assert lake.windows_in(bronze, first) == {DAY_A}
+    assert lake.windows_in(bronze, BRONZE.window) == {Window(DAY_A), Window(DAY_B)}
+    assert lake.windows_in(bronze, BRONZE.window, first) == {Window(DAY_A)}

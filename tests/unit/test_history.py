@@ -7,15 +7,23 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from declarations.flights import landing
 from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import schemas
 from lakeops.iceberg.tags import LAST_KNOWN_GOOD
-from lakeops.ingest import landing
 from lakeops.versioning import history
 
 from .conftest import DAY_A, DAY_B
+from .flights import (
+    BRONZE_FLIGHTS,
+    GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS,
+    SILVER_FLIGHTS,
+    build_gold,
+    build_silver,
+    ingest_bronze,
+)
 from .versioning_helpers import RUN, corrected, dropper, open_lake, passing, rows_of
 
 VALIDATED = pipeline.Target(validate=passing)
@@ -37,12 +45,12 @@ def story(tmp_path_factory) -> Story:
     home = tmp_path_factory.mktemp("history")
     catalog, drop = open_lake(home / "lake"), dropper(home / "landing")
     batch_a = drop(DAY_A)
-    b1 = pipeline.ingest_bronze(catalog, batch_a, RUN).snapshot_id
-    b2 = pipeline.ingest_bronze(catalog, drop(DAY_B), RUN).snapshot_id
-    b3 = pipeline.ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
-    s1 = pipeline.build_silver(catalog, Window(DAY_A), b1, RUN, target=VALIDATED).snapshot_id
-    s2 = pipeline.build_silver(catalog, Window(DAY_B), b2, RUN, stale=True, target=VALIDATED).snapshot_id
-    g1 = pipeline.build_gold(catalog, Window(DAY_A), s1, RUN).snapshot_id
+    b1 = ingest_bronze(catalog, batch_a, RUN).snapshot_id
+    b2 = ingest_bronze(catalog, drop(DAY_B), RUN).snapshot_id
+    b3 = ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
+    s1 = build_silver(catalog, Window(DAY_A), b1, RUN, target=VALIDATED).snapshot_id
+    s2 = build_silver(catalog, Window(DAY_B), b2, RUN, stale=True, target=VALIDATED).snapshot_id
+    g1 = build_gold(catalog, Window(DAY_A), s1, RUN).snapshot_id
     return Story(catalog, batch_a.batch_id, (b1, b2, b3), (s1, s2), g1)
 
 

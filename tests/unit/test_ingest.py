@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from declarations.flights import landing
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.ingest import batches, landing
+from lakeops.ingest import batches
 
 from .conftest import DAY_A, DAY_B, day_text, edit_cell
+from .flights import parse
 
 INT_COLUMNS = ["year", "month", "day", "dep_time", "sched_dep_time", "arr_time", "sched_arr_time"]
 INT_COLUMNS += ["flight", "distance", "hour", "minute"]
@@ -22,7 +24,7 @@ STR_COLUMNS = ["carrier", "tailnum", "origin", "dest", "time_hour"]
 def test_a_real_day_file_parses_to_every_row_with_typed_columns(drop_day):
     source = landing.day_rows(DAY_A)
 
-    parsed = batches.parse(drop_day(DAY_A))
+    parsed = parse(drop_day(DAY_A))
 
     assert len(parsed) == len(source)
     assert sorted(parsed.columns) == sorted(INT_COLUMNS + FLOAT_COLUMNS + STR_COLUMNS)
@@ -37,7 +39,7 @@ def test_a_real_day_file_parses_to_every_row_with_typed_columns(drop_day):
 def test_a_real_day_file_keeps_values_and_nulls(drop_day):
     source = landing.day_rows(DAY_A)
 
-    parsed = batches.parse(drop_day(DAY_A))
+    parsed = parse(drop_day(DAY_A))
 
     for column in INT_COLUMNS + FLOAT_COLUMNS:
         np.testing.assert_array_equal(
@@ -86,7 +88,7 @@ def test_malformed_rows_name_the_file_the_column_and_the_line(drop_day, text, co
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(batch)
+        parse(batch)
 
     error = caught.value
     assert (error.source, error.column, error.row) == (batch.source, column, line)
@@ -107,7 +109,7 @@ def test_drift_is_found_before_values_are_typed_and_named_like_any_malformed_bat
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(SchemaDrifted) as caught:
-        batches.parse(batch)
+        parse(batch)
 
     error = caught.value
     assert [(c.kind, c.column) for c in error.drift.changes] == [(kind, column)]
@@ -120,7 +122,7 @@ def test_the_line_named_is_the_line_holding_the_bad_value(drop_day, column, bad)
     text = edit_cell(GOOD, 10, column, bad)
 
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(drop_day(DAY_A, text))
+        parse(drop_day(DAY_A, text))
 
     offending = text.splitlines()[caught.value.row - 1].split(",")
     header = text.splitlines()[0].split(",")
@@ -141,7 +143,7 @@ def test_files_without_usable_rows_are_malformed_and_named(drop_day, text, reaso
     batch = drop_day(DAY_A, text)
 
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(batch)
+        parse(batch)
 
     assert caught.value.source == batch.source
     assert str(caught.value).startswith(batch.source)
@@ -154,7 +156,7 @@ def test_a_truncated_row_is_malformed(drop_day):
     lines[3] = ",".join(lines[3].split(",")[:4])
 
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(drop_day(DAY_A, "\n".join(lines) + "\n"))
+        parse(drop_day(DAY_A, "\n".join(lines) + "\n"))
 
     assert caught.value.row == 4
 
@@ -181,7 +183,7 @@ def test_with_lineage_adds_batch_source_and_utc_time(drop_day):
     batch = drop_day(DAY_A)
     at = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
 
-    bronze = batches.with_lineage(batches.parse(batch), batch, at)
+    bronze = batches.with_lineage(parse(batch), batch, at)
 
     assert set(bronze["_batch_id"]) == {batch.batch_id}
     assert set(bronze["_source"]) == {"2013-01-02.csv"}
@@ -191,7 +193,7 @@ def test_with_lineage_adds_batch_source_and_utc_time(drop_day):
 def _rejected(drop_day, text: str) -> tuple[batches.RawBatch, MalformedBatch]:
     batch = drop_day(DAY_A, text)
     with pytest.raises(MalformedBatch) as caught:
-        batches.parse(batch)
+        parse(batch)
     return batch, caught.value
 
 

@@ -8,16 +8,15 @@ import pytest
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.types import StringType
 
-from lakeops.datasets.names import (
-    ALL_TABLES,
-    GOLD_DAILY_DELAYS,
-    TableRef,
-)
+from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import Window
 from lakeops.errors import SnapshotNotFound, TableNotFound
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance
+from lakeops.readiness import markers
 from lakeops.readiness.ready import ReadySignal
+
+from .flights import ALL_TABLES, GOLD, GOLD_DAILY_DELAYS, REGISTRY
 
 EXPECTED_TABLES = {
     ("bronze", "flights"),
@@ -59,10 +58,10 @@ def test_ensure_tables_creates_every_table(catalog):
 
 def test_ensure_tables_twice_is_harmless_and_keeps_data(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS), PROVENANCE)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD.schema), PROVENANCE)
 
-    lake.ensure_tables(catalog)
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, REGISTRY)
+    lake.ensure_tables(catalog, REGISTRY)
 
     assert tables_in(catalog) >= EXPECTED_TABLES
     assert len(lake.load(catalog, GOLD_DAILY_DELAYS).scan().to_pandas()) == 1
@@ -83,7 +82,7 @@ def test_load_of_a_missing_table_raises_table_not_found(catalog, ref):
 def test_read_at_an_unknown_snapshot_raises_snapshot_not_found(catalog, with_data):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
     if with_data:
-        lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS), PROVENANCE)
+        lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD.schema), PROVENANCE)
 
     with pytest.raises(SnapshotNotFound, match="123456789"):
         lake.read(gold, AlwaysTrue(), snapshot_id=123456789)
@@ -91,8 +90,8 @@ def test_read_at_an_unknown_snapshot_raises_snapshot_not_found(catalog, with_dat
 
 def test_read_sees_the_table_as_of_a_snapshot(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    first = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR"]), GOLD_DAILY_DELAYS), PROVENANCE)
-    lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK", "LGA"]), GOLD_DAILY_DELAYS), PROVENANCE)
+    first = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR"]), GOLD.schema), PROVENANCE)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK", "LGA"]), GOLD.schema), PROVENANCE)
 
     assert lake.read(gold, AlwaysTrue(), first)["origin"].tolist() == ["EWR"]
     assert sorted(lake.read(gold, AlwaysTrue())["origin"]) == ["EWR", "JFK", "LGA"]
@@ -100,12 +99,12 @@ def test_read_sees_the_table_as_of_a_snapshot(catalog):
 
 def test_replace_rows_replaces_only_the_matching_rows(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK"]), GOLD_DAILY_DELAYS), PROVENANCE)
-    lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR"], "2013-01-03"), GOLD_DAILY_DELAYS), PROVENANCE)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK"]), GOLD.schema), PROVENANCE)
+    lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR"], "2013-01-03"), GOLD.schema), PROVENANCE)
     fresh = gold_rows(["LGA"]).assign(flights=99)
 
     snapshot_id = lake.replace_rows(
-        gold, lake.to_arrow(fresh, GOLD_DAILY_DELAYS), Window.parse("2013-01-02").date_filter(), PROVENANCE
+        gold, lake.to_arrow(fresh, GOLD.schema), GOLD.window.filter(Window.parse("2013-01-02")), PROVENANCE
     )
 
     rows = gold.scan(snapshot_id=snapshot_id).to_pandas()
@@ -118,7 +117,7 @@ def test_commits_carry_the_provenance(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
     made = replace(PROVENANCE, inputs={"silver.flights": 77}, transform_version="v1")
 
-    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS), made)
+    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["JFK"]), GOLD.schema), made)
 
     snapshot = gold.snapshot_by_id(snapshot_id)
     assert snapshot.summary["lakeops.flow-run-id"] == "run-1"
@@ -128,14 +127,14 @@ def test_commits_carry_the_provenance(catalog):
 
 def test_a_commit_made_without_lakeops_has_no_provenance(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    gold.append(lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS))
+    gold.append(lake.to_arrow(gold_rows(["JFK"]), GOLD.schema))
 
     assert lake.provenance_of(gold.current_snapshot()) is None
 
 
 def test_snapshot_of_run_finds_the_newest_commit_of_that_run(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    rows = lake.to_arrow(gold_rows(["JFK"]), GOLD_DAILY_DELAYS)
+    rows = lake.to_arrow(gold_rows(["JFK"]), GOLD.schema)
     lake.append_rows(gold, rows, replace(PROVENANCE, flow_run_id="run-1"))
     newest_of_1 = lake.append_rows(gold, rows, replace(PROVENANCE, flow_run_id="run-1"))
     lake.append_rows(gold, rows, replace(PROVENANCE, flow_run_id="run-2"))
@@ -148,7 +147,7 @@ def test_to_arrow_orders_and_types_columns_as_the_table_declares(catalog):
     frame = gold_rows(["JFK"])
     shuffled = frame[list(reversed(frame.columns))]
 
-    table = lake.to_arrow(shuffled, GOLD_DAILY_DELAYS)
+    table = lake.to_arrow(shuffled, GOLD.schema)
 
     assert table.schema.names == list(frame.columns)
     assert str(table.schema.field("flights").type) == "int64"
@@ -180,29 +179,29 @@ def test_schema_fingerprint_changes_when_the_schema_evolves(catalog):
 def test_markers_are_absent_before_any_write(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
 
-    assert lake.read_marker(gold) is None
-    assert lake.read_marker(gold, "2013-01-02") is None
+    assert markers.read_marker(gold) is None
+    assert markers.read_marker(gold, "2013-01-02") is None
 
 
 def test_markers_round_trip_per_window_and_latest(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
     day_2, day_3 = signal("2013-01-02", 1), signal("2013-01-03", 2)
 
-    path = lake.write_marker(gold, day_2)
-    lake.write_marker(gold, day_3)
+    path = markers.write_marker(gold, day_2)
+    markers.write_marker(gold, day_3)
 
     assert path.endswith("/_ready/2013-01-02.json")
     assert path.startswith(gold.location())
-    assert lake.read_marker(gold, "2013-01-02") == day_2
-    assert lake.read_marker(gold, "2013-01-03") == day_3
-    assert lake.read_marker(gold) == day_3
+    assert markers.read_marker(gold, "2013-01-02") == day_2
+    assert markers.read_marker(gold, "2013-01-03") == day_3
+    assert markers.read_marker(gold) == day_3
 
 
 def test_a_marker_rewritten_for_a_window_replaces_the_old_one(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    lake.write_marker(gold, signal("2013-01-02", 1))
+    markers.write_marker(gold, signal("2013-01-02", 1))
 
-    lake.write_marker(gold, signal("2013-01-02", 2))
+    markers.write_marker(gold, signal("2013-01-02", 2))
 
-    assert lake.read_marker(gold, "2013-01-02").snapshot_id == 2
-    assert lake.read_marker(gold).snapshot_id == 2
+    assert markers.read_marker(gold, "2013-01-02").snapshot_id == 2
+    assert markers.read_marker(gold).snapshot_id == 2

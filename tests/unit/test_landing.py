@@ -14,23 +14,28 @@ import pandas as pd
 import pytest
 from pyiceberg.catalog import Catalog
 
+from declarations.flights import landing
 from lakeops.build import pipeline
-from lakeops.datasets.names import (
-    BRONZE_FLIGHTS,
-    FLIGHTS_NATURAL_KEY,
-    GOLD_DAILY_DELAYS,
-    QUARANTINE_FLIGHTS,
-    SILVER_FLIGHTS,
-)
+from lakeops.datasets.declaration import LatePolicy
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch
-from lakeops.ingest import landing
 from lakeops.ingest.batches import RawBatch
-from lakeops.ingest.lateness import LatePolicy
 from lakeops.readiness.ready import ReadySignal
 from lakeops.versioning import rollback
 
 from .conftest import DAY_A, assert_gold_matches, expected_gold
+from .flights import (
+    BRONZE_FLIGHTS,
+    FLIGHTS_NATURAL_KEY,
+    GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS,
+    REGISTRY,
+    SILVER_FLIGHTS,
+    build_gold,
+    build_silver,
+    ingest_bronze,
+    land,
+)
 from .versioning_helpers import DAY_C, RUN, current_id, dropper, open_lake, rows_of
 
 W, D, EARLY = DAY_A, DAY_C, date(2013, 1, 1)
@@ -112,11 +117,11 @@ class Story:
 def tell(home: Path) -> Story:
     catalog, drop = open_lake(home / "lake"), dropper(home / "landing")
     w_batch = drop(W, csv(W_FILE))
-    w_signal = pipeline.ingest_bronze(catalog, w_batch, RUN)
+    w_signal = ingest_bronze(catalog, w_batch, RUN)
     d_batch = drop(D, csv(D_FILE))
-    landed = pipeline.land(catalog, d_batch, RUN, POLICY)
-    silver = pipeline.build_silver(catalog, Window(W), landed.extended[0].snapshot_id, RUN)
-    gold = pipeline.build_gold(catalog, Window(W), silver.snapshot_id, RUN)
+    landed = land(catalog, d_batch, RUN, POLICY)
+    silver = build_silver(catalog, Window(W), landed.extended[0].snapshot_id, RUN)
+    gold = build_gold(catalog, Window(W), silver.snapshot_id, RUN)
     return Story(catalog, drop, w_batch, w_signal, d_batch, landed, silver, gold)
 
 
@@ -212,7 +217,7 @@ def land_again(home: Path, text: str | None = None, policy: LatePolicy = POLICY)
     before = bronze(told.catalog)
     snapshots, head = bronze_snapshots(told.catalog), current_id(told.catalog, QUARANTINE_FLIGHTS)
     batch = told.d_batch if text is None else told.drop(D, text)
-    return Again(told, batch, pipeline.land(told.catalog, batch, RUN, policy), before, snapshots, head)
+    return Again(told, batch, land(told.catalog, batch, RUN, policy), before, snapshots, head)
 
 
 def corrected_d_file() -> pd.DataFrame:
@@ -263,8 +268,8 @@ def test_a_corrected_d_file_replaces_its_own_and_late_rows_and_leaves_w_own_rows
 
 
 def test_w_own_file_arriving_after_its_late_rows_keeps_them(catalog, drop_day):
-    pipeline.land(catalog, drop_day(D, csv(D_FILE)), RUN, POLICY)
-    pipeline.ingest_bronze(catalog, drop_day(W, csv(W_FILE)), RUN)
+    land(catalog, drop_day(D, csv(D_FILE)), RUN, POLICY)
+    ingest_bronze(catalog, drop_day(W, csv(W_FILE)), RUN)
 
     assert keys(bronze(catalog, W)) == keys(W_ROWS)
 
@@ -289,7 +294,7 @@ def test_a_file_with_no_row_of_its_own_window_is_malformed_and_nothing_is_commit
     only_earlier = csv(pd.concat([W_ROWS.iloc[HELD], landing.day_rows(EARLY).iloc[TOO_LATE]]))
 
     with pytest.raises(MalformedBatch, match="no row of window 2013-01-04"):
-        pipeline.land(catalog, drop_day(D, only_earlier), RUN, POLICY)
+        land(catalog, drop_day(D, only_earlier), RUN, POLICY)
 
     assert current_id(catalog, BRONZE_FLIGHTS) is None
     assert current_id(catalog, QUARANTINE_FLIGHTS) is None
@@ -301,7 +306,7 @@ def test_a_row_dated_after_the_window_is_malformed_naming_column_and_line(catalo
     text, line = csv(frame), lines_dated(frame, later)[0]
 
     with pytest.raises(MalformedBatch) as caught:
-        pipeline.land(catalog, drop_day(D, text), RUN, POLICY)
+        land(catalog, drop_day(D, text), RUN, POLICY)
 
     assert (caught.value.column, caught.value.row) == (column, line)
     assert f"dates the row {later}, after window {D}" in caught.value.reason
@@ -318,10 +323,10 @@ BUILT_W = pytest.mark.parametrize(
 
 @BUILT_W
 def test_rollback_finds_nothing_corrected_in_a_window_built_from_two_batches(story, ref, built):
-    """Gold keeps one `_batch_id` (its window's first Silver row's), so it sees only one of W's two batches."""
+    """Silver's and Gold's `_batch_id` name both of W's batches, as Bronze holds them: nothing differs."""
     target = story.catalog.load_table(ref.identifier).snapshot_by_id(getattr(story, built).snapshot_id)
 
-    assert rollback.check(story.catalog, ref, target).corrected == ()
+    assert rollback.check(story.catalog, REGISTRY, ref, target).corrected == ()
 
 
 @BUILT_W
@@ -329,7 +334,7 @@ def test_rollback_finds_w_corrected_once_d_file_is_corrected(corrected, ref, bui
     told = corrected.story
     target = told.catalog.load_table(ref.identifier).snapshot_by_id(getattr(told, built).snapshot_id)
 
-    check = rollback.check(told.catalog, ref, target)
+    check = rollback.check(told.catalog, REGISTRY, ref, target)
 
     assert [w.window for w in check.corrected] == [W.isoformat()]
     assert check.corrected[0].bronze_batch_now == ",".join(sorted([told.w_batch.batch_id, corrected.batch.batch_id]))

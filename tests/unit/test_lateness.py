@@ -1,24 +1,24 @@
-"""lakeops.lateness and the contract fields behind it: a day file's rows split by how late each is."""
+"""lakeops.lateness and the source's policy behind it: a day file's rows split by how late each is."""
 
 import math
 import statistics
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS
+from declarations.flights import landing
+from lakeops.datasets.declaration import LatePolicy, Source
 from lakeops.datasets.windows import Window
-from lakeops.ingest import batches, landing, lateness
-from lakeops.ingest.lateness import MIN_OBSERVATIONS, LatePolicy
-from lakeops.readiness import contracts
+from lakeops.ingest import batches, lateness
+from lakeops.ingest.lateness import MIN_OBSERVATIONS
 
-from .sla_helpers import MINIMAL_ENTRY
+from .flights import BRONZE_FLIGHTS, REGISTRY, SOURCE, land, parse
 from .versioning_helpers import RUN
 
-ENTRY = MINIMAL_ENTRY
+EVENT_TIME = SOURCE.event_time  # flights: the year, month and day columns
 FILE_DAY = date(2013, 1, 10)
 WINDOW = Window(FILE_DAY)
 LATE = {date(2013, 1, 9): 2, date(2013, 1, 8): 3, date(2013, 1, 7): 2, date(2013, 1, 1): 4}  # day -> rows carried
@@ -41,7 +41,7 @@ def file_of(day: date, late: dict[date, int]) -> pd.DataFrame:
 
 def typed(frame: pd.DataFrame, day: date = FILE_DAY) -> pd.DataFrame:
     """The file's rows as ingest types them (indexed by line number)."""
-    return batches.parse(batches.RawBatch(f"{day}.csv", Window(day), frame.to_csv(index=False).encode()))
+    return parse(batches.RawBatch(f"{day}.csv", Window(day), frame.to_csv(index=False).encode()))
 
 
 def lines_of(frame: pd.DataFrame, day: date) -> list[int]:
@@ -59,7 +59,7 @@ def delivered() -> pd.DataFrame:
 
 
 def test_split_sorts_own_late_per_window_and_too_late_rows_by_line(delivered):
-    arrival = lateness.split(typed(delivered), WINDOW, 3)
+    arrival = lateness.split(typed(delivered), WINDOW, 3, EVENT_TIME)
 
     assert list(arrival.own.index) == lines_of(delivered, FILE_DAY)
     assert len(arrival.own) == len(landing.day_rows(FILE_DAY))
@@ -82,7 +82,7 @@ def test_a_row_exactly_as_late_as_allowed_is_accepted_one_day_more_is_not(allowe
     """A row three days late against an allowance of two, three and four days."""
     frame = file_of(FILE_DAY, {jan(7): 1})
 
-    arrival = lateness.split(typed(frame), WINDOW, allowed)
+    arrival = lateness.split(typed(frame), WINDOW, allowed, EVENT_TIME)
 
     assert (Window(jan(7)) in arrival.late) is accepted
     assert len(arrival.too_late) == (0 if accepted else 1)
@@ -90,16 +90,16 @@ def test_a_row_exactly_as_late_as_allowed_is_accepted_one_day_more_is_not(allowe
 
 
 def test_no_allowance_quarantines_every_earlier_row(delivered):
-    arrival = lateness.split(typed(delivered), WINDOW, 0)
+    arrival = lateness.split(typed(delivered), WINDOW, 0, EVENT_TIME)
 
     assert arrival.late == {}
     assert len(arrival.too_late) == sum(LATE.values())
-    assert set(lateness.event_days(arrival.too_late)) == set(LATE)
+    assert {w.day for w in EVENT_TIME.windows(arrival.too_late)} == set(LATE)
     assert len(arrival.own) == len(landing.day_rows(FILE_DAY))
 
 
 def test_a_file_of_its_own_day_only_has_nothing_late():
-    arrival = lateness.split(typed(landing.day_rows(FILE_DAY)), WINDOW, 3)
+    arrival = lateness.split(typed(landing.day_rows(FILE_DAY)), WINDOW, 3, EVENT_TIME)
 
     assert (arrival.late, len(arrival.too_late), arrival.too_late_lag_days) == ({}, 0, 0)
     assert arrival.counts() == {"own": len(landing.day_rows(FILE_DAY)), "late": 0, "too_late": 0}
@@ -109,7 +109,7 @@ def test_a_late_row_lag_is_counted_in_calendar_days_across_a_month_end():
     day = date(2013, 2, 1)
     frame = file_of(day, {day - timedelta(days=2): 1})
 
-    arrival = lateness.split(typed(frame, day), Window(day), 2)
+    arrival = lateness.split(typed(frame, day), Window(day), 2, EVENT_TIME)
 
     assert list(arrival.late) == [Window(date(2013, 1, 30))]
 
@@ -140,22 +140,22 @@ def linear_quantile(values: list[int], q: float) -> float:
 
 
 def test_a_fixed_policy_ignores_what_was_observed():
-    assert LatePolicy(2).allowance(np.arange(1, 100)) == 2
+    assert lateness.allowance(LatePolicy(2), np.arange(1, 100)) == 2
 
 
 def test_an_adaptive_policy_uses_the_configured_days_until_enough_lags_are_seen():
     lags = np.full(MIN_OBSERVATIONS - 1, 7)
 
     assert MIN_OBSERVATIONS == 20
-    assert LatePolicy(2, adaptive=True).allowance(lags) == 2
-    assert LatePolicy(2, adaptive=True).allowance(np.array([], dtype="int64")) == 2
+    assert lateness.allowance(LatePolicy(2, adaptive=True), lags) == 2
+    assert lateness.allowance(LatePolicy(2, adaptive=True), np.array([], dtype="int64")) == 2
 
 
 @pytest.mark.parametrize("quantile", [0.5, 0.9, 0.99, 1.0])
 def test_an_adaptive_policy_with_enough_lags_allows_the_rounded_up_quantile(quantile):
     lags = [1] * 12 + [2] * 5 + [3, 4, 6, 9, 14]  # 22 late rows, a long tail
 
-    allowance = LatePolicy(2, adaptive=True, quantile=quantile).allowance(np.array(lags))
+    allowance = lateness.allowance(LatePolicy(2, adaptive=True, quantile=quantile), np.array(lags))
 
     assert allowance == math.ceil(linear_quantile(lags, quantile))
     assert allowance == {0.5: 1, 0.9: 6, 0.99: 13, 1.0: 14}[quantile]
@@ -165,36 +165,40 @@ def test_an_adaptive_policy_with_enough_lags_allows_the_rounded_up_quantile(quan
 
 
 def bronze_like(carried: dict[str, list[date]]) -> pd.DataFrame:
-    """Bronze's lag columns: for each delivered file, real rows of the given event days."""
+    """Bronze's lag columns: for each delivered batch (by its id), real rows of the given event days."""
     frames = []
-    for source, days in carried.items():
+    for batch_id, days in carried.items():
         for day in days:
             rows = landing.day_rows(day).iloc[:1][["year", "month", "day"]]
-            frames.append(rows.assign(_source=source))
-    return pd.concat(frames, ignore_index=True)
+            frames.append(rows.assign(_batch_id=batch_id))
+    frame = pd.concat(frames, ignore_index=True)
+    assert tuple(frame.columns) == lateness.lag_columns(EVENT_TIME)
+    return frame
 
 
 def test_observed_lags_are_the_days_between_a_late_row_and_its_file():
-    bronze = bronze_like({"2013-01-04.csv": [jan(4), jan(4), jan(2), jan(3)], "2013-01-10.csv": [jan(10), jan(1)]})
+    bronze = bronze_like(
+        {"2013-01-04-0123456789ab": [jan(4), jan(4), jan(2), jan(3)], "2013-01-10-ba9876543210": [jan(10), jan(1)]}
+    )
 
-    assert sorted(lateness.observed_lags(bronze).tolist()) == [1, 2, 9]
-    assert lateness.observed_lags(bronze.iloc[:0]).tolist() == []
+    assert sorted(lateness.observed_lags(bronze, EVENT_TIME).tolist()) == [1, 2, 9]
+    assert lateness.observed_lags(bronze.iloc[:0], EVENT_TIME).tolist() == []
 
 
-def test_observed_lags_skip_a_file_not_named_by_its_day():
-    """A Bronze row whose file name carries no date (a re-ingested renamed file) says nothing about lateness.
+def test_observed_lags_skip_a_batch_not_named_by_its_day():
+    """A Bronze row whose batch id carries no date (one not named by its window) says nothing about lateness.
 
     The code means to count it as on time (`isinstance(d, date) else 0`), but a coerced NaT is a
     `date` instance, so `NaT - date` raises and every adaptive landing fails.
     """
-    bronze = bronze_like({"2013-01-04.csv": [jan(2)], "resent-january.csv": [jan(3)]})
+    bronze = bronze_like({"2013-01-04-0123456789ab": [jan(2)], "resent-january": [jan(3)]})
 
-    assert lateness.observed_lags(bronze).tolist() == [2]
+    assert lateness.observed_lags(bronze, EVENT_TIME).tolist() == [2]
 
 
 def test_an_adaptive_landing_learns_its_allowance_from_the_late_rows_already_in_bronze(catalog, drop_day):
     seeded = file_of(jan(4), {jan(3): 12, jan(2): 10})
-    pipeline.land(catalog, drop_day(jan(4), seeded.to_csv(index=False)), RUN, LatePolicy(2))
+    land(catalog, drop_day(jan(4), seeded.to_csv(index=False)), RUN, LatePolicy(2))
     seen = catalog.load_table(BRONZE_FLIGHTS.identifier).scan().to_pandas()
     lags = [
         (date.fromisoformat(s[:10]) - date(y, m, d)).days
@@ -203,30 +207,31 @@ def test_an_adaptive_landing_learns_its_allowance_from_the_late_rows_already_in_
     late = [lag for lag in lags if lag > 0]  # 12 rows one day late, 10 rows two days: the median is 1
     later = file_of(jan(6), {jan(5): 2, jan(4): 4})
 
-    landed = pipeline.land(
-        catalog, drop_day(jan(6), later.to_csv(index=False)), RUN, LatePolicy(5, adaptive=True, quantile=0.5)
-    )
+    landed = land(catalog, drop_day(jan(6), later.to_csv(index=False)), RUN, LatePolicy(5, adaptive=True, quantile=0.5))
 
     assert len(late) == 22 and landed.allowed_days == max(1, math.ceil(statistics.median(late))) == 1
     assert [s.window for s in landed.extended] == ["2013-01-05"]
     assert landed.too_late_lines == tuple(lines_of(later, jan(4)))  # the configured 5 days would take them
 
 
-# --- the contract's fields --------------------------------------------------------------------
+# --- the source's policy ---------------------------------------------------------------------
 
 
-def test_the_contract_reads_its_lateness_fields_into_a_policy():
-    parsed = contracts.parse({**ENTRY, "allowed_lateness_days": 3, "adaptive_lateness": True, "lateness_quantile": 0.9})
+def test_the_source_declares_its_lateness_policy():
+    declared = replace(SOURCE, lateness=LatePolicy(3, True, 0.9))
 
-    assert (parsed.allowed_lateness_days, parsed.adaptive_lateness, parsed.lateness_quantile) == (3, True, 0.9)
-    assert parsed.late_policy == LatePolicy(3, True, 0.9)
+    policy = declared.lateness
+    assert (policy.allowed_days, policy.adaptive, policy.quantile) == (3, True, 0.9)
+    assert policy == LatePolicy(3, True, 0.9)
+    assert SOURCE.lateness == LatePolicy(allowed_days=3)  # the flights team allows three days
 
 
-def test_the_contract_allows_nothing_late_by_default():
-    parsed = contracts.parse(ENTRY)
+def test_a_source_allows_nothing_late_by_default():
+    declared = Source(SOURCE.path, SOURCE.columns, SOURCE.natural_key, SOURCE.event_time)
 
-    assert (parsed.allowed_lateness_days, parsed.adaptive_lateness, parsed.lateness_quantile) == (0, False, 0.99)
-    assert parsed.late_policy == lateness.NO_LATE_RECORDS
+    policy = declared.lateness
+    assert (policy.allowed_days, policy.adaptive, policy.quantile) == (0, False, 0.99)
+    assert policy == lateness.NO_LATE_RECORDS
 
 
 @pytest.mark.parametrize(
@@ -244,9 +249,10 @@ def test_the_contract_allows_nothing_late_by_default():
         ("lateness_quantile", True),  # YAML 1.1 reads `yes` as true; it must not become the quantile 1.0
     ],
 )
-def test_a_bad_lateness_field_is_refused_naming_the_dataset_and_the_field(field, value):
+def test_a_lateness_field_in_an_environments_overrides_is_refused_naming_the_dataset_and_the_field(field, value):
+    """Lateness is the source's, declared in code: a registry file's `readiness:` section cannot set it."""
     with pytest.raises(ValueError) as caught:
-        contracts.parse({**ENTRY, field: value})
+        REGISTRY.with_readiness({"flights": {field: value}})
 
-    assert "bronze.flights" in str(caught.value)
-    assert repr(field) in str(caught.value)
+    assert "dataset flights" in str(caught.value)
+    assert field in str(caught.value)

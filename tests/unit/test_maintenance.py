@@ -13,16 +13,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.errors import SnapshotNotFound
 from lakeops.iceberg import lake, schemas
 from lakeops.iceberg.provenance import Provenance
+from lakeops.readiness import markers
 from lakeops.versioning import maintenance, replay, timetravel
 from lakeops.versioning.timetravel import AsOf
 
 from .conftest import DAY_A, DAY_B
+from .flights import (
+    BRONZE_FLIGHTS,
+    FLIGHTS,
+    GOLD,
+    GOLD_DAILY_DELAYS,
+    MEDALLION,
+    QUARANTINE_FLIGHTS,
+    REGISTRY,
+    SILVER_FLIGHTS,
+    build_gold,
+    build_silver,
+    ingest_bronze,
+)
 from .versioning_helpers import (
     DAY_C,
     RUN,
@@ -37,7 +49,6 @@ from .versioning_helpers import (
 
 MADE_BY = Provenance("test", "maintenance-run", "", "")
 AGGRESSIVE = maintenance.RetentionPolicy(keep_last=1, max_age=timedelta(0), orphan_grace=timedelta(0))
-MEDALLION = (BRONZE_FLIGHTS, SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
 
 
 def local(uri: str) -> Path:
@@ -67,8 +78,8 @@ def test_a_policy_that_would_drop_the_current_snapshot_or_compact_nothing_is_ref
 
 
 def test_expiry_keeps_every_tagged_snapshot_readable(catalog, drop_day):
-    ids = [pipeline.ingest_bronze(catalog, drop_day(d), RUN).snapshot_id for d in (DAY_A, DAY_B, DAY_C)]
-    ids.append(pipeline.ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN).snapshot_id)
+    ids = [ingest_bronze(catalog, drop_day(d), RUN).snapshot_id for d in (DAY_A, DAY_B, DAY_C)]
+    ids.append(ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN).snapshot_id)
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
     table.manage_snapshots().create_tag(ids[0], "month-close").create_tag(ids[1], "audit-2013-01-03").commit()
     tagged = {
@@ -78,7 +89,7 @@ def test_expiry_keeps_every_tagged_snapshot_readable(catalog, drop_day):
     before = snapshot_ids(catalog, BRONZE_FLIGHTS)
     assert len(before) == 5  # three ingests, then the correction's delete and append
 
-    (report,) = maintenance.maintain(catalog, (BRONZE_FLIGHTS,), AGGRESSIVE, MADE_BY, maintenance.utcnow())
+    (report,) = maintenance.maintain(catalog, REGISTRY, (BRONZE_FLIGHTS,), AGGRESSIVE, MADE_BY, maintenance.utcnow())
 
     assert sorted(snapshot_ids(catalog, BRONZE_FLIGHTS)) == sorted([ids[0], ids[1], ids[3]])
     assert (report.snapshots_before, report.expired) == (5, 2)
@@ -106,14 +117,14 @@ def maintained(tmp_path_factory) -> Maintained:
     replay on its branch; then one aggressive maintenance of every table."""
     home = tmp_path_factory.mktemp("maintenance")
     catalog, drop = open_lake(home / "lake"), dropper(home / "landing")
-    b1 = pipeline.ingest_bronze(catalog, drop(DAY_A), RUN).snapshot_id
-    b2 = pipeline.ingest_bronze(catalog, drop(DAY_B), RUN).snapshot_id
+    b1 = ingest_bronze(catalog, drop(DAY_A), RUN).snapshot_id
+    b2 = ingest_bronze(catalog, drop(DAY_B), RUN).snapshot_id
     for day in (DAY_A, DAY_B):
-        silver = pipeline.build_silver(catalog, Window(day), b2, RUN)
-        pipeline.build_gold(catalog, Window(day), silver.snapshot_id, RUN)
-    b3 = pipeline.ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
-    b4 = pipeline.ingest_bronze(catalog, drop(DAY_C), RUN).snapshot_id
-    result = replay.run(catalog, replay.plan(catalog, "v2"), RUN)
+        silver = build_silver(catalog, Window(day), b2, RUN)
+        build_gold(catalog, Window(day), silver.snapshot_id, RUN)
+    b3 = ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
+    b4 = ingest_bronze(catalog, drop(DAY_C), RUN).snapshot_id
+    result = replay.run(catalog, REGISTRY, replay.plan(catalog, REGISTRY, FLIGHTS.name, "v2"), RUN)
     assert result.replayed == (Window(DAY_A), Window(DAY_B), Window(DAY_C))
     replay_v2 = {
         ref: {
@@ -123,7 +134,9 @@ def maintained(tmp_path_factory) -> Maintained:
         }
         for ref in (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
     }
-    reports = maintenance.maintain(catalog, (*MEDALLION, QUARANTINE_FLIGHTS), AGGRESSIVE, MADE_BY, maintenance.utcnow())
+    reports = maintenance.maintain(
+        catalog, REGISTRY, (*MEDALLION, QUARANTINE_FLIGHTS), AGGRESSIVE, MADE_BY, maintenance.utcnow()
+    )
     return Maintained(catalog, {"b1": b1, "b2": b2, "b3": b3, "b4": b4}, replay_v2, reports)
 
 
@@ -140,10 +153,10 @@ def test_bronze_snapshots_recorded_by_silver_rows_survive(maintained):
 def test_replay_from_recorded_bronze_still_works_after_maintenance(maintained):
     catalog = maintained.catalog
 
-    plan = replay.plan(catalog, "v1", start=DAY_A, end=DAY_B, branch="after-maintenance")
-    result = replay.run(catalog, plan, RUN)
+    plan = replay.plan(catalog, REGISTRY, FLIGHTS.name, "v1", start=DAY_A, end=DAY_B, branch="after-maintenance")
+    result = replay.run(catalog, REGISTRY, plan, RUN)
 
-    assert {s.bronze_snapshot_id for s in plan.sources} == {maintained.bronze["b2"]}
+    assert {s.inputs["flights.bronze"] for s in plan.sources} == {maintained.bronze["b2"]}
     assert result.replayed == (Window(DAY_A), Window(DAY_B))
     for ref in (SILVER_FLIGHTS, GOLD_DAILY_DELAYS):
         pd.testing.assert_frame_equal(
@@ -164,7 +177,7 @@ def test_replay_branch_history_survives_maintenance(maintained):
         )
     snapshots = {ref: snapshot_ids(catalog, ref) for ref in maintained.replay_v2}
 
-    again = replay.run(catalog, replay.plan(catalog, "v2"), RUN)
+    again = replay.run(catalog, REGISTRY, replay.plan(catalog, REGISTRY, FLIGHTS.name, "v2"), RUN)
 
     assert again.replayed == () and len(again.skipped) == 3
     assert {ref: snapshot_ids(catalog, ref) for ref in maintained.replay_v2} == snapshots
@@ -186,8 +199,8 @@ def test_after_maintenance_every_referenced_file_exists_and_every_ref_reads(main
 
 
 def test_the_sweep_deletes_orphans_and_expired_files_but_not_fresh_files_or_markers(catalog, drop_day):
-    original = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
-    signal = pipeline.ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN)
+    original = ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    signal = ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN)
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
     expired_snapshot = table.snapshot_by_id(original.snapshot_id)
     expired_files = {local(expired_snapshot.manifest_list)}
@@ -197,7 +210,7 @@ def test_the_sweep_deletes_orphans_and_expired_files_but_not_fresh_files_or_mark
         for m in expired_snapshot.manifests(table.io)
         for e in m.fetch_manifest_entry(table.io)
     }
-    markers = {local(lake.write_marker(table, signal)), local(table.location()) / "_READY"}
+    marker_files = {local(markers.write_marker(table, signal)), local(table.location()) / "_READY"}
     data_dir = local(table.location()) / "data"
     stray_old = data_dir / "year=2013" / "month=1" / "day=2" / "00000-0-left-by-a-crashed-writer.parquet"
     pq.write_table(pa.table({"x": [1, 2, 3]}), stray_old)
@@ -208,7 +221,7 @@ def test_the_sweep_deletes_orphans_and_expired_files_but_not_fresh_files_or_mark
     on_disk = files_under(table)
     rows_before = rows_of(catalog, BRONZE_FLIGHTS)
 
-    (report,) = maintenance.maintain(catalog, (BRONZE_FLIGHTS,), policy, MADE_BY, maintenance.utcnow())
+    (report,) = maintenance.maintain(catalog, REGISTRY, (BRONZE_FLIGHTS,), policy, MADE_BY, maintenance.utcnow())
 
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
     gone = on_disk - files_under(table)
@@ -216,10 +229,10 @@ def test_the_sweep_deletes_orphans_and_expired_files_but_not_fresh_files_or_mark
     assert stray_old in gone
     assert expired_files <= gone and len(expired_files) == 3
     assert stray_fresh.exists()
-    assert all(m.exists() for m in markers)
+    assert all(m.exists() for m in marker_files)
     assert report.orphans_removed == len(gone)
     assert_every_referenced_file_exists(table)
-    assert {local(p) for p in maintenance.referenced_files(table)} | markers | {stray_fresh} >= files_under(table)
+    assert {local(p) for p in maintenance.referenced_files(table)} | marker_files | {stray_fresh} >= files_under(table)
     pd.testing.assert_frame_equal(rows_of(catalog, BRONZE_FLIGHTS), rows_before)
 
 
@@ -236,7 +249,7 @@ def gold_batch(day: date, origin: str, n: int) -> pa.Table:
             "_batch_id": [f"batch-{origin}"] * n,
         }
     )
-    return lake.to_arrow(frame, GOLD_DAILY_DELAYS)
+    return lake.to_arrow(frame, GOLD.schema)
 
 
 def data_files(catalog, ref) -> list[tuple[str, tuple]]:
@@ -276,7 +289,7 @@ def test_compaction_rewrites_small_files_into_one_per_partition_and_keeps_every_
     policy = maintenance.RetentionPolicy(compact_min_files=3)
 
     gold_report, quarantine_report = maintenance.maintain(
-        catalog, (GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS), policy, MADE_BY, maintenance.utcnow()
+        catalog, REGISTRY, (GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS), policy, MADE_BY, maintenance.utcnow()
     )
 
     assert (gold_report.partitions_compacted, gold_report.files_before, gold_report.files_after) == (2, 9, 3)
@@ -307,11 +320,11 @@ def test_maintenance_works_on_a_lake_whose_path_has_a_space(tmp_path):
     """A project folder like "~/My Projects" is ordinary; the warehouse URI of such a home is percent-encoded."""
     catalog = open_lake(tmp_path / "my lake")
     drop = dropper(tmp_path / "landing")
-    pipeline.ingest_bronze(catalog, drop(DAY_A), RUN)
-    pipeline.ingest_bronze(catalog, drop(DAY_B), RUN)
+    ingest_bronze(catalog, drop(DAY_A), RUN)
+    ingest_bronze(catalog, drop(DAY_B), RUN)
     rows_before = rows_of(catalog, BRONZE_FLIGHTS)
 
-    maintenance.maintain(catalog, (BRONZE_FLIGHTS,), AGGRESSIVE, MADE_BY, maintenance.utcnow())
+    maintenance.maintain(catalog, REGISTRY, (BRONZE_FLIGHTS,), AGGRESSIVE, MADE_BY, maintenance.utcnow())
 
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
     assert_every_referenced_file_exists(table)

@@ -3,14 +3,23 @@
 import pandas as pd
 import pytest
 
+from declarations.flights import landing
 from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.errors import EmptyWindow, MalformedBatch
 from lakeops.iceberg import lake
-from lakeops.ingest import landing
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, day_text, edit_cell, expected_gold
+from .flights import (
+    BRONZE_FLIGHTS,
+    GOLD_DAILY_DELAYS,
+    QUARANTINE_FLIGHTS,
+    SILVER_FLIGHTS,
+    build_gold,
+    build_silver,
+    ingest_bronze,
+    quarantine,
+)
 
 # pyiceberg warns when an overwrite's filter matches nothing, as on every window's first commit
 pytestmark = pytest.mark.filterwarnings("ignore:Delete operation did not match any records")
@@ -51,7 +60,7 @@ def corrected(day) -> str:
 def test_ingest_commits_the_day_with_provenance(catalog, drop_day):
     batch = drop_day(DAY_A)
 
-    signal = pipeline.ingest_bronze(catalog, batch, RUN)
+    signal = ingest_bronze(catalog, batch, RUN)
 
     rows = bronze_day(catalog, DAY_A, signal.snapshot_id)
     assert len(rows) == len(landing.day_rows(DAY_A))
@@ -65,10 +74,10 @@ def test_ingest_commits_the_day_with_provenance(catalog, drop_day):
 
 
 def test_reingesting_the_same_bytes_commits_nothing(catalog, drop_day):
-    first = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    first = ingest_bronze(catalog, drop_day(DAY_A), RUN)
     before = snapshots(catalog, BRONZE_FLIGHTS)
 
-    again = pipeline.ingest_bronze(catalog, drop_day(DAY_A), pipeline.RunInfo("run-2", "test"))
+    again = ingest_bronze(catalog, drop_day(DAY_A), pipeline.RunInfo("run-2", "test"))
 
     assert snapshots(catalog, BRONZE_FLIGHTS) == before
     assert again.snapshot_id == first.snapshot_id
@@ -78,12 +87,12 @@ def test_reingesting_the_same_bytes_commits_nothing(catalog, drop_day):
 
 
 def test_a_corrected_file_replaces_its_window_and_no_other(catalog, drop_day):
-    pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN)
-    pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    ingest_bronze(catalog, drop_day(DAY_B), RUN)
+    ingest_bronze(catalog, drop_day(DAY_A), RUN)
     other_before = bronze_day(catalog, DAY_B).sort_values(KEY).reset_index(drop=True)
     fixed = drop_day(DAY_A, corrected(DAY_A))
 
-    signal = pipeline.ingest_bronze(catalog, fixed, RUN)
+    signal = ingest_bronze(catalog, fixed, RUN)
 
     rows = bronze_day(catalog, DAY_A)
     assert len(rows) == len(landing.day_rows(DAY_A)) - 1
@@ -97,11 +106,11 @@ def test_a_corrected_file_replaces_its_window_and_no_other(catalog, drop_day):
 
 def test_a_malformed_file_commits_nothing_to_bronze(catalog, drop_day):
     good = drop_day(DAY_A)
-    pipeline.ingest_bronze(catalog, good, RUN)
+    ingest_bronze(catalog, good, RUN)
     before = snapshots(catalog, BRONZE_FLIGHTS)
 
     with pytest.raises(MalformedBatch):
-        pipeline.ingest_bronze(catalog, drop_day(DAY_A, edit_cell(day_text(DAY_A), 3, "dep_delay", "abc")), RUN)
+        ingest_bronze(catalog, drop_day(DAY_A, edit_cell(day_text(DAY_A), 3, "dep_delay", "abc")), RUN)
 
     assert snapshots(catalog, BRONZE_FLIGHTS) == before
     assert set(bronze_day(catalog, DAY_A)["_batch_id"]) == {good.batch_id}
@@ -109,7 +118,7 @@ def test_a_malformed_file_commits_nothing_to_bronze(catalog, drop_day):
 
 def test_a_malformed_file_into_an_empty_lake_commits_nothing(catalog, drop_day):
     with pytest.raises(MalformedBatch):
-        pipeline.ingest_bronze(catalog, drop_day(DAY_A, "year,month\n2013,1\n"), RUN)
+        ingest_bronze(catalog, drop_day(DAY_A, "year,month\n2013,1\n"), RUN)
 
     assert snapshots(catalog, BRONZE_FLIGHTS) == []
 
@@ -117,8 +126,8 @@ def test_a_malformed_file_into_an_empty_lake_commits_nothing(catalog, drop_day):
 def _quarantined(catalog, drop_day, text):
     batch = drop_day(DAY_A, text)
     with pytest.raises(MalformedBatch) as caught:
-        pipeline.ingest_bronze(catalog, batch, RUN)
-    return batch, caught.value, pipeline.quarantine(catalog, batch, caught.value, RUN)
+        ingest_bronze(catalog, batch, RUN)
+    return batch, caught.value, quarantine(catalog, batch, caught.value, RUN)
 
 
 def test_quarantine_keeps_every_raw_line_of_the_rejected_file(catalog, drop_day):
@@ -139,7 +148,7 @@ def test_quarantining_the_same_file_twice_keeps_one_copy(catalog, drop_day):
     text = edit_cell(day_text(DAY_A), 3, "dep_delay", "abc")
     batch, error, _ = _quarantined(catalog, drop_day, text)
 
-    pipeline.quarantine(catalog, batch, error, RUN)
+    quarantine(catalog, batch, error, RUN)
 
     assert len(rows_of(catalog, QUARANTINE_FLIGHTS)) == len(text.splitlines())
 
@@ -153,10 +162,10 @@ def test_quarantine_of_two_rejected_files_keeps_both(catalog, drop_day):
 
 def test_build_silver_reads_exactly_the_given_bronze_snapshot(catalog, drop_day):
     original = drop_day(DAY_A)
-    s1 = pipeline.ingest_bronze(catalog, original, RUN).snapshot_id
-    pipeline.ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN)
+    s1 = ingest_bronze(catalog, original, RUN).snapshot_id
+    ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN)
 
-    signal = pipeline.build_silver(catalog, Window(DAY_A), s1, RUN)
+    signal = build_silver(catalog, Window(DAY_A), s1, RUN)
 
     silver = dated(catalog, SILVER_FLIGHTS, DAY_A)
     assert len(silver) == len(landing.day_rows(DAY_A))
@@ -169,12 +178,12 @@ def test_build_silver_reads_exactly_the_given_bronze_snapshot(catalog, drop_day)
 
 
 def test_build_silver_twice_leaves_one_copy_and_other_windows_alone(catalog, drop_day):
-    pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN)
-    snapshot_id = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
-    pipeline.build_silver(catalog, Window(DAY_B), snapshot_id, RUN)
+    ingest_bronze(catalog, drop_day(DAY_B), RUN)
+    snapshot_id = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    build_silver(catalog, Window(DAY_B), snapshot_id, RUN)
 
-    pipeline.build_silver(catalog, Window(DAY_A), snapshot_id, RUN)
-    pipeline.build_silver(catalog, Window(DAY_A), snapshot_id, RUN)
+    build_silver(catalog, Window(DAY_A), snapshot_id, RUN)
+    build_silver(catalog, Window(DAY_A), snapshot_id, RUN)
 
     silver = rows_of(catalog, SILVER_FLIGHTS)
     assert not silver.duplicated(KEY).any()
@@ -186,10 +195,10 @@ def test_build_silver_twice_leaves_one_copy_and_other_windows_alone(catalog, dro
 
 def test_build_gold_matches_an_independent_computation(catalog, drop_day):
     window = Window(DAY_A)
-    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
-    silver = pipeline.build_silver(catalog, window, bronze.snapshot_id, RUN)
+    bronze = ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    silver = build_silver(catalog, window, bronze.snapshot_id, RUN)
 
-    signal = pipeline.build_gold(catalog, window, silver.snapshot_id, RUN)
+    signal = build_gold(catalog, window, silver.snapshot_id, RUN)
 
     gold = dated(catalog, GOLD_DAILY_DELAYS, DAY_A)
     assert_gold_matches(gold.drop(columns="flight_date"), expected_gold(landing.day_rows(DAY_A)))
@@ -199,42 +208,42 @@ def test_build_gold_matches_an_independent_computation(catalog, drop_day):
 
 def test_build_gold_twice_leaves_one_copy(catalog, drop_day):
     window = Window(DAY_A)
-    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
-    silver = pipeline.build_silver(catalog, window, bronze.snapshot_id, RUN)
+    bronze = ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    silver = build_silver(catalog, window, bronze.snapshot_id, RUN)
 
-    pipeline.build_gold(catalog, window, silver.snapshot_id, RUN)
-    pipeline.build_gold(catalog, window, silver.snapshot_id, RUN)
+    build_gold(catalog, window, silver.snapshot_id, RUN)
+    build_gold(catalog, window, silver.snapshot_id, RUN)
 
     gold = rows_of(catalog, GOLD_DAILY_DELAYS)
     assert sorted(gold["origin"]) == sorted(landing.day_rows(DAY_A)["origin"].unique())
 
 
 def test_build_silver_of_a_window_missing_from_the_snapshot_raises_empty_window(catalog, drop_day):
-    only_a = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
-    pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN)  # B arrives after the snapshot asked for
+    only_a = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    ingest_bronze(catalog, drop_day(DAY_B), RUN)  # B arrives after the snapshot asked for
     before = snapshots(catalog, SILVER_FLIGHTS)
 
     with pytest.raises(EmptyWindow, match="2013-01-03"):
-        pipeline.build_silver(catalog, Window(DAY_B), only_a, RUN)
+        build_silver(catalog, Window(DAY_B), only_a, RUN)
 
     assert snapshots(catalog, SILVER_FLIGHTS) == before
 
 
 def test_build_gold_of_a_window_missing_from_the_snapshot_raises_empty_window(catalog, drop_day):
-    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
-    silver = pipeline.build_silver(catalog, Window(DAY_A), bronze.snapshot_id, RUN)
+    bronze = ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    silver = build_silver(catalog, Window(DAY_A), bronze.snapshot_id, RUN)
 
     with pytest.raises(EmptyWindow, match="2013-01-03"):
-        pipeline.build_gold(catalog, Window(DAY_B), silver.snapshot_id, RUN)
+        build_gold(catalog, Window(DAY_B), silver.snapshot_id, RUN)
 
     assert snapshots(catalog, GOLD_DAILY_DELAYS) == []
 
 
 def test_each_signal_names_the_committed_snapshot_its_rows_and_window(catalog, drop_day):
     window = Window(DAY_A)
-    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
-    silver = pipeline.build_silver(catalog, window, bronze.snapshot_id, RUN)
-    gold = pipeline.build_gold(catalog, window, silver.snapshot_id, RUN)
+    bronze = ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    silver = build_silver(catalog, window, bronze.snapshot_id, RUN)
+    gold = build_gold(catalog, window, silver.snapshot_id, RUN)
 
     expected_rows = {
         bronze: len(bronze_day(catalog, DAY_A)),
@@ -254,9 +263,9 @@ def test_each_signal_names_the_committed_snapshot_its_rows_and_window(catalog, d
 
 
 def test_a_stale_build_says_so_in_its_signal_and_summary(catalog, drop_day):
-    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    bronze = ingest_bronze(catalog, drop_day(DAY_A), RUN)
 
-    signal = pipeline.build_silver(catalog, Window(DAY_A), bronze.snapshot_id, RUN, stale=True)
+    signal = build_silver(catalog, Window(DAY_A), bronze.snapshot_id, RUN, stale=True)
 
     assert signal.stale is True
     assert summary(catalog, SILVER_FLIGHTS, signal.snapshot_id)["lakeops.stale"] == "true"

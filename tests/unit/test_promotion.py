@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from pyiceberg.catalog import Catalog
 
-from lakeops.build import pipeline
-from lakeops.datasets.names import FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, SwitchFailed, UnsafeRollback
 from lakeops.iceberg import lake
@@ -21,6 +19,7 @@ from lakeops.release.release_log import Event
 from lakeops.versioning import maintenance
 
 from .conftest import DAY_A
+from .flights import FLIGHTS, GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS, build_gold
 from .release_helpers import (
     TABLES,
     built,
@@ -57,7 +56,7 @@ def day(tmp_path) -> Day:
 def rebuild_gold_on_main(catalog: Catalog, version: str = "v1") -> int:
     """A real commit of the pipeline landing on Gold's main: rebuild day A from Silver's main."""
     silver_main = catalog.load_table(SILVER_FLIGHTS.identifier).current_snapshot().snapshot_id
-    return pipeline.build_gold(catalog, WINDOW, silver_main, RUN, version=version).snapshot_id
+    return build_gold(catalog, WINDOW, silver_main, RUN, version=version).snapshot_id
 
 
 # --- promote ------------------------------------------------------------------------------------
@@ -90,14 +89,14 @@ def test_promotion_moves_main_of_both_tables_to_the_sealed_green(day):
     for (_, origin), (_, v2_cancelled) in v2_changes((DAY_A,)).items():
         assert gold.loc[gold["origin"] == origin, "cancelled"].tolist() == [v2_cancelled]
 
-    (logged,) = release_log.releases(day.catalog, FLIGHTS)
+    (logged,) = release_log.releases(day.catalog, FLIGHTS.name)
     assert logged.status is Event.PROMOTED and logged.live
     entry = logged.last(Event.PROMOTED)
     assert (entry.actor, entry.base, entry.target, entry.flow_run_id) == ("alice", planned.base, sealed, "run-9")
-    assert release_log.live(day.catalog, FLIGHTS).release_id == planned.release_id
-    assert release_log.live_version(day.catalog, FLIGHTS) == "v2"
-    assert release_log.build_version(day.catalog, FLIGHTS, None) == "v2"
-    assert release_log.build_version(day.catalog, FLIGHTS, "v1.1") == "v1.1"
+    assert release_log.live(day.catalog, FLIGHTS.name).release_id == planned.release_id
+    assert release_log.live_version(day.catalog, FLIGHTS.name) == "v2"
+    assert release_log.build_version(day.catalog, FLIGHTS.name, None, FLIGHTS.default_version) == "v2"
+    assert release_log.build_version(day.catalog, FLIGHTS.name, "v1.1", FLIGHTS.default_version) == "v1.1"
 
 
 def test_promotion_copies_no_data(day):
@@ -118,7 +117,7 @@ def test_a_promote_retried_after_its_switch_landed_leaves_the_release_live(day):
         promotion.promote(day.catalog, planned, comparison, "alice")
 
     assert main_ids(day.catalog) == sealed  # consumers read green
-    assert release_log.live_version(day.catalog, FLIGHTS) == "v2"  # so the log must say green is live
+    assert release_log.live_version(day.catalog, FLIGHTS.name) == "v2"  # so the log must say green is live
 
 
 def test_a_rollback_retried_after_its_moves_landed_records_it_instead_of_refusing(day):
@@ -128,12 +127,12 @@ def test_a_rollback_retried_after_its_moves_landed_records_it_instead_of_refusin
     sealed = promotion.promote(day.catalog, planned, comparison, "alice")
     moves = [promotion.Move(name, sealed[name], before[name]) for name in reversed(list(sealed))]
     promotion.move_all(day.catalog, moves, {promotion.RELEASE_PROPERTY: "", promotion.VERSION_PROPERTY: ""})
-    assert release_log.live_version(day.catalog, FLIGHTS) == "v2"  # the log still says green is live
+    assert release_log.live_version(day.catalog, FLIGHTS.name) == "v2"  # the log still says green is live
 
     done = promotion.rollback(day.catalog, FLIGHTS, "bob", "retried")
 
     assert done.release_id == planned.release_id and main_ids(day.catalog) == before
-    assert release_log.live_version(day.catalog, FLIGHTS) is None
+    assert release_log.live_version(day.catalog, FLIGHTS.name) is None
 
 
 # --- all or nothing -----------------------------------------------------------------------------
@@ -152,10 +151,10 @@ def test_a_switch_that_fails_on_gold_leaves_silver_where_it_was(day):
         str(GOLD_DAILY_DELAYS): concurrent,
     }
     assert release_properties(day.catalog) == {str(ref): ("", "") for ref in TABLES}
-    (logged,) = release_log.releases(day.catalog, FLIGHTS)
+    (logged,) = release_log.releases(day.catalog, FLIGHTS.name)
     assert logged.status is Event.FAILED and "gold.daily_delays" in logged.entries[-1].reason
-    assert release_log.live(day.catalog, FLIGHTS) is None
-    assert release_log.build_version(day.catalog, FLIGHTS, None) == "v1"
+    assert release_log.live(day.catalog, FLIGHTS.name) is None
+    assert release_log.build_version(day.catalog, FLIGHTS.name, None, FLIGHTS.default_version) == "v1"
 
 
 def test_a_failed_switch_keeps_the_live_release_named_in_every_table(day):
@@ -167,7 +166,7 @@ def test_a_failed_switch_keeps_the_live_release_named_in_every_table(day):
     with pytest.raises(SwitchFailed):
         promotion.promote(day.catalog, second, comparison, "alice")
 
-    assert release_log.live_version(day.catalog, FLIGHTS) == "v1.1"
+    assert release_log.live_version(day.catalog, FLIGHTS.name) == "v1.1"
     # Silver was switched and switched back: it must again name the release consumers read, like Gold.
     assert release_properties(day.catalog) == {str(ref): (first.release_id, "v1.1") for ref in TABLES}
 
@@ -209,7 +208,7 @@ def test_rollback_restores_what_consumers_read_before_in_one_commit_per_table(da
         assert table_print(day.catalog, ref) == blue[str(ref)]
         assert not any(name.startswith("release-") for name in day.catalog.load_table(ref.identifier).refs())
     assert release_properties(day.catalog) == {str(ref): ("", "") for ref in TABLES}
-    (logged,) = release_log.releases(day.catalog, FLIGHTS)
+    (logged,) = release_log.releases(day.catalog, FLIGHTS.name)
     assert [e.event for e in logged.entries] == [Event.PROMOTED, Event.ROLLED_BACK] and not logged.live
     rolled = logged.last(Event.ROLLED_BACK)
     assert (rolled.actor, rolled.reason, rolled.base, rolled.target) == (
@@ -218,7 +217,10 @@ def test_rollback_restores_what_consumers_read_before_in_one_commit_per_table(da
         sealed,
         planned.base,
     )
-    assert release_log.live(day.catalog, FLIGHTS) is None and release_log.live_version(day.catalog, FLIGHTS) is None
+    assert (
+        release_log.live(day.catalog, FLIGHTS.name) is None
+        and release_log.live_version(day.catalog, FLIGHTS.name) is None
+    )
 
 
 def test_rollback_goes_back_one_release_at_a_time(day):
@@ -233,15 +235,15 @@ def test_rollback_goes_back_one_release_at_a_time(day):
 
     assert (back.release_id, back.live_now) == (second.release_id, first.release_id)
     assert main_ids(day.catalog) == second.base
-    assert release_log.live_version(day.catalog, FLIGHTS) == "v1.1"
+    assert release_log.live_version(day.catalog, FLIGHTS.name) == "v1.1"
     assert release_properties(day.catalog) == {str(ref): (first.release_id, "v1.1") for ref in TABLES}
 
     again = promotion.rollback(day.catalog, FLIGHTS, "bob")
 
     assert (again.release_id, again.live_now) == (first.release_id, None)
     assert main_ids(day.catalog) == first.base
-    assert release_log.live_version(day.catalog, FLIGHTS) is None
-    assert [r.status for r in release_log.releases(day.catalog, FLIGHTS)] == [Event.ROLLED_BACK] * 2
+    assert release_log.live_version(day.catalog, FLIGHTS.name) is None
+    assert [r.status for r in release_log.releases(day.catalog, FLIGHTS.name)] == [Event.ROLLED_BACK] * 2
     with pytest.raises(NothingToRollBack):
         promotion.rollback(day.catalog, FLIGHTS, "bob")
 
@@ -250,7 +252,7 @@ def test_rollback_with_no_live_release_refuses(catalog):
     with pytest.raises(NothingToRollBack, match="flights"):
         promotion.rollback(catalog, FLIGHTS, "bob")
     with pytest.raises(ValueError, match="unknown dataset"):
-        promotion.rollback(catalog, "bookings", "bob")
+        promotion.rollback(catalog, REGISTRY.dataset("bookings"), "bob")
 
 
 def test_rollback_refuses_to_discard_a_build_that_landed_after_promotion_unless_forced(day):
@@ -263,12 +265,12 @@ def test_rollback_refuses_to_discard_a_build_that_landed_after_promotion_unless_
         promotion.rollback(day.catalog, FLIGHTS, "bob")
 
     assert main_ids(day.catalog) == before and before[str(GOLD_DAILY_DELAYS)] == rebuilt
-    assert release_log.live(day.catalog, FLIGHTS).release_id == planned.release_id
+    assert release_log.live(day.catalog, FLIGHTS.name).release_id == planned.release_id
 
     promotion.rollback(day.catalog, FLIGHTS, "bob", reason="discard it", force=True)
 
     assert main_ids(day.catalog) == planned.base
-    assert release_log.live(day.catalog, FLIGHTS) is None
+    assert release_log.live(day.catalog, FLIGHTS.name) is None
 
 
 @pytest.mark.parametrize("how", ["maintenance.compact", "replace_rows"])
@@ -281,7 +283,8 @@ def test_a_compaction_after_promotion_does_not_block_rollback(day, how):
         if how == "maintenance.compact":
             assert maintenance.compact(table, 1, made_by) == 1
         else:
-            lake.replace_rows(table, table.scan().to_arrow(), WINDOW.date_filter(), made_by)
+            where = REGISTRY.by_table(ref)[1].window.filter(WINDOW)
+            lake.replace_rows(table, table.scan().to_arrow(), where, made_by)
     compacted = main_ids(day.catalog)
     assert all(compacted[t] != sealed[t] for t in sealed)
 
@@ -302,7 +305,7 @@ def test_rollback_refuses_and_changes_nothing_when_the_base_was_expired(day):
 
     assert main_ids(day.catalog) == sealed  # Gold, switched back first, did not move either
     assert len(release_log.entries(day.catalog)) == logged
-    assert release_log.live(day.catalog, FLIGHTS).release_id == planned.release_id
+    assert release_log.live(day.catalog, FLIGHTS.name).release_id == planned.release_id
 
 
 # --- zero downtime ------------------------------------------------------------------------------

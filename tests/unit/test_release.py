@@ -9,8 +9,6 @@ import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.table.snapshots import ancestors_of
 
-from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
 from lakeops.release import blue_green, release_report, release_suite
@@ -18,6 +16,7 @@ from lakeops.release.blue_green import BLUE, BUILD_OPERATION, GREEN, ReleasePlan
 from lakeops.versioning import replay
 
 from .conftest import DAY_A, DAY_B
+from .flights import BRONZE_FLIGHTS, FLIGHTS, GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS, ingest_bronze
 from .release_helpers import (
     LOOSE,
     TABLES,
@@ -37,6 +36,11 @@ WINDOWS = tuple(Window(d) for d in DAYS)
 COLOURS = (BLUE, GREEN)
 
 
+def pinned_bronze(planned: ReleasePlan) -> dict[str, int]:
+    """Window -> the Bronze snapshot the release pinned for it."""
+    return {window: inputs["flights.bronze"] for window, inputs in planned.pinned.items()}
+
+
 @dataclass(frozen=True)
 class Story:
     catalog: Catalog
@@ -54,10 +58,10 @@ def story(tmp_path_factory) -> Story:
     main = main_ids(catalog)
     same, v2 = pinned(catalog, "v1.1"), pinned(catalog, "v2")
     # The source re-sends day A after the releases pinned their input: the colours must not read it.
-    correction = pipeline.ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
+    correction = ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
     for planned in (same, v2):
         for colour in COLOURS:
-            blue_green.build(catalog, planned, colour, RUN)
+            blue_green.build(catalog, REGISTRY, planned, colour, RUN)
     return Story(catalog, days, main, correction, same, v2)
 
 
@@ -65,12 +69,12 @@ def story(tmp_path_factory) -> Story:
 
 
 def test_plan_pins_the_bronze_snapshot_each_window_of_silver_records(story):
-    planned = blue_green.plan(story.catalog, FLIGHTS, "v2", release_id="r-test")
+    planned = blue_green.plan(story.catalog, REGISTRY, FLIGHTS.name, "v2", release_id="r-test")
 
-    assert planned.pinned == {d.isoformat(): story.built[d].bronze.snapshot_id for d in DAYS}
-    assert len(set(planned.pinned.values())) == 3  # each day came in its own Bronze commit
+    assert planned.pinned == {d.isoformat(): {"flights.bronze": story.built[d].bronze.snapshot_id} for d in DAYS}
+    assert len(set(pinned_bronze(planned).values())) == 3  # each day came in its own Bronze commit
     assert current_id(story.catalog, BRONZE_FLIGHTS) == story.correction
-    assert story.correction not in planned.pinned.values()
+    assert story.correction not in pinned_bronze(planned).values()
     assert planned.windows == WINDOWS and all(s.recorded for s in planned.sources)
     assert planned.base == story.main == {str(ref): current_id(story.catalog, ref) for ref in TABLES}
     assert (planned.blue_version, planned.green_version) == ("v1", "v2")  # nothing live: the default version
@@ -82,39 +86,39 @@ def test_plan_pins_the_bronze_snapshot_each_window_of_silver_records(story):
     [(DAY_B, None, (DAY_B, DAY_C)), (None, DAY_B, (DAY_A, DAY_B)), (DAY_B, DAY_B, (DAY_B,))],
 )
 def test_plan_keeps_the_windows_in_range(story, start, end, days):
-    planned = blue_green.plan(story.catalog, FLIGHTS, "v2", start=start, end=end)
+    planned = blue_green.plan(story.catalog, REGISTRY, FLIGHTS.name, "v2", start=start, end=end)
 
     assert planned.windows == tuple(Window(d) for d in days)
-    assert planned.pinned == {d.isoformat(): story.built[d].bronze.snapshot_id for d in days}
+    assert planned.pinned == {d.isoformat(): {"flights.bronze": story.built[d].bronze.snapshot_id} for d in days}
 
 
 @pytest.mark.parametrize(
     ("dataset", "green", "blue", "start", "end", "message"),
     [
         ("bookings", "v2", None, None, None, "unknown dataset 'bookings'"),
-        (FLIGHTS, "v9", None, None, None, "unknown transform version 'v9'"),
-        (FLIGHTS, "v2", "v0", None, None, "unknown transform version 'v0'"),
-        (FLIGHTS, "v1", None, None, None, "same transform version 'v1'"),  # blue defaults to v1
-        (FLIGHTS, "v2", "v2", None, None, "same transform version 'v2'"),
-        (FLIGHTS, "v2", None, date(2013, 2, 1), None, "no window"),
-        (FLIGHTS, "v2", None, DAY_C, DAY_A, "no window"),
+        (FLIGHTS.name, "v9", None, None, None, "unknown transform version 'v9'"),
+        (FLIGHTS.name, "v2", "v0", None, None, "unknown transform version 'v0'"),
+        (FLIGHTS.name, "v1", None, None, None, "same transform version 'v1'"),  # blue defaults to v1
+        (FLIGHTS.name, "v2", "v2", None, None, "same transform version 'v2'"),
+        (FLIGHTS.name, "v2", None, date(2013, 2, 1), None, "no window"),
+        (FLIGHTS.name, "v2", None, DAY_C, DAY_A, "no window"),
     ],
 )
 def test_plan_refuses_what_cannot_be_released(story, dataset, green, blue, start, end, message):
     with pytest.raises(ValueError, match=message):
-        blue_green.plan(story.catalog, dataset, green, blue, start, end)
+        blue_green.plan(story.catalog, REGISTRY, dataset, green, blue, start, end)
 
 
 def test_plan_refuses_a_lake_with_nothing_published(catalog):
     with pytest.raises(ValueError, match="no window"):
-        blue_green.plan(catalog, FLIGHTS, "v2")
+        blue_green.plan(catalog, REGISTRY, FLIGHTS.name, "v2")
 
 
 def test_compare_refuses_colours_not_built_yet(story):
-    planned = blue_green.plan(story.catalog, FLIGHTS, "v2")
+    planned = blue_green.plan(story.catalog, REGISTRY, FLIGHTS.name, "v2")
 
     with pytest.raises(ValueError, match="build the colours first"):
-        blue_green.compare(story.catalog, planned, Thresholds(), None)
+        blue_green.compare(story.catalog, REGISTRY, planned, Thresholds(), None)
 
 
 # --- build --------------------------------------------------------------------------------------
@@ -155,18 +159,18 @@ def test_colours_read_the_pinned_bronze_not_the_batch_that_came_after(story, whi
         made = lake.provenance_of(snapshot)
         if made and made.operation == BUILD_OPERATION:
             inputs[made.window] = made.inputs[BRONZE_FLIGHTS.identifier]
-    assert inputs == planned.pinned
+    assert inputs == pinned_bronze(planned)
 
     rows = rows_on(story.catalog, SILVER_FLIGHTS, branch)
     for day in DAYS:
-        assert set(on_day(rows, day)["_bronze_snapshot_id"]) == {planned.pinned[day.isoformat()]}
+        assert set(on_day(rows, day)["_bronze_snapshot_id"]) == {pinned_bronze(planned)[day.isoformat()]}
     assert not (rows["dep_delay"] == 999.0).any()  # the corrected delay exists only in the newer Bronze batch
 
 
 def test_building_the_colours_concurrently_gives_what_building_them_in_turn_gives(story):
     planned = pinned(story.catalog, "v2", release_id="concurrent")
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(blue_green.build, story.catalog, planned, colour, RUN) for colour in COLOURS]
+        futures = [pool.submit(blue_green.build, story.catalog, REGISTRY, planned, colour, RUN) for colour in COLOURS]
         results = [future.result() for future in futures]
 
     assert [r.replayed for r in results] == [WINDOWS, WINDOWS]
@@ -184,7 +188,7 @@ def test_building_a_colour_again_resumes_and_commits_nothing(story):
     branch_heads = {ref: colour_print(story.catalog, ref, story.v2, GREEN) for ref in TABLES}
 
     blue_green.fork(story.catalog, story.v2)  # a rerun keeps the branches it finds
-    again = blue_green.build(story.catalog, story.v2, GREEN, RUN)
+    again = blue_green.build(story.catalog, REGISTRY, story.v2, GREEN, RUN)
 
     assert again.replayed == () and again.skipped == WINDOWS
     assert {ref: current_id(story.catalog, ref) for ref in TABLES} == heads
@@ -194,7 +198,7 @@ def test_building_a_colour_again_resumes_and_commits_nothing(story):
 def test_a_release_over_a_range_builds_and_compares_only_its_windows(story):
     planned = built(story.catalog, "v2", start=DAY_B)
 
-    gold = blue_green.compare(story.catalog, planned, Thresholds(), None).tables[1]
+    gold = blue_green.compare(story.catalog, REGISTRY, planned, Thresholds(), None).tables[1]
 
     silver = story.catalog.load_table(SILVER_FLIGHTS.identifier)
     assert set(replay.completed(silver, planned.branch(GREEN), "v2", BUILD_OPERATION)) == {Window(DAY_B), WINDOWS[2]}
@@ -212,7 +216,7 @@ def test_a_refactor_compares_identical_without_computing_a_diff(story):
         asked.append(args)
         raise AssertionError("identical fingerprints need no suite")
 
-    comparison = blue_green.compare(story.catalog, story.same, Thresholds(), suite)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.same, Thresholds(), suite)
 
     assert comparison.verdict is Verdict.IDENTICAL and comparison.promotable
     assert [t.table for t in comparison.tables] == [str(ref) for ref in TABLES]
@@ -223,7 +227,7 @@ def test_a_refactor_compares_identical_without_computing_a_diff(story):
 
 
 def test_v2_changes_exactly_the_gold_rows_whose_cancelled_count_differs(story):
-    comparison = blue_green.compare(story.catalog, story.v2, Thresholds(), None)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, Thresholds(), None)
     silver, gold = comparison.tables
     changes = v2_changes(DAYS)
 
@@ -243,7 +247,7 @@ def test_v2_changes_exactly_the_gold_rows_whose_cancelled_count_differs(story):
 
 
 def test_v2_within_loose_thresholds_passes_the_suite_built_from_blue(story):
-    comparison = blue_green.compare(story.catalog, story.v2, LOOSE, release_suite.check)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, LOOSE, release_suite.check)
     silver, gold = comparison.tables
 
     assert (silver.verdict, gold.verdict, comparison.verdict) == (Verdict.IDENTICAL, Verdict.WITHIN, Verdict.WITHIN)
@@ -254,7 +258,7 @@ def test_v2_within_loose_thresholds_passes_the_suite_built_from_blue(story):
 
 def test_a_suite_failure_alone_puts_green_outside(story):
     strict_means = Thresholds(max_changed_fraction=1.0, mean_tolerance=1e-6)
-    comparison = blue_green.compare(story.catalog, story.v2, strict_means, release_suite.check)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, strict_means, release_suite.check)
     gold = comparison.tables[1]
 
     assert strict_means.breaches(gold.diff) == ()  # the diff alone is within thresholds
@@ -264,7 +268,7 @@ def test_a_suite_failure_alone_puts_green_outside(story):
 
 
 def test_the_summary_is_plain_json(story):
-    comparison = blue_green.compare(story.catalog, story.v2, LOOSE, release_suite.check)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, LOOSE, release_suite.check)
     summary = comparison.summary()
 
     gold = json.loads(json.dumps(summary, allow_nan=False))[str(GOLD_DAILY_DELAYS)]
@@ -280,7 +284,7 @@ def test_the_summary_is_plain_json(story):
 
 
 def test_the_report_has_the_verdict_one_row_per_table_and_the_sample(story):
-    comparison = blue_green.compare(story.catalog, story.v2, Thresholds(), None)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, Thresholds(), None)
     changed = len(v2_changes(DAYS))
 
     rows = release_report.table_rows(comparison)
@@ -309,7 +313,7 @@ def test_the_report_has_the_verdict_one_row_per_table_and_the_sample(story):
 
 
 def test_the_report_of_an_identical_release_has_no_sample(story):
-    comparison = blue_green.compare(story.catalog, story.same, Thresholds(), None)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.same, Thresholds(), None)
 
     text = release_report.markdown(story.same, comparison)
 

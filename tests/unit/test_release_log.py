@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lakeops import transforms
-from lakeops.datasets.names import FLIGHTS, RELEASES
+from lakeops.datasets.names import RELEASES
 from lakeops.release import release_log
 from lakeops.release.release_log import Entry, Event
+
+from .flights import FLIGHTS
 
 T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 BIG = 2**63 - 1  # the largest snapshot id Iceberg can hand out
@@ -18,7 +19,7 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def entry(release_id: str, event: Event, minutes: int, dataset: str = FLIGHTS, **fields) -> Entry:
+def entry(release_id: str, event: Event, minutes: int, dataset: str = FLIGHTS.name, **fields) -> Entry:
     return Entry(release_id, dataset, event, at(minutes), **{"blue_version": "v1", "green_version": "v2", **fields})
 
 
@@ -30,13 +31,13 @@ def log(catalog, *entries: Entry) -> None:
 def test_an_entry_comes_back_exactly_as_recorded(catalog):
     full = Entry(
         "r1",
-        FLIGHTS,
+        FLIGHTS.name,
         Event.PROMOTED,
         T0,
         actor="alice",
         blue_version="v1",
         green_version="v2",
-        windows={"2013-01-02": BIG, "2013-01-03": ODD},
+        windows={"2013-01-02": {"flights.bronze": BIG}, "2013-01-03": {"flights.bronze": ODD}},
         base={"silver.flights": ODD, "gold.daily_delays": BIG - 1},
         target={"silver.flights": BIG, "gold.daily_delays": 1},
         verdict="within thresholds",
@@ -50,8 +51,9 @@ def test_an_entry_comes_back_exactly_as_recorded(catalog):
 
     assert release_log.entries(catalog) == [full]
     (back,) = release_log.entries(catalog)
-    assert back.windows["2013-01-02"] == BIG and back.base["silver.flights"] == ODD
-    assert all(type(v) is int for v in (*back.windows.values(), *back.base.values(), *back.target.values()))
+    assert back.windows["2013-01-02"]["flights.bronze"] == BIG and back.base["silver.flights"] == ODD
+    pinned = [snapshot for inputs in back.windows.values() for snapshot in inputs.values()]
+    assert all(type(v) is int for v in (*pinned, *back.base.values(), *back.target.values()))
 
 
 def test_each_event_is_one_commit_a_plain_reader_can_read(catalog):
@@ -66,9 +68,13 @@ def test_each_event_is_one_commit_a_plain_reader_can_read(catalog):
 
 def test_an_empty_log_has_no_release_and_builds_with_the_default_version(catalog):
     assert release_log.entries(catalog) == [] and release_log.releases(catalog) == []
-    assert release_log.live(catalog, FLIGHTS) is None and release_log.live_version(catalog, FLIGHTS) is None
-    assert release_log.build_version(catalog, FLIGHTS, None) == transforms.CURRENT == "v1"
-    assert release_log.build_version(catalog, FLIGHTS, "v2") == "v2"
+    assert release_log.live(catalog, FLIGHTS.name) is None and release_log.live_version(catalog, FLIGHTS.name) is None
+    assert (
+        release_log.build_version(catalog, FLIGHTS.name, None, FLIGHTS.default_version)
+        == FLIGHTS.default_version
+        == "v1"
+    )
+    assert release_log.build_version(catalog, FLIGHTS.name, "v2", FLIGHTS.default_version) == "v2"
 
 
 def test_entries_come_oldest_first_and_per_dataset(catalog):
@@ -80,7 +86,7 @@ def test_entries_come_oldest_first_and_per_dataset(catalog):
         entry("r1", Event.PROMOTED, 4),
     )
 
-    assert [(e.release_id, e.event) for e in release_log.entries(catalog, FLIGHTS)] == [
+    assert [(e.release_id, e.event) for e in release_log.entries(catalog, FLIGHTS.name)] == [
         ("r1", Event.STARTED),
         ("r1", Event.PROMOTED),
         ("r2", Event.STARTED),
@@ -99,9 +105,9 @@ def test_a_release_folds_to_its_last_event(catalog):
         entry("r1", Event.PROMOTED, 4, actor="bob", target={"gold.daily_delays": BIG}),
     )
 
-    (r1,) = release_log.releases(catalog, FLIGHTS)
+    (r1,) = release_log.releases(catalog, FLIGHTS.name)
 
-    assert (r1.release_id, r1.dataset, r1.status, r1.live) == ("r1", FLIGHTS, Event.PROMOTED, True)
+    assert (r1.release_id, r1.dataset, r1.status, r1.live) == ("r1", FLIGHTS.name, Event.PROMOTED, True)
     assert r1.first.event is Event.STARTED and r1.first.actor == "alice"
     assert r1.verdict == "outside thresholds" and r1.flow_run_id == "run-1"
     assert r1.last(Event.APPROVED).reason == "expected change"
@@ -114,8 +120,8 @@ def test_a_release_folds_to_its_last_event(catalog):
 def test_only_a_promoted_release_is_live(catalog, last):
     log(catalog, entry("r1", Event.PROMOTED, 0), entry("r2", Event.PROMOTED, 1), entry("r2", last, 2))
 
-    assert release_log.releases(catalog, FLIGHTS)[1].live is False
-    assert release_log.live(catalog, FLIGHTS).release_id == "r1"
+    assert release_log.releases(catalog, FLIGHTS.name)[1].live is False
+    assert release_log.live(catalog, FLIGHTS.name).release_id == "r1"
 
 
 def test_live_is_the_newest_promoted_release_not_rolled_back(catalog):
@@ -123,13 +129,13 @@ def test_live_is_the_newest_promoted_release_not_rolled_back(catalog):
     r2 = [entry("r2", Event.STARTED, 2, blue_version="v1.1"), entry("r2", Event.PROMOTED, 3, blue_version="v1.1")]
     log(catalog, *r1, *r2)
 
-    assert release_log.live(catalog, FLIGHTS).release_id == "r2"
-    assert release_log.live_version(catalog, FLIGHTS) == "v2"
-    assert release_log.build_version(catalog, FLIGHTS, None) == "v2"
+    assert release_log.live(catalog, FLIGHTS.name).release_id == "r2"
+    assert release_log.live_version(catalog, FLIGHTS.name) == "v2"
+    assert release_log.build_version(catalog, FLIGHTS.name, None, FLIGHTS.default_version) == "v2"
 
     log(catalog, entry("r2", Event.ROLLED_BACK, 4, actor="bob", reason="bad numbers"))
 
-    assert release_log.live(catalog, FLIGHTS).release_id == "r1"
-    assert release_log.live_version(catalog, FLIGHTS) == "v1.1"
+    assert release_log.live(catalog, FLIGHTS.name).release_id == "r1"
+    assert release_log.live_version(catalog, FLIGHTS.name) == "v1.1"
     assert release_log.find(catalog, "r2").status is Event.ROLLED_BACK  # history stays
     assert release_log.live(catalog, "weather") is None

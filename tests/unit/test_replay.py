@@ -7,16 +7,18 @@ import pandas as pd
 import pytest
 from pyiceberg.table.snapshots import Operation, ancestors_of
 
+from declarations.flights import landing
 from lakeops.build import pipeline
 from lakeops.build.validation import ValidationReport
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.declaration import Layer
+from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
 from lakeops.iceberg import lake
-from lakeops.ingest import landing
 from lakeops.versioning import history, replay
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches
+from .flights import BRONZE_FLIGHTS, FLIGHTS, GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS, ingest_bronze
 from .versioning_helpers import (
     DAY_C,
     RUN,
@@ -39,6 +41,19 @@ from .versioning_helpers import (
 LAYERS = (SILVER_FLIGHTS, GOLD_DAILY_DELAYS)
 DAYS = (DAY_A, DAY_B, DAY_C)
 WINDOWS = tuple(Window(d) for d in DAYS)
+
+
+def plan_flights(catalog, version: str, **kwargs) -> replay.ReplayPlan:
+    """Plan a replay of the flights dataset."""
+    return replay.plan(catalog, REGISTRY, FLIGHTS.name, version, **kwargs)
+
+
+def replay_flights(catalog, planned: replay.ReplayPlan, run_info: pipeline.RunInfo, **kwargs) -> replay.ReplayResult:
+    return replay.run(catalog, REGISTRY, planned, run_info, **kwargs)
+
+
+def bronze_source(window: Window, snapshot_id: int, recorded: bool) -> replay.WindowSource:
+    return replay.WindowSource(window, {"flights.bronze": snapshot_id}, recorded)
 
 
 def replay_appends(catalog, ref: TableRef, branch: str) -> Counter:
@@ -82,21 +97,21 @@ def story(tmp_path_factory) -> Story:
         DAY_C: build_day(catalog, drop, DAY_C),
     }
     # Bronze moves on after Silver was built: latest Bronze is no longer what Silver A was made of.
-    correction = pipeline.ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
+    correction = ingest_bronze(catalog, drop(DAY_A, corrected(DAY_A)), RUN).snapshot_id
     main_before = {ref: (current_id(catalog, ref), canonical(rows_of(catalog, ref), ref)) for ref in LAYERS}
     progress: list[replay.Progress] = []
-    v1 = replay.run(catalog, replay.plan(catalog, "v1", start=DAY_A), RUN, on_progress=progress.append)
-    v2 = replay.run(catalog, replay.plan(catalog, "v2", start=DAY_A), RUN)
+    v1 = replay_flights(catalog, plan_flights(catalog, "v1", start=DAY_A), RUN, on_progress=progress.append)
+    v2 = replay_flights(catalog, plan_flights(catalog, "v2", start=DAY_A), RUN)
     return Story(catalog, built, correction, main_before, v1, progress, v2)
 
 
 def test_plan_takes_each_window_from_the_bronze_snapshot_its_silver_recorded(story):
-    plan = replay.plan(story.catalog, "v1", start=DAY_A)
+    plan = plan_flights(story.catalog, "v1", start=DAY_A)
 
     assert plan.branch == "replay-v1"
-    assert plan.sources == tuple(replay.WindowSource(Window(d), story.built[d].bronze.snapshot_id, True) for d in DAYS)
+    assert plan.sources == tuple(bronze_source(Window(d), story.built[d].bronze.snapshot_id, True) for d in DAYS)
     assert story.correction == current_id(story.catalog, BRONZE_FLIGHTS)
-    assert story.correction not in {s.bronze_snapshot_id for s in plan.sources}
+    assert story.correction not in {s.inputs["flights.bronze"] for s in plan.sources}
 
 
 def test_replaying_v1_reproduces_the_published_windows_exactly(story):
@@ -146,7 +161,8 @@ def test_replaying_v2_gives_the_v2_gold_computed_independently(story):
         story.main_before[SILVER_FLIGHTS][1],
     )
     assert (
-        story.v2.gold_snapshot_id == lake.head(story.catalog.load_table("gold.daily_delays"), "replay-v2").snapshot_id
+        story.v2.heads[str(GOLD_DAILY_DELAYS)]
+        == lake.head(story.catalog.load_table("gold.daily_delays"), "replay-v2").snapshot_id
     )
 
 
@@ -166,7 +182,7 @@ def test_history_shows_replay_commits_on_the_branch(story):
     entries = history.history(story.catalog.load_table(SILVER_FLIGHTS.identifier))
     head = next(e for e in entries if "replay-v1" in e.refs)
 
-    assert head.snapshot_id == story.v1.silver_snapshot_id
+    assert head.snapshot_id == story.v1.heads[str(SILVER_FLIGHTS)]
     assert (head.made_by.operation, head.made_by.branch, head.made_by.transform_version) == (
         "replay",
         "replay-v1",
@@ -180,12 +196,14 @@ def test_a_rerun_skips_every_window_and_commits_nothing(story):
     refs, snapshots = all_refs(story.catalog), {ref: snapshot_ids(story.catalog, ref) for ref in LAYERS}
     progress: list[replay.Progress] = []
 
-    again = replay.run(story.catalog, replay.plan(story.catalog, "v1", start=DAY_A), RUN, on_progress=progress.append)
+    again = replay_flights(
+        story.catalog, plan_flights(story.catalog, "v1", start=DAY_A), RUN, on_progress=progress.append
+    )
 
     assert again.replayed == () and again.skipped == WINDOWS
-    assert (again.silver_snapshot_id, again.gold_snapshot_id) == (
-        story.v1.silver_snapshot_id,
-        story.v1.gold_snapshot_id,
+    assert (again.heads[str(SILVER_FLIGHTS)], again.heads[str(GOLD_DAILY_DELAYS)]) == (
+        story.v1.heads[str(SILVER_FLIGHTS)],
+        story.v1.heads[str(GOLD_DAILY_DELAYS)],
     )
     assert again.rows == 0
     assert all_refs(story.catalog) == refs
@@ -195,9 +213,9 @@ def test_a_rerun_skips_every_window_and_commits_nothing(story):
 
 
 def test_default_start_is_the_window_of_silvers_last_known_good(story):
-    assert replay.plan(story.catalog, "v1").windows == (Window(DAY_B), Window(DAY_C))
-    assert replay.plan(story.catalog, "v1", start=DAY_A).windows == WINDOWS
-    plan = replay.plan(story.catalog, "v2", start=DAY_A, end=DAY_B, branch="try-1")
+    assert plan_flights(story.catalog, "v1").windows == (Window(DAY_B), Window(DAY_C))
+    assert plan_flights(story.catalog, "v1", start=DAY_A).windows == WINDOWS
+    plan = plan_flights(story.catalog, "v2", start=DAY_A, end=DAY_B, branch="try-1")
     assert (plan.windows, plan.branch, plan.version) == (WINDOWS[:2], "try-1", "v2")
 
 
@@ -205,36 +223,36 @@ def test_impossible_requests_raise_value_error_and_create_nothing(story):
     refs = all_refs(story.catalog)
 
     with pytest.raises(ValueError, match=r"unknown transform version 'v9'"):
-        replay.plan(story.catalog, "v9")
+        plan_flights(story.catalog, "v9")
     with pytest.raises(ValueError, match=r"start 2013-01-03 is after end 2013-01-02"):
-        replay.plan(story.catalog, "v1", start=DAY_B, end=DAY_A)
+        plan_flights(story.catalog, "v1", start=DAY_B, end=DAY_A)
 
     assert all_refs(story.catalog) == refs
 
 
 def test_a_window_only_in_bronze_is_planned_from_bronze_head(catalog, drop_day):
-    head = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    head = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
 
-    plan = replay.plan(catalog, "v2")
+    plan = plan_flights(catalog, "v2")
 
-    assert plan.sources == (replay.WindowSource(Window(DAY_A), head, False),)
+    assert plan.sources == (bronze_source(Window(DAY_A), head, False),)
 
 
 def test_a_crash_between_silver_and_gold_resumes_without_redoing_or_duplicating(catalog, drop_day):
     for day in (DAY_A, DAY_B):
         build_day(catalog, drop_day, day)
 
-    def gold_of_b_fails(ref: TableRef, frame: pd.DataFrame) -> ValidationReport:
-        hit = ref == GOLD_DAILY_DELAYS and set(frame["flight_date"]) == {DAY_B}
-        return failing(ref, frame) if hit else passing(ref, frame)
+    def gold_of_b_fails(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+        hit = layer.table == GOLD_DAILY_DELAYS and set(frame["flight_date"]) == {DAY_B}
+        return failing(layer, frame) if hit else passing(layer, frame)
 
     with pytest.raises(ValidationFailed):
-        replay.run(catalog, replay.plan(catalog, "v2"), RUN, validate=gold_of_b_fails)
+        replay_flights(catalog, plan_flights(catalog, "v2"), RUN, validate=gold_of_b_fails)
     silver_table = catalog.load_table(SILVER_FLIGHTS.identifier)
     silver_b = replay.completed(silver_table, "replay-v2", "v2")[Window(DAY_B)]
     assert set(replay.completed(catalog.load_table(GOLD_DAILY_DELAYS.identifier), "replay-v2", "v2")) == {Window(DAY_A)}
 
-    result = replay.run(catalog, replay.plan(catalog, "v2"), RUN)
+    result = replay_flights(catalog, plan_flights(catalog, "v2"), RUN)
 
     assert (result.replayed, result.skipped) == ((Window(DAY_B),), (Window(DAY_A),))
     assert result.rows == 0  # no Silver window was rebuilt
@@ -252,10 +270,10 @@ def test_a_crash_between_silver_and_gold_resumes_without_redoing_or_duplicating(
 def test_a_window_republished_on_main_since_the_replay_is_replayed_again(catalog, drop_day):
     for day in (DAY_A, DAY_B):
         build_day(catalog, drop_day, day)
-    replay.run(catalog, replay.plan(catalog, "v1"), RUN)
+    replay_flights(catalog, plan_flights(catalog, "v1"), RUN)
     fixed: Built = build_day(catalog, drop_day, DAY_A, text=corrected(DAY_A))  # main now holds corrected A
 
-    result = replay.run(catalog, replay.plan(catalog, "v1"), RUN)
+    result = replay_flights(catalog, plan_flights(catalog, "v1"), RUN)
 
     assert (result.replayed, result.skipped) == ((Window(DAY_A),), (Window(DAY_B),))
     silver = rows_on(catalog, SILVER_FLIGHTS, "replay-v1")

@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 from pyiceberg.table.snapshots import Operation, ancestors_of
 
-from lakeops.datasets.names import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from declarations.flights import landing
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
-from lakeops.ingest import landing
 from lakeops.versioning import replay
 
 from .conftest import assert_gold_matches
+from .flights import GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS
 from .versioning_helpers import (
     build_day,
     canonical,
@@ -37,7 +37,7 @@ BRANCH = "replay-v2"
 # --no-validate: the GX suites cost about 1 s a window, which would triple this test's time; the gate
 # itself is tested in process (test_validation.py, test_tags.py).
 REPLAY = [
-    *(sys.executable, "-m", "admin.cli", "replay", "--version", "v2"),
+    *(sys.executable, "-m", "admin.cli", "replay", "--dataset", "flights", "--version", "v2"),
     *("--start", "2013-01-01", "--end", "2013-01-31", "--no-validate"),
 ]
 
@@ -53,7 +53,7 @@ def replay_appends(catalog, ref) -> Counter:
     return count
 
 
-def done(catalog, ref) -> dict[Window, tuple[int, int | None]]:
+def done(catalog, ref) -> dict[Window, tuple[int, dict[str, int]]]:
     return replay.completed(catalog.load_table(ref.identifier), BRANCH, "v2")
 
 
@@ -61,7 +61,7 @@ def test_a_replay_killed_halfway_resumes_without_duplicates_or_gaps(tmp_path: Pa
     home = tmp_path / "lake"
     settings = lake_settings(home)
     catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, REGISTRY)
     drop = dropper(tmp_path / "landing")
     for day in DAYS:
         build_day(catalog, drop, day)

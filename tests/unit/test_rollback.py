@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.errors import RefNotFound, SnapshotNotFound, UnsafeRollback
 from lakeops.versioning import rollback
 from lakeops.versioning.timetravel import AsOf
 
 from .conftest import DAY_A, DAY_B
+from .flights import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS, ingest_bronze
 from .versioning_helpers import RUN, build_day, canonical, corrected, current_id, dropper, open_lake, rows_of
 
 
@@ -46,7 +45,7 @@ def test_rollback_is_one_commit_that_changes_what_a_plain_reader_sees(two_days):
     snapshots_before, log_before = list(table.snapshots()), len(table.metadata.metadata_log)
     assert set(consumer_view(catalog, GOLD_DAILY_DELAYS)["flight_date"]) == {DAY_A, DAY_B}
 
-    result = rollback.rollback(catalog, GOLD_DAILY_DELAYS, AsOf(snapshot_id=first.gold.snapshot_id))
+    result = rollback.rollback(catalog, REGISTRY, GOLD_DAILY_DELAYS, AsOf(snapshot_id=first.gold.snapshot_id))
 
     pd.testing.assert_frame_equal(
         consumer_view(catalog, GOLD_DAILY_DELAYS),
@@ -71,12 +70,12 @@ def test_rollback_to_a_time_or_a_tag(two_days):
     silver.manage_snapshots().create_tag(second.silver.snapshot_id, "before-rollback").commit()
     midway = datetime.fromtimestamp(silver.snapshot_by_id(second.silver.snapshot_id).timestamp_ms / 1000 - 0.001, UTC)
 
-    by_time = rollback.rollback(catalog, SILVER_FLIGHTS, AsOf(time=midway))
+    by_time = rollback.rollback(catalog, REGISTRY, SILVER_FLIGHTS, AsOf(time=midway))
 
     assert by_time.snapshot_id == first.silver.snapshot_id == current_id(catalog, SILVER_FLIGHTS)
     assert set(consumer_view(catalog, SILVER_FLIGHTS)["flight_date"]) == {DAY_A}
 
-    by_tag = rollback.rollback(catalog, SILVER_FLIGHTS, AsOf(ref="before-rollback"))
+    by_tag = rollback.rollback(catalog, REGISTRY, SILVER_FLIGHTS, AsOf(ref="before-rollback"))
 
     assert by_tag.snapshot_id == second.silver.snapshot_id == current_id(catalog, SILVER_FLIGHTS)
     assert set(consumer_view(catalog, SILVER_FLIGHTS)["flight_date"]) == {DAY_A, DAY_B}
@@ -119,7 +118,7 @@ def test_rollback_to_output_built_from_since_corrected_input_is_refused(correcte
     before = table_state(c.catalog, GOLD_DAILY_DELAYS), consumer_view(c.catalog, GOLD_DAILY_DELAYS)
 
     with pytest.raises(UnsafeRollback) as caught:
-        rollback.rollback(c.catalog, GOLD_DAILY_DELAYS, AsOf(snapshot_id=c.before_correction))
+        rollback.rollback(c.catalog, REGISTRY, GOLD_DAILY_DELAYS, AsOf(snapshot_id=c.before_correction))
 
     message = str(caught.value)
     assert f"2013-01-02: built from batch {c.a1}, Bronze now holds {c.a2}" in message
@@ -134,37 +133,39 @@ def test_check_names_each_corrected_window_for_any_layer(corrected_lake):
     for ref, target in ((GOLD_DAILY_DELAYS, c.before_correction), (SILVER_FLIGHTS, c.silver_a1)):
         snapshot = c.catalog.load_table(ref.identifier).snapshot_by_id(target)
 
-        verdict = rollback.check(c.catalog, ref, snapshot)
+        verdict = rollback.check(c.catalog, REGISTRY, ref, snapshot)
 
         assert not verdict.safe
         assert verdict.corrected == (rollback.CorrectedWindow("2013-01-02", c.a1, c.a2),), ref
     current = c.catalog.load_table(GOLD_DAILY_DELAYS.identifier).snapshot_by_id(c.after_correction)
-    assert rollback.check(c.catalog, GOLD_DAILY_DELAYS, current).safe
+    assert rollback.check(c.catalog, REGISTRY, GOLD_DAILY_DELAYS, current).safe
 
 
 def test_a_forced_rollback_goes_through_and_reports_what_it_republished(corrected_lake):
     c = corrected_lake
 
-    result = rollback.rollback(c.catalog, GOLD_DAILY_DELAYS, AsOf(snapshot_id=c.before_correction), force=True)
+    result = rollback.rollback(
+        c.catalog, REGISTRY, GOLD_DAILY_DELAYS, AsOf(snapshot_id=c.before_correction), force=True
+    )
 
     assert current_id(c.catalog, GOLD_DAILY_DELAYS) == c.before_correction == result.snapshot_id
     assert result.check.corrected == (rollback.CorrectedWindow("2013-01-02", c.a1, c.a2),)
     assert set(consumer_view(c.catalog, GOLD_DAILY_DELAYS).query("flight_date == @DAY_A")["_batch_id"]) == {c.a1}
     # Put it back for the other tests of the module (and show that rolling forward is safe).
-    assert rollback.rollback(c.catalog, GOLD_DAILY_DELAYS, AsOf(snapshot_id=c.after_correction)).check.safe
+    assert rollback.rollback(c.catalog, REGISTRY, GOLD_DAILY_DELAYS, AsOf(snapshot_id=c.after_correction)).check.safe
 
 
 def test_an_unknown_or_expired_target_raises_and_changes_nothing(catalog, drop_day):
-    old = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
-    pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN)
+    old = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    ingest_bronze(catalog, drop_day(DAY_B), RUN)
     catalog.load_table(BRONZE_FLIGHTS.identifier).maintenance.expire_snapshots().by_id(old).commit()
     before = table_state(catalog, BRONZE_FLIGHTS)
 
     with pytest.raises(SnapshotNotFound, match=rf"bronze\.flights has no snapshot {old}"):
-        rollback.rollback(catalog, BRONZE_FLIGHTS, AsOf(snapshot_id=old), force=True)
+        rollback.rollback(catalog, REGISTRY, BRONZE_FLIGHTS, AsOf(snapshot_id=old), force=True)
     with pytest.raises(SnapshotNotFound, match=r"bronze\.flights has no snapshot 7"):
-        rollback.rollback(catalog, BRONZE_FLIGHTS, AsOf(snapshot_id=7))
+        rollback.rollback(catalog, REGISTRY, BRONZE_FLIGHTS, AsOf(snapshot_id=7))
     with pytest.raises(RefNotFound, match=r"bronze\.flights has no tag or branch 'yesterday'"):
-        rollback.rollback(catalog, BRONZE_FLIGHTS, AsOf(ref="yesterday"), force=True)
+        rollback.rollback(catalog, REGISTRY, BRONZE_FLIGHTS, AsOf(ref="yesterday"), force=True)
 
     assert table_state(catalog, BRONZE_FLIGHTS) == before

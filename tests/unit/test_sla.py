@@ -1,20 +1,20 @@
 """lakeops.sla: the fold of a window's facts into its state, the decisions, the messages, the facts table."""
 
 import random
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
 from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, SLA_FACTS
+from lakeops.datasets.names import SLA_FACTS
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
 from lakeops.readiness import sla
 from lakeops.readiness.sla import Fact, State
 
 from .conftest import DAY_A
+from .flights import BRONZE_FLIGHTS, ingest_bronze
 from .sla_helpers import (
     CONTRACT,
     DATASET,
@@ -29,6 +29,7 @@ from .sla_helpers import (
     no_fallback,
     opened,
     signal,
+    with_terms,
 )
 
 NOW = at(2, 12)
@@ -282,7 +283,7 @@ def test_nothing_within_max_age_is_no_fallback_naming_the_age_and_the_newest_win
 
 
 def test_an_empty_good_snapshot_is_no_fallback():
-    decision = sla.decide_fallback(replace(CONTRACT, max_fallback_age=timedelta(hours=36)), WINDOW, 1234, set())
+    decision = sla.decide_fallback(with_terms(CONTRACT, max_fallback_age=timedelta(hours=36)), WINDOW, 1234, set())
 
     assert isinstance(decision, sla.NoFallback)
     assert "1.5 days" in decision.reason
@@ -390,7 +391,7 @@ def test_lateness_of_one_window_is_that_window():
 
 
 def test_lateness_of_no_watched_window_is_none():
-    assert sla.lateness([signal(at(2, 7)), opened()], replace(CONTRACT, dataset="silver.flights"), NOW) is None
+    assert sla.lateness([signal(at(2, 7)), opened()], with_terms(CONTRACT, dataset="silver.flights"), NOW) is None
     assert sla.lateness([signal(at(2, 7))], CONTRACT, NOW) is None
 
 
@@ -463,7 +464,7 @@ def test_timestamps_in_another_zone_come_back_as_the_same_instant_in_utc(catalog
 def test_a_windows_lifecycle_round_trips_with_its_real_snapshot_ids(catalog, drop_day):
     """Facts without a snapshot id sit beside facts with one: the ids must come back exact."""
     # pyiceberg's snapshot ids are random 63-bit numbers: almost always beyond a float's 53-bit mantissa
-    good = pipeline.ingest_bronze(catalog, drop_day(DAY_A), pipeline.RunInfo("run-1", "test")).snapshot_id
+    good = ingest_bronze(catalog, drop_day(DAY_A), pipeline.RunInfo("run-1", "test")).snapshot_id
     lifecycle = [
         opened(),
         missed(),

@@ -1,13 +1,24 @@
 """lakeops.sla_report: the `lakeops sla list` text and the watcher of the window-opening schedule."""
 
-from dataclasses import replace
 from datetime import date, time
 
 from lakeops.datasets.windows import Window
 from lakeops.readiness import sla, sla_report
 from lakeops.readiness.sla import Fact
 
-from .sla_helpers import CONTRACT, DATASET, MADE_BY, WINDOW, at, fact, fell_back, missed, opened, signal
+from .sla_helpers import (
+    CONTRACT,
+    DATASET,
+    MADE_BY,
+    WINDOW,
+    at,
+    fact,
+    fell_back,
+    missed,
+    opened,
+    signal,
+    with_terms,
+)
 
 W0 = Window(date(2024, 4, 30))
 W2 = Window(date(2024, 5, 2))
@@ -62,7 +73,7 @@ def test_a_newer_window_opened_by_hand_does_not_hide_a_stopped_schedule():
 
 
 def test_the_watcher_reads_only_its_contracts_dataset():
-    other = replace(CONTRACT, dataset="silver.flights")
+    other = with_terms(CONTRACT, dataset="silver.flights")
     facts = [opened(W2)]  # bronze.flights opened May 2nd on schedule
 
     assert "no window was ever opened on schedule" in sla_report.watcher(other, facts, at(3, 7))
@@ -71,7 +82,7 @@ def test_the_watcher_reads_only_its_contracts_dataset():
 
 def test_the_watcher_follows_the_contracts_expected_time():
     """An opening at another contract's clock (e.g. before the time changed) is not on schedule."""
-    moved = replace(CONTRACT, expected_at=time(7, 0))
+    moved = with_terms(CONTRACT, expected_at=time(7, 0))
 
     assert "no window was ever opened on schedule" in sla_report.watcher(moved, [opened(W2)], at(3, 8))
 
@@ -132,7 +143,7 @@ def test_the_report_of_a_contract_without_facts():
 
 
 def test_the_report_has_one_section_per_contract_with_its_own_watcher():
-    silver = replace(CONTRACT, dataset="silver.flights", expected_at=time(7, 0))
+    silver = with_terms(CONTRACT, dataset="silver.flights", expected_at=time(7, 0))
     facts = [opened(WINDOW), signal(at(2, 7))]  # bronze.flights, late by an hour
 
     text = sla_report.render([CONTRACT, silver], facts, at(2, 8))

@@ -5,30 +5,31 @@ producer, the consumers' catch-up), driven by the core functions they call, on r
 """
 
 import random
-from datetime import date, time, timedelta
+from datetime import date, timedelta
 
 import pytest
 from pyiceberg.expressions import AlwaysTrue
 
 from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake, tags
 from lakeops.iceberg.provenance import Provenance
-from lakeops.readiness import sla
-from lakeops.readiness.contracts import ReadinessContract
+from lakeops.readiness import contracts, sla
 
-CONTRACT = ReadinessContract(
-    dataset=BRONZE_FLIGHTS.identifier,
-    producer="ingest-bronze-flights/lakeops",
-    consumer="build-silver-flights/lakeops",
-    expected_at=time(6, 0),
-    buffer=timedelta(minutes=30),
-    max_fallback_age=timedelta(days=2),
-    give_up_after=timedelta(hours=72),
-    owner="flights-data-team",
-    alert_block="custom-webhook/lakeops-alerts",
+from .flights import (
+    BRONZE,
+    BRONZE_FLIGHTS,
+    FLIGHTS,
+    GOLD_DAILY_DELAYS,
+    REGISTRY,
+    SILVER_FLIGHTS,
+    build_gold,
+    build_silver,
+    ingest_bronze,
 )
+
+# The flights declaration's contract, as the SLA flows derive it.
+CONTRACT = contracts.of(REGISTRY, FLIGHTS)
 RUN = pipeline.RunInfo("simulation", "git:test")
 MADE_BY = Provenance("git:test", "simulation", "", "", operation="sla")
 WINDOWS = [Window(date(2013, 1, 1) + timedelta(days=i)) for i in range(30)]
@@ -36,13 +37,13 @@ WINDOWS = [Window(date(2013, 1, 1) + timedelta(days=i)) for i in range(30)]
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):  # noqa: ANN201
-    from lakeops.ingest import landing
+    from declarations.flights import landing
     from lakeops.settings import LakeSettings
 
     root = tmp_path_factory.mktemp("sla-sim")
     settings = LakeSettings(home=root / "lake")
     catalog = lake.open_catalog("sim", lake.embedded_properties(settings))
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, REGISTRY)
     rng = random.Random(13)
     never = WINDOWS[17]
     late = set(rng.sample([w for w in WINDOWS[1:] if w != never], 6))  # 20% of 30
@@ -52,14 +53,14 @@ def simulated(tmp_path_factory):  # noqa: ANN201
         from lakeops.ingest import batches
 
         batch = batches.read_raw(landing.drop_day_file(root / "landing", window.day), window)
-        signal = pipeline.ingest_bronze(catalog, batch, RUN)
+        signal = ingest_bronze(catalog, batch, RUN)
         sla.record(
             catalog,
             [sla.SlaFact(CONTRACT.dataset, window.key, sla.Fact.SIGNAL, at, snapshot_id=signal.snapshot_id)],
             MADE_BY,
         )  # noqa: E501
-        silver = pipeline.build_silver(catalog, window, signal.snapshot_id, RUN)
-        pipeline.build_gold(catalog, window, silver.snapshot_id, RUN)
+        silver = build_silver(catalog, window, signal.snapshot_id, RUN)
+        build_gold(catalog, window, silver.snapshot_id, RUN)
         facts = sla.read(catalog, CONTRACT.dataset, window.key)
         state = sla.window_state(CONTRACT, window.key, facts, at)
         if state.state == sla.State.CAUGHT_UP:  # flows.sla.resolve_if_caught_up
@@ -75,16 +76,16 @@ def simulated(tmp_path_factory):  # noqa: ANN201
             CONTRACT,
             window,
             good.snapshot_id if good else None,
-            lake.windows_in(bronze, good.snapshot_id) if good else set(),
+            {w.day for w in lake.windows_in(bronze, BRONZE.window, good.snapshot_id)} if good else set(),
         )
         new = [
             sla.SlaFact(CONTRACT.dataset, window.key, sla.Fact.DEADLINE_MISSED, at, state.expected_at, state.deadline)
         ]
         if isinstance(decision, sla.Fallback):
-            stale = pipeline.build_silver(
+            stale = build_silver(
                 catalog, window, decision.snapshot_id, RUN, stale=True, carry_from=Window(decision.source_window)
             )
-            pipeline.build_gold(catalog, window, stale.snapshot_id, RUN, stale=True)
+            build_gold(catalog, window, stale.snapshot_id, RUN, stale=True)
             new.append(
                 sla.SlaFact(CONTRACT.dataset, window.key, sla.Fact.FALLBACK, at, snapshot_id=decision.snapshot_id)
             )

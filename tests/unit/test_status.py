@@ -1,15 +1,17 @@
 """lakeops.status: what `lakeops status` lists and prints."""
 
-from lakeops.datasets.names import ALL_TABLES, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.names import TableRef
 from lakeops.iceberg import lake
-from lakeops.readiness import status
+from lakeops.readiness import markers, status
 from tests.unit.test_lake import PROVENANCE, gold_rows, signal
+
+from .flights import ALL_TABLES, GOLD, GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
 
 
 def test_status_lists_each_table_with_its_rows_and_last_signal(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK", "LGA"]), GOLD_DAILY_DELAYS), PROVENANCE)
-    lake.write_marker(gold, signal("2013-01-02", snapshot_id))
+    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK", "LGA"]), GOLD.schema), PROVENANCE)
+    markers.write_marker(gold, signal("2013-01-02", snapshot_id))
 
     lines = {line.table: line for line in status.status(catalog, (*ALL_TABLES, TableRef("x", "y")))}
 
@@ -23,8 +25,8 @@ def test_status_lists_each_table_with_its_rows_and_last_signal(catalog):
 
 def test_render_shows_each_table_with_its_snapshot_rows_and_signal(catalog):
     gold = lake.load(catalog, GOLD_DAILY_DELAYS)
-    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK"]), GOLD_DAILY_DELAYS), PROVENANCE)
-    lake.write_marker(gold, signal("2013-01-02", snapshot_id))
+    snapshot_id = lake.append_rows(gold, lake.to_arrow(gold_rows(["EWR", "JFK"]), GOLD.schema), PROVENANCE)
+    markers.write_marker(gold, signal("2013-01-02", snapshot_id))
 
     text = status.render(status.status(catalog, ALL_TABLES))
 

@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 
 from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
 from lakeops.iceberg import tags
 
 from .conftest import DAY_A, DAY_B
+from .flights import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, build_gold, build_silver, ingest_bronze
 from .versioning_helpers import (
     RUN,
     Recorder,
@@ -32,10 +32,10 @@ def good(catalog, ref) -> int | None:
 
 
 def test_ingest_always_marks_bronze_good(catalog, drop_day):
-    first = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    first = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
     assert good(catalog, BRONZE_FLIGHTS) == first
 
-    second = pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
+    second = ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
 
     assert second != first
     assert good(catalog, BRONZE_FLIGHTS) == second
@@ -43,8 +43,8 @@ def test_ingest_always_marks_bronze_good(catalog, drop_day):
 
 
 def test_mark_good_moves_forward_never_back(catalog, drop_day):
-    a = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
-    b = pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
+    a = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    b = ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
 
     assert tags.mark_good(table, a) is False  # older than the tagged one
@@ -58,7 +58,7 @@ def test_mark_good_moves_forward_never_back(catalog, drop_day):
 
 
 def test_mark_good_of_an_unknown_snapshot_raises_naming_the_table(catalog, drop_day):
-    b = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    b = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
 
     with pytest.raises(ValueError, match=r"bronze\.flights has no snapshot 42"):
         tags.mark_good(catalog.load_table(BRONZE_FLIGHTS.identifier), 42)
@@ -81,9 +81,9 @@ def test_a_validated_build_on_main_moves_last_known_good_to_its_commit(catalog, 
 
 def test_a_stale_build_does_not_move_last_known_good_even_when_valid(catalog, drop_day):
     first = build_day(catalog, drop_day, DAY_A, target=VALIDATED)
-    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_B), RUN)
+    bronze = ingest_bronze(catalog, drop_day(DAY_B), RUN)
 
-    stale = pipeline.build_silver(catalog, Window(DAY_B), bronze.snapshot_id, RUN, stale=True, target=VALIDATED)
+    stale = build_silver(catalog, Window(DAY_B), bronze.snapshot_id, RUN, stale=True, target=VALIDATED)
 
     assert stale.stale is True
     assert current_id(catalog, SILVER_FLIGHTS) == stale.snapshot_id
@@ -95,7 +95,7 @@ def test_a_valid_build_on_a_branch_does_not_move_last_known_good(catalog, drop_d
     silver = catalog.load_table(SILVER_FLIGHTS.identifier)
     silver.manage_snapshots().create_branch(first.silver.snapshot_id, "audit").commit()
 
-    on_branch = pipeline.build_silver(
+    on_branch = build_silver(
         catalog,
         Window(DAY_A),
         first.bronze.snapshot_id,
@@ -126,9 +126,9 @@ def test_a_failing_validator_raises_and_commits_nothing(validated_day, ref):
 
     with pytest.raises(ValidationFailed, match=rf"{ref} window 2013-01-02 failed 1 of 3 checks") as caught:
         if ref == SILVER_FLIGHTS:
-            pipeline.build_silver(catalog, Window(DAY_A), first.bronze.snapshot_id, RUN, version="v2", target=gate)
+            build_silver(catalog, Window(DAY_A), first.bronze.snapshot_id, RUN, version="v2", target=gate)
         else:
-            pipeline.build_gold(catalog, Window(DAY_A), first.silver.snapshot_id, RUN, version="v2", target=gate)
+            build_gold(catalog, Window(DAY_A), first.silver.snapshot_id, RUN, version="v2", target=gate)
 
     assert caught.value.failures == ("fake_check(column='x'): 2 rows",)
     assert "fake_check(column='x')" in str(caught.value) and "nothing committed" in str(caught.value)

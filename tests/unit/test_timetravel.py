@@ -6,15 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from lakeops.build import pipeline
-from lakeops.datasets.names import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS
+from declarations.flights import landing
 from lakeops.datasets.windows import Window
 from lakeops.errors import RefNotFound, SnapshotNotFound
-from lakeops.ingest import landing
 from lakeops.versioning import maintenance, timetravel
 from lakeops.versioning.timetravel import AsOf
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, expected_gold
+from .flights import BRONZE_FLIGHTS, GOLD, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, ingest_bronze
 from .versioning_helpers import DAY_C, RUN, Built, build_day, canonical, dropper, on_day, open_lake, rows_of
 
 
@@ -109,7 +108,9 @@ def test_row_filter_and_columns_apply_to_the_resolved_snapshot(shared):
     catalog, (_, g2) = shared.catalog, shared.gold
     table = gold_table(catalog)
 
-    _, rows = timetravel.read_as_of(table, AsOf(snapshot_id=g2), Window(DAY_B).date_filter(), ("origin", "flights"))
+    _, rows = timetravel.read_as_of(
+        table, AsOf(snapshot_id=g2), GOLD.window.filter(Window(DAY_B)), ("origin", "flights")
+    )
 
     assert list(rows.columns) == ["origin", "flights"]
     expected = expected_gold(landing.day_rows(DAY_B))
@@ -188,7 +189,7 @@ def test_a_time_whose_snapshot_expired_raises_instead_of_reading_an_older_state(
     The first snapshot is kept by a tag, the middle one expires: the table's state at the middle
     commit's time no longer exists, so that request is impossible.
     """
-    first, middle, _ = (pipeline.ingest_bronze(catalog, drop_day(d), RUN).snapshot_id for d in (DAY_A, DAY_B, DAY_C))
+    first, middle, _ = (ingest_bronze(catalog, drop_day(d), RUN).snapshot_id for d in (DAY_A, DAY_B, DAY_C))
     bronze = catalog.load_table(BRONZE_FLIGHTS.identifier)
     bronze.manage_snapshots().create_tag(first, "kept").commit()
     at_middle = committed_at(bronze, middle)

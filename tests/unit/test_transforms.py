@@ -1,4 +1,4 @@
-"""lakeops.transforms: the version registry and flights v1 (Bronze -> Silver -> Gold)."""
+"""The flights transforms: the versions its layers declare and flights v1 (Bronze -> Silver -> Gold)."""
 
 from datetime import date
 
@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakeops import transforms
-from lakeops.ingest import landing
-from lakeops.transforms import flights_v1
+from declarations.flights import landing
+from declarations.flights import v1 as flights_v1
 
 from .conftest import DAY_A, DAY_B, assert_gold_matches, expected_gold
+from .flights import FLIGHTS, GOLD, SILVER
 
 KEY = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]
 EARLY = pd.Timestamp("2024-05-01 08:00", tz="UTC")
@@ -23,14 +23,18 @@ def bronze_rows(day: date, ingested_at: pd.Timestamp = EARLY, batch_id: str = "b
 
 
 def test_current_version_is_registered():
-    assert transforms.flights() is transforms.flights(transforms.CURRENT)
-    assert transforms.flights("v1") is flights_v1
+    assert FLIGHTS.default_version in FLIGHTS.versions
+    for layer in (SILVER, GOLD):
+        assert layer.transform(FLIGHTS.default_version) is layer.transforms[FLIGHTS.default_version]
+    assert SILVER.transform("v1") is flights_v1.to_silver
+    assert GOLD.transform("v1") is flights_v1.to_gold
 
 
 @pytest.mark.parametrize("version", ["v9", "", "V1", "flights_v1"])
 def test_unknown_version_raises_value_error_naming_it(version):
-    with pytest.raises(ValueError, match=repr(version)):
-        transforms.flights(version)
+    for layer in (SILVER, GOLD):
+        with pytest.raises(ValueError, match=repr(version)):
+            layer.transform(version)
 
 
 def test_to_silver_keeps_the_last_ingested_copy_of_each_flight():

@@ -1,18 +1,18 @@
-"""lakeops.transforms.flights_v2: a diverted flight (departed, no arrival delay) counts as cancelled."""
+"""Flights v2 (declarations.flights.v2): a diverted flight (departed, no arrival delay) counts as cancelled."""
 
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
-from lakeops import transforms
-from lakeops.build import pipeline
-from lakeops.datasets.names import GOLD_DAILY_DELAYS
+from declarations.flights import landing
+from declarations.flights import v1 as flights_v1
+from declarations.flights import v2 as flights_v2
 from lakeops.datasets.windows import Window
-from lakeops.ingest import batches, landing
-from lakeops.transforms import flights_v1, flights_v2
+from lakeops.ingest import batches
 
 from .conftest import DAY_A, assert_gold_matches, expected_gold
+from .flights import GOLD, GOLD_DAILY_DELAYS, SILVER, build_gold, build_silver, ingest_bronze, parse
 from .versioning_helpers import RUN, expected_gold_v2, on_day, rows_of
 
 
@@ -30,7 +30,7 @@ def source() -> pd.DataFrame:
 @pytest.fixture
 def silver(drop_day) -> pd.DataFrame:
     batch = drop_day(DAY_A)
-    return flights_v1.to_silver(batches.with_lineage(batches.parse(batch), batch, datetime.now(UTC)))
+    return flights_v1.to_silver(batches.with_lineage(parse(batch), batch, datetime.now(UTC)))
 
 
 def test_v2_counts_diverted_flights_as_cancelled(silver, source):
@@ -54,17 +54,18 @@ def test_v1_does_not_and_the_difference_is_exactly_the_diversions(silver, source
 
 def test_v2_silver_is_v1_silver(silver, drop_day):
     batch = drop_day(DAY_A)
-    bronze = batches.with_lineage(batches.parse(batch), batch, datetime.now(UTC))
+    bronze = batches.with_lineage(parse(batch), batch, datetime.now(UTC))
 
-    assert transforms.flights("v2").to_silver is flights_v1.to_silver
+    assert SILVER.transform("v2") is flights_v1.to_silver
+    assert GOLD.transform("v2") is flights_v2.to_gold
     pd.testing.assert_frame_equal(flights_v2.to_silver(bronze), flights_v1.to_silver(bronze))
 
 
 def test_build_gold_with_version_v2_commits_the_v2_numbers(catalog, drop_day, source):
-    bronze = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
-    silver = pipeline.build_silver(catalog, Window(DAY_A), bronze.snapshot_id, RUN, version="v2")
+    bronze = ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    silver = build_silver(catalog, Window(DAY_A), bronze.snapshot_id, RUN, version="v2")
 
-    signal = pipeline.build_gold(catalog, Window(DAY_A), silver.snapshot_id, RUN, version="v2")
+    signal = build_gold(catalog, Window(DAY_A), silver.snapshot_id, RUN, version="v2")
 
     gold = on_day(rows_of(catalog, GOLD_DAILY_DELAYS), DAY_A)
     assert_gold_matches(gold.drop(columns=["flight_date", "_batch_id"]), expected_gold_v2(source))
@@ -73,5 +74,6 @@ def test_build_gold_with_version_v2_commits_the_v2_numbers(catalog, drop_day, so
 
 
 def test_an_unknown_version_is_refused_naming_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown transform version 'v3'; known: \['v1', 'v1.1', 'v2'\]"):
-        transforms.flights("v3")
+    for layer in (SILVER, GOLD):
+        with pytest.raises(ValueError, match=r"unknown transform version 'v3'; known: \['v1', 'v1.1', 'v2'\]"):
+            layer.transform("v3")

@@ -5,33 +5,33 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from declarations.flights import v1
 from lakeops.build import pipeline, validation
-from lakeops.datasets.names import GOLD_DAILY_DELAYS, QUARANTINE_FLIGHTS, SILVER_FLIGHTS
 from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
 from lakeops.iceberg import tags
 from lakeops.ingest import batches
-from lakeops.transforms import flights_v1
 
 from .conftest import DAY_A, day_text, edit_cell
+from .flights import BRONZE, GOLD, SILVER, SILVER_FLIGHTS, build_silver, ingest_bronze, parse
 from .versioning_helpers import RUN, snapshot_ids
 
 
 def silver_frame(batch: batches.RawBatch) -> pd.DataFrame:
     """What build_silver would validate for the batch's window."""
-    bronze = batches.with_lineage(batches.parse(batch), batch, datetime.now(UTC))
-    return flights_v1.to_silver(bronze).assign(_bronze_snapshot_id=1)
+    bronze = batches.with_lineage(parse(batch), batch, datetime.now(UTC))
+    return v1.to_silver(bronze).assign(_bronze_snapshot_id=1)
 
 
 def test_a_valid_silver_window_passes_every_check(drop_day):
     frame = silver_frame(drop_day(DAY_A))
 
-    report = validation.validate(SILVER_FLIGHTS, frame)
+    report = validation.validate(SILVER, frame)
 
     assert report.success, report.failures
     assert report.failures == ()
     assert report.rows == len(frame) == 943
-    assert report.evaluated == len(validation._silver_expectations(validation.gx_context()[0])) >= 10
+    assert report.evaluated == len(SILVER.suite(validation.gx_context()[0])) >= 10
     assert report.suite == "lakeops.silver.flights"
 
 
@@ -40,7 +40,7 @@ def test_a_broken_carrier_and_a_negative_air_time_fail_naming_both_checks(drop_d
     frame.loc[3, "carrier"] = "U$"
     frame.loc[7, "air_time"] = -5.0
 
-    report = validation.validate(SILVER_FLIGHTS, frame)
+    report = validation.validate(SILVER, frame)
 
     assert not report.success
     assert len(report.failures) == 2, report.failures
@@ -51,11 +51,11 @@ def test_a_broken_carrier_and_a_negative_air_time_fail_naming_both_checks(drop_d
 
 
 def test_a_gold_frame_with_more_cancelled_than_flights_fails(drop_day):
-    frame = flights_v1.to_gold(silver_frame(drop_day(DAY_A))).assign(_batch_id="b")
-    assert validation.validate(GOLD_DAILY_DELAYS, frame).success
+    frame = v1.to_gold(silver_frame(drop_day(DAY_A))).assign(_batch_id="b")
+    assert validation.validate(GOLD, frame).success
     frame.loc[0, "cancelled"] = frame.loc[0, "flights"] + 1
 
-    report = validation.validate(GOLD_DAILY_DELAYS, frame)
+    report = validation.validate(GOLD, frame)
 
     assert len(report.failures) == 1, report.failures
     (failure,) = report.failures
@@ -65,20 +65,21 @@ def test_a_gold_frame_with_more_cancelled_than_flights_fails(drop_day):
 
 def test_the_real_gate_in_the_pipeline_rejects_a_broken_window_and_passes_a_good_one(catalog, drop_day):
     gate = pipeline.Target(validate=validation.validate)
-    broken = pipeline.ingest_bronze(catalog, drop_day(DAY_A, edit_cell(day_text(DAY_A), 2, "carrier", "UAX")), RUN)
+    broken = ingest_bronze(catalog, drop_day(DAY_A, edit_cell(day_text(DAY_A), 2, "carrier", "UAX")), RUN)
 
     with pytest.raises(ValidationFailed, match=r"silver\.flights window 2013-01-02 failed 1 of \d+ checks") as caught:
-        pipeline.build_silver(catalog, Window(DAY_A), broken.snapshot_id, RUN, target=gate)
+        build_silver(catalog, Window(DAY_A), broken.snapshot_id, RUN, target=gate)
 
     assert "column='carrier'" in caught.value.failures[0] and "UAX" in caught.value.failures[0]
     assert snapshot_ids(catalog, SILVER_FLIGHTS) == []
-    fixed = pipeline.ingest_bronze(catalog, drop_day(DAY_A), RUN)
-    built = pipeline.build_silver(catalog, Window(DAY_A), fixed.snapshot_id, RUN, target=gate)
+    fixed = ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    built = build_silver(catalog, Window(DAY_A), fixed.snapshot_id, RUN, target=gate)
     silver = catalog.load_table(SILVER_FLIGHTS.identifier)
     assert tags.last_known_good(silver).snapshot_id == built.snapshot_id
     assert silver.snapshot_by_id(built.snapshot_id).summary.additional_properties["lakeops.validated"] == "true"
 
 
-def test_a_table_without_a_suite_is_refused():
-    with pytest.raises(ValueError, match=r"no validation suite for quarantine\.flights"):
-        validation.validate(QUARANTINE_FLIGHTS, pd.DataFrame({"x": [1]}))
+def test_a_layer_without_a_suite_is_refused():
+    assert BRONZE.suite is None  # Bronze's validation is parsing
+    with pytest.raises(ValueError, match=r"bronze\.flights declares no validation suite"):
+        validation.validate(BRONZE, pd.DataFrame({"x": [1]}))

@@ -8,16 +8,20 @@ from pathlib import Path
 import pandas as pd
 from pyiceberg.catalog import Catalog
 
+from declarations.flights import landing
 from lakeops.build import pipeline
 from lakeops.build.validation import ValidationReport
-from lakeops.datasets.names import FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, TableRef
+from lakeops.datasets.declaration import Layer
+from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
-from lakeops.ingest import batches, landing
+from lakeops.ingest import batches
 from lakeops.readiness.ready import ReadySignal
 from lakeops.settings import LakeSettings
 
+from . import flights
 from .conftest import day_text, edit_cell
+from .flights import FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS
 
 RUN = pipeline.RunInfo("run-1", "test")
 ON_MAIN = pipeline.Target()
@@ -38,7 +42,7 @@ def open_lake(home: Path) -> Catalog:
     """A fresh embedded catalog in `home` with every lakeops table, for fixtures wider than one test."""
     settings = lake_settings(home)
     catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
-    lake.ensure_tables(catalog)
+    lake.ensure_tables(catalog, REGISTRY)
     return catalog
 
 
@@ -71,29 +75,29 @@ def build_day(
 ) -> Built:
     """Drop the day's file, ingest it, build Silver from that Bronze snapshot and Gold from that Silver one."""
     window = Window(day)
-    bronze = pipeline.ingest_bronze(catalog, drop_day(day, text), run)
-    silver = pipeline.build_silver(catalog, window, bronze.snapshot_id, run, version=version, target=target)
-    gold = pipeline.build_gold(catalog, window, silver.snapshot_id, run, version=version, target=target)
+    bronze = flights.ingest_bronze(catalog, drop_day(day, text), run)
+    silver = flights.build_silver(catalog, window, bronze.snapshot_id, run, version=version, target=target)
+    gold = flights.build_gold(catalog, window, silver.snapshot_id, run, version=version, target=target)
     return Built(bronze, silver, gold)
 
 
-def passing(ref: TableRef, frame: pd.DataFrame) -> ValidationReport:
-    return ValidationReport(f"fake.{ref}", len(frame), 3, ())
+def passing(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+    return ValidationReport(f"fake.{layer.table}", len(frame), 3, ())
 
 
-def failing(ref: TableRef, frame: pd.DataFrame) -> ValidationReport:
-    return ValidationReport(f"fake.{ref}", len(frame), 3, ("fake_check(column='x'): 2 rows",))
+def failing(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+    return ValidationReport(f"fake.{layer.table}", len(frame), 3, ("fake_check(column='x'): 2 rows",))
 
 
 @dataclass
 class Recorder:
-    """A passing validator that remembers every (table, frame) it was shown."""
+    """A passing validator that remembers the table and frame of every layer it was shown."""
 
     seen: list[tuple[TableRef, pd.DataFrame]] = field(default_factory=list)
 
-    def __call__(self, ref: TableRef, frame: pd.DataFrame) -> ValidationReport:
-        self.seen.append((ref, frame.copy()))
-        return passing(ref, frame)
+    def __call__(self, layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+        self.seen.append((layer.table, frame.copy()))
+        return passing(layer, frame)
 
 
 def rows_of(catalog: Catalog, ref: TableRef, snapshot_id: int | None = None) -> pd.DataFrame:

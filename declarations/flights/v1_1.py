@@ -7,8 +7,8 @@ released blue-green; its release must come out identical.
 
 import pandas as pd
 
-from lakeops.datasets.names import FLIGHTS_NATURAL_KEY
-from lakeops.transforms.daily import daily_delays
+from declarations.flights.daily import daily_delays
+from declarations.flights.schemas import NATURAL_KEY as FLIGHTS_NATURAL_KEY
 
 __all__ = ["to_silver", "to_gold"]
 

@@ -6,8 +6,8 @@ unchanged; only the Gold business rule moves.
 
 import pandas as pd
 
-from lakeops.transforms.daily import daily_delays
-from lakeops.transforms.flights_v1 import to_silver
+from declarations.flights.daily import daily_delays
+from declarations.flights.v1 import to_silver
 
 __all__ = ["to_silver", "to_gold"]
 

@@ -4,13 +4,15 @@ broken, counts, a sample, and the command that reprocesses once it is fixed."""
 import json
 import shlex
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from lakeops.datasets.declaration import Dataset
+from lakeops.datasets.names import INGEST_FLOW, deployment
+from lakeops.datasets.registry import bronze_of
 from lakeops.errors import MalformedBatch
 from lakeops.healing.failures import FailureClass
 from lakeops.ingest.batches import RawBatch
 from lakeops.ingest.drift import SchemaDrift
-from lakeops.readiness.contracts import ReadinessContract
 
 SAMPLE_LINES = 3
 
@@ -20,7 +22,7 @@ class Alert(NamedTuple):
     body: str
 
 
-def reprocess_command(deployment: str, params: dict) -> str:
+def reprocess_command(deployment: str, params: dict[str, Any]) -> str:
     """The command that runs the deployment again with these parameters."""
     return f"prefect deployment run {deployment} -p {shlex.quote('params=' + json.dumps(params, default=str))}"
 
@@ -38,7 +40,17 @@ def message(
     return Alert(f"[lakeops] {dataset} {window}: {rule.splitlines()[0][:120]}", body)
 
 
-def malformed(dataset: str, owner: str, producer: str, batch: RawBatch, error: MalformedBatch, kept: int) -> Alert:
+def _producer(dataset: Dataset) -> tuple[str, str]:
+    """The Bronze table a dataset's source lands in, and the deployment that ingests it."""
+    table = str(bronze_of(dataset).table)
+    return table, deployment(INGEST_FLOW, table)
+
+
+def _reprocess(dataset: Dataset, batch: RawBatch) -> str:
+    return reprocess_command(_producer(dataset)[1], {"dataset": dataset.name, "window": batch.window.key})
+
+
+def malformed(dataset: Dataset, batch: RawBatch, error: MalformedBatch, kept: int) -> Alert:
     """A batch quarantined whole: the reason, where, the offending line."""
     lines = batch.lines
     sample = [f"line {error.row}: {lines[error.row - 1]}"] if error.row and 0 < error.row <= len(lines) else []
@@ -46,35 +58,39 @@ def malformed(dataset: str, owner: str, producer: str, batch: RawBatch, error: M
         p for p in (f"column {error.column!r}" if error.column else "", f"row {error.row}" if error.row else "") if p
     )
     return message(
-        dataset,
+        _producer(dataset)[0],
         batch.window.key,
         f"{Path(batch.source).name} rejected ({where or 'whole file'}): {error.reason}",
         {"lines in file": len(lines), "quarantined": kept, "committed": 0},
         sample,
-        reprocess_command(producer, {"window": batch.window.key}),
-        owner,
+        _reprocess(dataset, batch),
+        dataset.owner,
     )
 
 
-def too_late(
-    dataset: str, owner: str, producer: str, batch: RawBatch, quarantined: list[str], late: int, allowed: int
-) -> Alert:
+def too_late(dataset: Dataset, batch: RawBatch, quarantined: list[str], late: int, allowed: int) -> Alert:
     """Records older than the allowed lateness: quarantined by line, the rest of the file landed."""
     rule = f"{len(quarantined)} record(s) in {Path(batch.source).name} are more than {allowed} day(s) late"
     return message(
-        dataset,
+        _producer(dataset)[0],
         batch.window.key,
         rule,
         {"late records accepted": late, "too late, quarantined": len(quarantined)},
         quarantined,
-        f"raise allowed_lateness_days in contracts.yaml, run `lakeops setup`, then "
-        f"{reprocess_command(producer, {'window': batch.window.key})}",
-        owner,
+        f"raise the source's allowed lateness in the declaration of {dataset.name}, run `lakeops setup`, then "
+        f"{_reprocess(dataset, batch)}",
+        dataset.owner,
     )
 
 
 def failed_run(
-    flow_name: str, run_name: str, deployment: str, params: dict, failure: FailureClass, error: str, owner: str
+    flow_name: str,
+    run_name: str,
+    deployment: str,
+    params: dict[str, Any],
+    failure: FailureClass,
+    error: str,
+    owner: str,
 ) -> Alert:
     """A run that failed for a reason retries will not fix (or whose retries ran out)."""
     what = {
@@ -93,23 +109,24 @@ def failed_run(
     return Alert(subject, body)
 
 
-def schema_drift(contract: ReadinessContract, batch: RawBatch, drift: SchemaDrift) -> Alert:
+def schema_drift(dataset: Dataset, batch: RawBatch, drift: SchemaDrift) -> Alert:
     """The drift alert to the dataset's owner: what changed, what happened to the batch, how to rerun."""
-    if drift.accepted_into_bronze(contract):
+    assert dataset.source is not None, "only a dataset with a source receives files"
+    table, producer = _producer(dataset)
+    if drift.accepted_into_bronze(dataset.source):
         outcome = (
-            "Accepted into Bronze (the contract allows additive drift): the new columns are not in Bronze's "
+            "Accepted into Bronze (the source allows additive drift): the new columns are not in Bronze's "
             "typed rows, only in the raw file its _batch_id and _source name. Silver is not evolved."
         )
     else:
         outcome = (
-            f"The batch is quarantined whole: {len(batch.lines)} raw lines in quarantine.flights under "
+            f"The batch is quarantined whole: {len(batch.lines)} raw lines in {dataset.quarantine} under "
             f"batch_id {batch.batch_id}. Nothing reached Bronze or Silver; other datasets keep running."
         )
     body = (
-        f"Dataset {contract.dataset}, window {batch.window.key}, file {batch.source}: the batch breaks the "
+        f"Dataset {table}, window {batch.window.key}, file {batch.source}: the batch breaks the "
         f"schema contract (columns, types, non-null columns) with {len(drift.changes)} change(s):\n"
-        f"{drift.describe()}\n{outcome}\nOwner: {contract.owner}. Producer: {contract.producer}.\n"
-        f"After fixing the file in the landing zone, reprocess with: "
-        f"{reprocess_command(contract.producer, {'window': batch.window.key})}"
+        f"{drift.describe()}\n{outcome}\nOwner: {dataset.owner}. Producer: {producer}.\n"
+        f"After fixing the file in the landing zone, reprocess with: {_reprocess(dataset, batch)}"
     )
-    return Alert(f"[lakeops] {contract.dataset} {batch.window.key}: schema drift", body)
+    return Alert(f"[lakeops] {table} {batch.window.key}: schema drift", body)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from lakeops.datasets.names import FLIGHTS_NATURAL_KEY
+from declarations.flights.schemas import NATURAL_KEY as FLIGHTS_NATURAL_KEY
 
 ON_TIME_MINUTES = 15
 
