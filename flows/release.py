@@ -20,7 +20,8 @@ from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, platform, run_info
 from lakeops.datasets.names import RELEASE_FLOW
 from lakeops.release import blue_green, promotion, release_log, release_suite
-from lakeops.release.blue_green import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
+from lakeops.release.blue_green import BLUE, GREEN, ReleasePlan
+from lakeops.release.comparison import Comparison, Thresholds
 from lakeops.release.release_log import Event
 from lakeops.release.release_report import markdown, table_rows
 

@@ -25,7 +25,8 @@ from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, Switc
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance, code_version
 from lakeops.release import release_log
-from lakeops.release.blue_green import GREEN, Comparison, ReleasePlan
+from lakeops.release.blue_green import GREEN, ReleasePlan
+from lakeops.release.comparison import Comparison
 from lakeops.release.release_log import Event
 from lakeops.versioning.maintenance import COMPACTION
 

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from lakeops.release.blue_green import Comparison, ReleasePlan
+from lakeops.release.blue_green import ReleasePlan
+from lakeops.release.comparison import Comparison
 
 SAMPLE_ROWS = 10
 

@@ -12,7 +12,7 @@ import pandas as pd
 from lakeops.build import validation
 from lakeops.build.validation import ValidationReport
 from lakeops.datasets.declaration import Layer
-from lakeops.release.blue_green import Thresholds
+from lakeops.release.comparison import Thresholds
 
 QUARTILES = [0.25, 0.5, 0.75]
 MAX_CATEGORIES = 50

@@ -10,7 +10,8 @@ from declarations.flights import landing
 from lakeops.datasets.names import TableRef
 from lakeops.iceberg import lake
 from lakeops.release import blue_green, promotion
-from lakeops.release.blue_green import BLUE, GREEN, Comparison, ReleasePlan, Thresholds
+from lakeops.release.blue_green import BLUE, GREEN, ReleasePlan
+from lakeops.release.comparison import Comparison, Thresholds
 from lakeops.release.diff import Fingerprint, fingerprint
 
 from .conftest import expected_gold

@@ -13,7 +13,8 @@ from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, Switc
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance
 from lakeops.release import blue_green, promotion, release_log
-from lakeops.release.blue_green import BLUE, GREEN, Verdict
+from lakeops.release.blue_green import BLUE, GREEN
+from lakeops.release.comparison import Verdict
 from lakeops.release.diff import fingerprint
 from lakeops.release.release_log import Event
 from lakeops.versioning import maintenance

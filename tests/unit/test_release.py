@@ -12,7 +12,8 @@ from pyiceberg.table.snapshots import ancestors_of
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
 from lakeops.release import blue_green, release_report, release_suite
-from lakeops.release.blue_green import BLUE, BUILD_OPERATION, GREEN, ReleasePlan, Thresholds, Verdict
+from lakeops.release.blue_green import BLUE, BUILD_OPERATION, GREEN, ReleasePlan
+from lakeops.release.comparison import Thresholds, Verdict
 from lakeops.versioning import replay
 
 from .conftest import DAY_A, DAY_B
