@@ -1,0 +1,1 @@
+"""Builds: the layer steps, their validation suites, the stale carry-forward."""
