@@ -22,9 +22,9 @@ from lakeops.datasets.registry import Registry, bronze_of
 from lakeops.datasets.windows import Window, WindowColumn
 from lakeops.errors import EmptyWindow, MalformedBatch, ValidationFailed
 from lakeops.iceberg import lake, schemas, tags
-from lakeops.readiness import markers
 from lakeops.iceberg.provenance import Provenance
 from lakeops.ingest import batches, lateness
+from lakeops.readiness import markers
 from lakeops.readiness.ready import ReadySignal
 
 
@@ -290,4 +290,3 @@ def certify(catalog: Catalog, layer: Layer, signal: ReadySignal, validate: Valid
     if not signal.stale:
         tags.mark_good(table, signal.snapshot_id)
     return report
-

@@ -12,6 +12,7 @@ import pandas as pd
 
 from lakeops.datasets.declaration import Layer
 
+
 @dataclass(frozen=True)
 class ValidationReport:
     """The outcome of one suite on one frame: which expectations failed and how many rows they hit."""
