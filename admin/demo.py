@@ -93,7 +93,8 @@ def _print_summary(stack: LocalStack, catalog: Catalog, registry: Registry, trac
     print(
         f"\nbronze.flights commit -> gold.daily_delays commit: median {lags[len(lags) // 2]:.1f}s over {len(lags)} days"
     )
-    print(f"Flow runs: {stack.ui_url}/runs   Deployments: {stack.ui_url}/deployments   Assets: {stack.ui_url}/assets")
+    ui = stack.ui_url
+    print(f"Flow runs: {ui}/runs   Deployments: {ui}/deployments   Events (assets too): {ui}/events")
 
 
 def main(days: int = 4) -> None:
