@@ -18,12 +18,12 @@ from lakeops.datasets.names import (
     DEADLINE_MISSED_FLOW,
     HEALER,
     HEALER_FLOW,
-    OPEN_WINDOW_FLOW,
     READY_EVENT,
     WINDOW_LABEL,
     WINDOW_OPENED_EVENT,
     TableRef,
     deployment,
+    opener_deployment,
 )
 from lakeops.readiness.contracts import ReadinessContract
 
@@ -84,7 +84,7 @@ def deadline_automation(
 
 def opener(contract: ReadinessContract) -> str:
     """The deployment that opens the contract's windows on its schedule."""
-    return deployment(OPEN_WINDOW_FLOW, contract.dataset)
+    return opener_deployment(contract.dataset)
 
 
 def watcher_automation(contract: ReadinessContract, open_deployment: UUID, alert_block: UUID) -> AutomationCore:

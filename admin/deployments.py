@@ -29,6 +29,10 @@ from lakeops.datasets.names import (
     RELEASE_FLOW,
     REPLAY_FLOW,
     ROLLBACK_FLOW,
+    opener_deployment,
+    release_deployment,
+    replay_deployment,
+    rollback_deployment,
 )
 from lakeops.datasets.registry import Registry
 from lakeops.readiness import contracts
@@ -106,6 +110,11 @@ def _deployment(flow: str, name: str, description: str, tags: list[str], **extra
     }
 
 
+def _name(full: str) -> str:
+    """The deployment part of `<flow>/<deployment>`."""
+    return full.split("/", 1)[1]
+
+
 def _tags(dataset: Dataset, *more: str) -> list[str]:
     return [f"dataset:{dataset.name}", f"team:{dataset.owner}", *more]
 
@@ -163,7 +172,7 @@ def _trigger(registry: Registry, qualified: str, layer: Layer) -> dict[str, Any]
 def _replay(dataset: Dataset) -> dict[str, Any]:
     return _deployment(
         REPLAY_FLOW,
-        dataset.name,
+        _name(replay_deployment(dataset.name)),
         f"Replays a transform version of {dataset.name} over a window range into a branch, from the input snapshots "
         "each window recorded; main does not move.",
         _tags(dataset, "versioning"),
@@ -176,7 +185,7 @@ def _release(dataset: Dataset) -> list[dict[str, Any]]:
     return [
         _deployment(
             RELEASE_FLOW,
-            dataset.name,
+            _name(release_deployment(dataset.name)),
             f"Blue-green release of {dataset.name} ({tables}). Blue and green run on the same pinned input into "
             "branches; identical or within thresholds is promoted (a ref move per table), outside waits for an "
             "approve/reject typed into the paused run.",
@@ -185,7 +194,7 @@ def _release(dataset: Dataset) -> list[dict[str, Any]]:
         ),
         _deployment(
             ROLLBACK_FLOW,
-            dataset.name,
+            _name(rollback_deployment(dataset.name)),
             f"Rolls {dataset.name} ({tables}) back to the release before its live one, one atomic commit per table.",
             _tags(dataset, "release"),
             parameters={"params": {"dataset": dataset.name}},
@@ -197,7 +206,7 @@ def _open_window(registry: Registry, dataset: Dataset) -> dict[str, Any]:
     contract = contracts.of(registry, dataset)
     return _deployment(
         OPEN_WINDOW_FLOW,
-        contract.dataset,
+        _name(opener_deployment(contract.dataset)),
         f"Opens each day's readiness window for {contract.dataset} at its expected time "
         f"({contract.expected_at:%H:%M} UTC); the deadline is {contract.buffer.total_seconds():.0f} s later.",
         _tags(dataset, "sla"),

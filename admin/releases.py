@@ -10,18 +10,18 @@ from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_UI_URL
 from pyiceberg.catalog import Catalog
 
-from lakeops.datasets.names import RELEASE_FLOW, ROLLBACK_FLOW, deployment
+from lakeops.datasets import names
 from lakeops.errors import LakeopsError
 from lakeops.release import release_log
 from lakeops.release.release_log import Event
 
 
 def release_deployment(dataset: str) -> str:
-    return deployment(RELEASE_FLOW, dataset)
+    return names.release_deployment(dataset)
 
 
 def rollback_deployment(dataset: str) -> str:
-    return deployment(ROLLBACK_FLOW, dataset)
+    return names.rollback_deployment(dataset)
 
 
 def start(params: dict) -> FlowRun:

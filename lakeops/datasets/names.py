@@ -56,6 +56,25 @@ def deployment(flow: str, name: str) -> str:
     return f"{flow}/{name}"
 
 
+# Per dataset (or per contracted table), a deployment name says what it does to what: the UI's deployment
+# list shows names first, and one name must not stand for several deployments there.
+def replay_deployment(dataset: str) -> str:
+    return deployment(REPLAY_FLOW, f"replay-{dataset}")
+
+
+def release_deployment(dataset: str) -> str:
+    return deployment(RELEASE_FLOW, f"release-{dataset}")
+
+
+def rollback_deployment(dataset: str) -> str:
+    return deployment(ROLLBACK_FLOW, f"rollback-{dataset}")
+
+
+def opener_deployment(table: str) -> str:
+    """The deployment that opens a contracted table's readiness windows on its schedule."""
+    return deployment(OPEN_WINDOW_FLOW, f"open-window-{table}")
+
+
 SLA_FACTS = TableRef("ops", "sla_facts")
 RELEASES = TableRef("ops", "releases")
 OPS = "ops"  # platform metadata: the release log, SLA facts

@@ -10,14 +10,14 @@ from prefect.deployments import run_deployment
 from admin import runs
 from declarations.flights import landing
 from declarations.flights import v2 as flights_v2
-from lakeops.datasets.names import MAINTAIN_FLOW, MAINTENANCE, REPLAY_FLOW, deployment
+from lakeops.datasets.names import MAINTAIN_FLOW, MAINTENANCE, deployment, replay_deployment
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake, tags
 from lakeops.versioning import maintenance, replay
 from tests.e2e.conftest import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, window_filter
 
 pytestmark = pytest.mark.e2e
-REPLAY = deployment(REPLAY_FLOW, "flights")  # replay/flights
+REPLAY = replay_deployment("flights")  # replay/replay-flights
 MAINTAIN = deployment(MAINTAIN_FLOW, MAINTENANCE)  # maintain-tables/all-tables
 
 

@@ -63,12 +63,12 @@ def test_a_layer_of_two_inputs_is_started_by_its_own_inputs_ready_event():
 
 def test_each_contract_has_its_own_clock_at_its_expected_time_and_the_platform_flows_are_deployed_once():
     found = by_name(deployments.render(platform_registry()))
-    assert found["open_window/bronze.flights"]["schedules"][0]["cron"] == "0 6 * * *"
-    assert found["open_window/bronze.weather"]["schedules"][0]["cron"] == "0 7 * * *"
-    assert found["open_window/bronze.weather"]["schedules"][0]["parameters"] == {
+    assert found["open_window/open-window-bronze.flights"]["schedules"][0]["cron"] == "0 6 * * *"
+    assert found["open_window/open-window-bronze.weather"]["schedules"][0]["cron"] == "0 7 * * *"
+    assert found["open_window/open-window-bronze.weather"]["schedules"][0]["parameters"] == {
         "params": {"dataset": "bronze.weather"}
     }
     own = ("heal_crashed_run/crashed-runs", "deadline_missed/missed-deadlines", "maintain_tables/all-tables")
     assert set(own) | {"memory_drill/capacity-drill"} <= set(found)
-    assert found["release_dataset/flights"]["parameters"] == {"params": {"dataset": "flights"}}
-    assert "ingest/bronze.weather" in found and "replay_dataset/weather" in found
+    assert found["release_dataset/release-flights"]["parameters"] == {"params": {"dataset": "flights"}}
+    assert "ingest/bronze.weather" in found and "replay_dataset/replay-weather" in found
