@@ -256,3 +256,17 @@ def test_a_lateness_field_in_an_environments_overrides_is_refused_naming_the_dat
 
     assert "dataset flights" in str(caught.value)
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"allowed_days": 1.5}, {"allowed_days": True}, {"adaptive": "yes"}, {"quantile": True}, {"allowed_days": -1}],
+)
+def test_a_late_policy_of_the_wrong_type_is_refused_when_declared(fields):
+    with pytest.raises(ValueError):
+        LatePolicy(**fields)
+
+
+def test_a_source_whose_drift_flag_is_not_a_boolean_is_refused_when_declared():
+    with pytest.raises(ValueError, match="accept_additive_drift is true or false"):
+        replace(SOURCE, accept_additive_drift="yes")
