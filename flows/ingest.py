@@ -30,7 +30,7 @@ class IngestParams(BaseModel):
 @io_task
 def read_source_file(landing: str, dataset: Dataset, window: Window) -> batches.RawBatch:
     assert dataset.source is not None
-    return batches.read_raw(Path(landing) / dataset.source.file(window.key), window, dataset.source.format)
+    return batches.read_landed(Path(landing), dataset.source, window)
 
 
 def land(catalog: Catalog, dataset: Dataset, batch: batches.RawBatch) -> pipeline.Landing:
@@ -86,8 +86,7 @@ def _tell_about_the_batch(
 ) -> None:  # noqa: ANN001
     """Alert on what landed but needs a human: too-late records (quarantined), accepted additive drift."""
     if landing.too_late:
-        lines = batch.lines
-        sample = [f"line {n}: {lines[n - 1]}" for n in landing.too_late_lines]
+        sample = [f"line {n}: {batch.line(n)}" for n in landing.too_late_lines]
         get_run_logger().warning(
             "%s records too late (allowed %s days) quarantined in %s",
             landing.too_late,

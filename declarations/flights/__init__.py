@@ -4,6 +4,7 @@ from datetime import time, timedelta
 
 from declarations.flights import suites, v1, v1_1, v2
 from declarations.flights.schemas import DAILY_DELAYS, GOLD_KEY, NATURAL_KEY, SILVER, SOURCE_COLUMNS
+from lakeops.datasets.checks import Between, Matches, Timestamp
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer, Readiness, Source
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
@@ -17,6 +18,14 @@ SOURCE = Source(
     natural_key=NATURAL_KEY,
     event_time=DAY_PARTS,
     lateness=LatePolicy(allowed_days=3),
+    # What Silver types beyond the columns' own types: a row breaking one is malformed at ingest.
+    checks={
+        "time_hour": Timestamp(),
+        "hour": Between(0, 23),
+        "minute": Between(0, 59),
+        **{c: Between(0, 2400) for c in ("dep_time", "sched_dep_time", "arr_time", "sched_arr_time")},
+        "origin": Matches(r"\s*(?i:EWR|JFK|LGA)\s*"),  # one of the three airports; Silver trims and upper-cases
+    },
 )
 
 DATASET = Dataset(

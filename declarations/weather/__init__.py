@@ -4,6 +4,7 @@ from datetime import time, timedelta
 
 from declarations.weather import suites, v1
 from declarations.weather.schemas import NATURAL_KEY, NON_NULL, SILVER, SOURCE_COLUMNS
+from lakeops.datasets.checks import Between, Matches, Timestamp
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer, Readiness, Source
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
@@ -20,6 +21,12 @@ SOURCE = Source(
     non_null=NON_NULL,
     # A station's report for the last hours of a day may arrive with the next day's file.
     lateness=LatePolicy(allowed_days=1),
+    checks={
+        "time_hour": Timestamp(),
+        "origin": Matches(r"\s*(?i:EWR|JFK|LGA)\s*"),  # one of the three airports; Silver trims and upper-cases
+        "humid": Between(0, 100),
+        "wind_dir": Between(0, 360),
+    },
 )
 
 DATASET = Dataset(

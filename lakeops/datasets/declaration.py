@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lakeops.datasets.checks import DATE_PARTS, Check, Timestamp
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
 
@@ -51,7 +52,10 @@ class Source:
 
     `path` is relative to the landing zone and holds `{window}` (the window's key): one file per
     window. `event_time` places each row in the window it belongs to; a row dated before its file's
-    window is a late record (`lateness`), one dated after it is malformed.
+    window is a late record (`lateness`), one dated after it is malformed. `checks` say what a
+    column's values must be beyond their type (a range, an enumeration, a timestamp); the event
+    time's columns are checked as dates without being declared. A file larger than `max_bytes`, or
+    a value longer than `max_value_chars`, is refused whole.
     """
 
     path: str
@@ -62,6 +66,9 @@ class Source:
     non_null: tuple[str, ...] = ()  # besides the natural key, which is never null
     accept_additive_drift: bool = False  # a batch whose only drift is new columns may enter Bronze (never Silver)
     lateness: LatePolicy = LatePolicy()
+    checks: Mapping[str, Check] = field(default_factory=dict)
+    max_bytes: int = 256 * 2**20
+    max_value_chars: int = 64 * 2**10
 
     def __post_init__(self) -> None:
         if not isinstance(self.accept_additive_drift, bool):
@@ -72,6 +79,23 @@ class Source:
             raise ValueError(f"source path {self.path!r} must hold {{window}}: one file per window")
         if unknown := [c for c in (*self.natural_key, *self.non_null) if c not in self.columns]:
             raise ValueError(f"source key or non-null columns not in its columns: {unknown}")
+        if unknown := [c for c in self.checks if c not in self.columns]:
+            raise ValueError(f"source checks name columns not in its columns: {unknown}")
+        for limit in ("max_bytes", "max_value_chars"):
+            value = getattr(self, limit)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"source {limit} is a positive whole number, got {value!r}")
+
+    @property
+    def value_checks(self) -> dict[str, tuple[Check, ...]]:
+        """Every check per column: the declared ones, and the event time's columns checked as dates."""
+        implicit: dict[str, Check] = (
+            dict(zip(self.event_time.parts, DATE_PARTS.values(), strict=False))
+            if self.event_time.parts
+            else {c: Timestamp() for c in self.event_time.columns}
+        )
+        names = [*implicit, *(c for c in self.checks if c not in implicit)]
+        return {c: tuple(x for x in (implicit.get(c), self.checks.get(c)) if x is not None) for c in names}
 
     @property
     def required(self) -> frozenset[str]:

@@ -18,6 +18,7 @@ QUARANTINE = pa.schema(
         pa.field("error_column", _STR),
         pa.field("error_row", _INT),
         pa.field("quarantined_at", _TS, nullable=False),
+        pa.field("raw_bytes", pa.binary()),  # the line's exact bytes, newline included: joined, the file
     ]
 )
 

@@ -1,6 +1,5 @@
 """Parsing a source system's day file into a typed batch, or a MalformedBatch naming file, column, row."""
 
-import csv
 import hashlib
 import io
 from collections.abc import Sequence
@@ -17,8 +16,9 @@ import pyarrow.parquet as pq
 from lakeops.datasets.declaration import Source
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.ingest import drift
+from lakeops.ingest import drift, landing_zone, records, values
 from lakeops.ingest.drift import NA_TOKENS
+from lakeops.ingest.landing_zone import DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -53,122 +53,69 @@ class RawBatch:
         return out.getvalue()
 
     @property
-    def lines(self) -> list[str]:
-        """The file's lines as quarantine keeps them (an unreadable Parquet file: its raw bytes' lines)."""
+    def lines(self) -> list[bytes]:
+        """The file's lines as quarantine keeps them, byte for byte with their newlines (a CSV reader's lines).
+
+        A Parquet file's lines are those of its CSV text; an unreadable Parquet file's, those of its bytes.
+        """
         try:
             text = self.text
         except MalformedBatch:
             text = self.content
-        return text.decode("utf-8", errors="replace").splitlines()
+        return records.lines(text)
+
+    def line(self, number: int) -> str:
+        """Line `number` (1-based) as people read it: decoded, undecodable bytes as U+FFFD, no newline."""
+        return readable(self.lines[number - 1])
 
 
-def read_raw(path: Path, window: Window, format: str = "csv") -> RawBatch:
-    """Read a source file's bytes; raises MalformedBatch if it does not exist."""
-    if not path.is_file():
-        raise MalformedBatch(str(path), "file not found in the landing zone")
-    return RawBatch(source=str(path), window=window, content=path.read_bytes(), format=format)
+def read_raw(
+    path: Path, window: Window, format: str = "csv", *, landing: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> RawBatch:
+    """Read a source file's bytes from the landing zone (default: the file's folder); MalformedBatch otherwise.
+
+    Only a regular file inside the zone, of at most `max_bytes`, is read (see `landing_zone`).
+    """
+    content = landing_zone.read_file(path, landing, max_bytes)
+    return RawBatch(source=str(path), window=window, content=content, format=format)
+
+
+def read_landed(landing: Path, source: Source, window: Window) -> RawBatch:
+    """The file a source lands for `window`, read within the landing zone under the source's size limit."""
+    path = landing / source.file(window.key)
+    return read_raw(path, window, source.format, landing=landing, max_bytes=source.max_bytes)
 
 
 def parse(batch: RawBatch, source: Source, *, accept_additive: bool | None = None) -> pd.DataFrame:
     """Typed rows of the batch; raises MalformedBatch at the first problem found.
 
-    The batch's schema is checked against the source contract before any value is typed: drift
-    raises SchemaDrifted (a MalformedBatch) naming the file and every change. With
-    `accept_additive` (default: the source's `accept_additive_drift`), a batch whose only drift is new
-    columns parses to the contract's columns: the new columns are dropped from the typed rows and
-    survive only in the raw file, which Bronze's `_batch_id` (a hash of its bytes) and `_source` name.
+    The file is read as CSV records first (a fault names its line; a duplicated header column, bytes
+    that are not UTF-8 and over-long values are refused). Then its schema is checked against the
+    source contract before any value is typed: drift raises SchemaDrifted (a MalformedBatch) naming
+    the file and every change. With `accept_additive` (default: the source's `accept_additive_drift`),
+    a batch whose only drift is new columns parses to the contract's columns: the new columns are
+    dropped from the typed rows and survive only in the raw file, which Bronze's `_batch_id` (a hash
+    of its bytes) and `_source` name. Last, every value is typed and checked (`values`).
     """
     if not batch.text.strip():
         raise MalformedBatch(batch.source, "empty file: no header and no rows")
+    read = records.read(batch.source, batch.text, source.max_value_chars)
     additive = source.accept_additive_drift if accept_additive is None else accept_additive
     found = drift.compare(drift.expected(source), drift.observe(batch))
     if found.drifted and not (additive and found.additive_only):
         raise SchemaDrifted(batch.source, found)
-    frame = _read_strings(batch)
+    frame = _strings(read)
     if frame.empty:
         raise MalformedBatch(batch.source, "header but no data rows")
-    typed = pd.DataFrame({name: _typed(frame, name, typ, batch) for name, typ in source.columns.items()})
-    _check_window(typed, batch, source)
+    typed = values.typed(frame, source, batch.source)
+    values.check_window(typed, source, batch.window, batch.source)
     return typed  # indexed by line number: late records beyond the allowance are quarantined by line
 
 
-def _read_strings(batch: RawBatch) -> pd.DataFrame:
-    """Every cell as a string (None for NA), indexed by the line number each row sits on."""
-    try:
-        reader = csv.reader(io.StringIO(batch.text.decode("utf-8")))
-        header = next(reader)
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        for record in reader:
-            if not record:
-                continue  # a blank line holds no row
-            if len(record) != len(header):
-                reason = f"{len(record)} fields where the header has {len(header)}"
-                raise MalformedBatch(batch.source, reason, None, reader.line_num)
-            rows.append(record)
-            lines.append(reader.line_num)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise MalformedBatch(batch.source, f"not a readable CSV file: {exc}") from exc
-    frame = pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype="str")
+def _strings(read: records.Records) -> pd.DataFrame:
+    """Every cell as a string (None for NA), indexed by the line each record starts on."""
+    frame = pd.DataFrame(read.rows, columns=read.header, index=pd.Index(read.starts, name="line"), dtype="str")
     return frame.mask(frame.isin(NA_TOKENS), None)
-
-
-def _typed(frame: pd.DataFrame, name: str, typ: pa.DataType, batch: RawBatch) -> pd.Series:
-    raw = frame[name]
-    if pa.types.is_string(typ):
-        return raw.astype("str").where(raw.notna(), None)
-    numbers = pd.to_numeric(raw, errors="coerce")
-    bad = raw.notna() & numbers.isna()
-    if pa.types.is_integer(typ):
-        bad |= numbers.notna() & (numbers % 1 != 0)
-    if bad.any():
-        line = int(bad.idxmax())
-        kind = "an integer" if pa.types.is_integer(typ) else "a number"
-        raise MalformedBatch(batch.source, f"value {raw.loc[line]!r} is not {kind}", name, line)
-    return numbers.astype("Int64") if pa.types.is_integer(typ) else numbers.astype("Float64")
-
-
-def _check_window(typed: pd.DataFrame, batch: RawBatch, source: Source) -> None:
-    """Every row is dated in the file's window or before it (a late record); a later date is malformed."""
-    columns = source.event_time.columns
-    for column in columns:
-        if typed[column].isna().any():
-            line = int(typed[column].isna().idxmax())
-            raise MalformedBatch(batch.source, "no value: the row's window is unknown", column, line)
-    moments = _moments(typed, source, batch)
-    after = moments >= pd.Timestamp(batch.window.end)
-    if after.any():
-        line = int(after.idxmax())
-        column = _differing_part(typed.loc[line], source, batch.window) or columns[0]
-        value = typed.loc[line, column]
-        value = value.item() if hasattr(value, "item") else value
-        dated = Window.parse(moments.loc[line].to_pydatetime(), source.event_time.grain)
-        reason = f"value {value!r} dates the row {dated}, after window {batch.window}"
-        raise MalformedBatch(batch.source, reason, column, line)
-
-
-def _moments(typed: pd.DataFrame, source: Source, batch: RawBatch) -> pd.Series:
-    """Each row's instant from its event-time columns; an impossible date is malformed, named by line."""
-    event_time = source.event_time
-    try:
-        return event_time.moments(typed)
-    except (ValueError, OverflowError):
-        pass
-    for line in typed.index:  # find the first row that does not date
-        try:
-            event_time.moments(typed.loc[[line]])
-        except (ValueError, OverflowError):
-            values = tuple(typed.loc[line, c] for c in event_time.columns)
-            reason = f"{values} is not a date ({', '.join(event_time.columns)})"
-            raise MalformedBatch(batch.source, reason, event_time.columns[-1], int(line)) from None
-    raise AssertionError("unreachable: every row dated one by one")
-
-
-def _differing_part(row: pd.Series, source: Source, window: Window) -> str | None:
-    """The first date part of a row that differs from its file's window (the column to name)."""
-    parts = source.event_time.parts
-    expected = (window.day.year, window.day.month, window.day.day, window.hour)
-    return next((c for c, w in zip(parts, expected, strict=False) if row[c] != w), None)
 
 
 def with_lineage(typed: pd.DataFrame, batch: RawBatch, ingested_at: datetime) -> pd.DataFrame:
@@ -185,9 +132,11 @@ def quarantine_rows(
 ) -> pd.DataFrame:
     """The whole raw batch, one row per line (header included), with the reason it was rejected.
 
-    With `only_lines` (1-based line numbers), just those lines: the rest of the batch was accepted.
+    Row N holds line N of the file: `raw_bytes` its exact bytes (newline included: joined in order,
+    they are the file), `raw_line` the same decoded for people (undecodable bytes as U+FFFD, without
+    the newline). With `only_lines` (1-based line numbers), just those lines: the rest was accepted.
     """
-    lines: Sequence[str | None] = batch.lines or [None]
+    lines: Sequence[bytes | None] = batch.lines or [None]
     numbers: Sequence[int | None] = [i + 1 if line is not None else None for i, line in enumerate(lines)]
     if only_lines is not None:
         keep = set(only_lines)
@@ -198,10 +147,16 @@ def quarantine_rows(
             "source": Path(batch.source).name,
             "window": batch.window.key,
             "line_number": list(numbers),
-            "raw_line": list(lines),
+            "raw_line": [readable(line) if line is not None else None for line in lines],
             "reason": str(error),
             "error_column": error.column,
             "error_row": error.row,
             "quarantined_at": pd.Timestamp(at.astimezone(UTC)),
+            "raw_bytes": list(lines),
         }
     )
+
+
+def readable(line: bytes) -> str:
+    """A raw line for people: decoded (undecodable bytes as U+FFFD), without its newline."""
+    return line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8", errors="replace")

@@ -12,8 +12,6 @@ a nullability change: its rows could not be identified.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -25,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lakeops.datasets.declaration import Source
+from lakeops.ingest import records
 
 if TYPE_CHECKING:
     from lakeops.ingest.batches import RawBatch
@@ -114,26 +113,11 @@ class ObservedSchema:
 
 def observe(batch: RawBatch) -> ObservedSchema:
     """The batch's columns and what their values parse to; never raises (ingest names broken lines)."""
-    header, rows, lines = _read(batch.text)
+    read = records.tolerant(batch.text.decode("utf-8", errors="replace"))
+    header, rows = read.header, read.rows
     cells = np.array(rows, dtype=object).reshape(len(rows), len(header))
-    at = np.array(lines, dtype=np.int64)
+    at = np.array(read.starts, dtype=np.int64)
     return ObservedSchema(tuple(_observe_column(name, cells[:, i], at) for i, name in enumerate(header)), len(rows))
-
-
-def _read(content: bytes) -> tuple[list[str], list[list[str]], list[int]]:
-    reader = csv.reader(io.StringIO(content.decode("utf-8", errors="replace")))
-    header: list[str] = []
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        header = next(reader, [])
-        for record in reader:
-            if len(record) == len(header):
-                rows.append(record)
-                lines.append(reader.line_num)
-    except csv.Error:
-        pass  # the rows read so far still show what each column holds
-    return header, rows, lines
 
 
 def _observe_column(name: str, raw: np.ndarray, lines: np.ndarray) -> ObservedColumn:

@@ -53,7 +53,7 @@ def _reprocess(dataset: Dataset, batch: RawBatch) -> str:
 def malformed(dataset: Dataset, batch: RawBatch, error: MalformedBatch, kept: int) -> Alert:
     """A batch quarantined whole: the reason, where, the offending line."""
     lines = batch.lines
-    sample = [f"line {error.row}: {lines[error.row - 1]}"] if error.row and 0 < error.row <= len(lines) else []
+    sample = [f"line {error.row}: {batch.line(error.row)}"] if error.row and 0 < error.row <= len(lines) else []
     where = ", ".join(
         p for p in (f"column {error.column!r}" if error.column else "", f"row {error.row}" if error.row else "") if p
     )

@@ -58,7 +58,7 @@ def test_malformed_names_dataset_window_file_cell_the_line_counts_and_the_comman
     )
     assert "Dataset bronze.flights, window 2013-01-04: 2013-01-04.csv rejected" in alert.body
     assert "dates the row 2013-01-05, after window 2013-01-04" in alert.body
-    assert f"  line 102: {batch.lines[101]}" in alert.body and batch.lines[101].startswith("2013,1,5,")
+    assert f"  line 102: {batch.line(102)}" in alert.body and batch.line(102).startswith("2013,1,5,")
     assert kept == len(batch.lines)
     assert f"Counts: lines in file {len(batch.lines)}, quarantined {kept}, committed 0." in alert.body
     assert f"Owner: {OWNER}." in alert.body
@@ -96,7 +96,7 @@ def test_too_late_names_the_allowance_the_counts_and_a_sample_of_the_lines(catal
     late, too_late = landing.day_rows(date(2013, 1, 2)).iloc[:5], landing.day_rows(date(2013, 1, 1)).iloc[:4]
     batch = drop_day(D, with_rows(D, late, too_late))
     landed = land(catalog, batch, RUN, LatePolicy(2))
-    sample = [f"line {n}: {batch.lines[n - 1]}" for n in landed.too_late_lines]  # as the ingest flow builds it
+    sample = [f"line {n}: {batch.line(n)}" for n in landed.too_late_lines]  # as the ingest flow builds it
 
     alert = alerts.too_late(FLIGHTS, batch, sample, landed.late_rows, landed.allowed_days)
 

@@ -179,7 +179,8 @@ def test_too_late_rows_are_quarantined_by_line_with_their_raw_line_and_the_rule(
 
     assert story.landed.too_late_lines == tuple(lines) and len(lines) == 3
     assert kept.line_number.tolist() == lines
-    assert kept.raw_line.tolist() == [raw[n - 1] for n in lines]
+    assert kept.raw_line.tolist() == [story.d_batch.line(n) for n in lines]
+    assert kept.raw_bytes.tolist() == [raw[n - 1] for n in lines]  # byte for byte, newline included
     assert set(kept.source) == {f"{D}.csv"} and set(kept.window) == {D.isoformat()}
     reason = kept.reason.iloc[0]
     assert "3 late record(s), up to 3 days after their window" in reason and "allows 2" in reason
