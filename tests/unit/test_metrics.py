@@ -118,7 +118,9 @@ def test_the_fast_burn_alert_needs_both_windows_burning():
     clean = [run(f"c{i}", Outcome.COMPLETED, NOW - timedelta(minutes=i + 1)) for i in range(2)]
     alerts = reliability.burn_alerts(reliability.units_of(quiet + clean), NOW)
     assert alerts == []
-    assert reliability.reliability(reliability.units_of(quiet + clean), NOW, timedelta(hours=6)).burn_rate == 120
+    assert reliability.reliability(
+        reliability.units_of(quiet + clean), NOW, timedelta(hours=6)
+    ).burn_rate == pytest.approx(120)
 
 
 def test_lead_time_change_failure_and_a_version_that_never_reaches_production():
