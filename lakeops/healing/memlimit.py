@@ -19,12 +19,14 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lakeops.errors import LakeopsError
+from lakeops.healing import usage
 
 MEMORY_ENV = "LAKEOPS_MEMORY_MB"  # the work pool's `memory` job variable
 FALLBACK_ENV = "LAKEOPS_MEMORY_FALLBACK"  # "1": skip cgroups and use the address-space limit
@@ -144,22 +146,46 @@ def supervise(command: Sequence[str], cgroup: MemoryCgroup, megabytes: int) -> i
 
     def start_inside() -> None:  # runs in the child between fork and exec
         cgroup.enter()
-        with contextlib.suppress(OSError, AttributeError):  # the child dies with its supervisor
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _die_with_parent()
 
     env = {**os.environ, ENFORCED_ENV: f"cgroup v{cgroup.layout.version} {cgroup.path}, {megabytes} MB"}
+    started = time.monotonic()
     child = subprocess.Popen(command, env=env, preexec_fn=start_inside)  # we run no threads: safe
-    for forwarded in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(forwarded, lambda signum, _frame: child.send_signal(signum))
-    code = child.wait()
+    code = _wait(child)
     killed = code == -signal.SIGKILL and cgroup.oom_kills() > 0
     peak = cgroup.peak_mb()
     if not cgroup.remove():
         _say(f"{cgroup.path} still holds processes; a later run removes it")
+    exit_code = OOM_EXIT_CODE if killed else (code if code >= 0 else 128 - code)
+    usage.record_from_env(exit_code, peak, megabytes, "cgroup", started, _say)
     if killed:
         _say(f"out of memory: the kernel killed the command at its {megabytes} MB limit (peak {peak} MB); exit 137")
         return OOM_EXIT_CODE
     _say(f"command exited {code}; peak memory {peak} MB of {megabytes} MB")
+    return _pass_through(code)
+
+
+def run_measured(command: Sequence[str], megabytes: int | None, enforced: str) -> int:
+    """Without a cgroup: run `command` as a child, wait, and record what it used (getrusage)."""
+    started = time.monotonic()
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent)  # we run no threads: safe
+    code = _wait(child)
+    usage.record_from_env(code if code >= 0 else 128 - code, None, megabytes, enforced, started, _say)
+    return _pass_through(code)
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # the child dies with its supervisor
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _wait(child: "subprocess.Popen[bytes]") -> int:
+    for forwarded in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(forwarded, lambda signum, _frame: child.send_signal(signum))
+    return child.wait()
+
+
+def _pass_through(code: int) -> int:
     if code < 0:  # killed by another signal: die of the same one, as if there were no supervisor
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
@@ -187,7 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say("usage: python -m lakeops.memlimit COMMAND [ARGS...]  (limit in LAKEOPS_MEMORY_MB)")
         return 2
     megabytes = limit_mb(os.environ)
+    measured = bool(os.environ.get(usage.USAGE_DIR_ENV) and os.environ.get(usage.FLOW_RUN_ENV))
     if megabytes is None:
+        if measured:
+            return run_measured(command, None, "none")
         os.execvp(command[0], command)
     try:
         if os.environ.get(FALLBACK_ENV) == "1":
@@ -195,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cgroup = MemoryCgroup.create(megabytes)
     except CgroupUnavailable as unavailable:
         limit_address_space(megabytes, str(unavailable))
+        if measured:
+            return run_measured(command, megabytes, "rlimit")
         os.execvp(command[0], command)
     _say(f"limit {megabytes} MB (no swap) in cgroup v{cgroup.layout.version} {cgroup.path}")
     return supervise(command, cgroup, megabytes)
