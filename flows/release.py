@@ -2,8 +2,11 @@
 
 Identical or within thresholds: promoted automatically. Outside: the owner is alerted with the
 diff and the run pauses for a decision typed in the Prefect UI (or `lakeops release approve|reject`).
+When main gained windows meanwhile (during the build or the pause), the switch catches up: those
+windows are built on both colours and gated the same way, at most `max_catch_up_rounds` times.
 """
 
+from dataclasses import dataclass
 from datetime import date
 
 from prefect import flow, get_run_logger
@@ -19,7 +22,8 @@ from pyiceberg.catalog import Catalog
 from flows.alerts import alert_on_failure
 from flows.common import io_task, open_lakehouse, platform, run_info
 from lakeops.datasets.names import RELEASE_FLOW
-from lakeops.release import blue_green, promotion, release_log, release_suite
+from lakeops.datasets.windows import Window
+from lakeops.release import blue_green, catch_up, promotion, release_log, release_suite
 from lakeops.release.blue_green import BLUE, GREEN, ReleasePlan
 from lakeops.release.comparison import Comparison, Thresholds
 from lakeops.release.release_log import Event
@@ -36,6 +40,13 @@ class ReleaseParams(BaseModel):
     end: date | None = Field(default=None, description="Last window compared; default: the newest.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="What promotes without a human.")
     decision_timeout_minutes: int = Field(default=1440, ge=1, le=10080, description="Wait this long for a decision.")
+    max_catch_up_rounds: int = Field(
+        default=catch_up.MAX_ROUNDS,
+        ge=0,
+        le=20,
+        description="Main gained windows while the release ran: build them on both colours and retry the "
+        "switch at most this many times, then fail.",
+    )
     alert_block: str = Field(default=DEFAULT_ALERT_BLOCK, description="Notification block (slug/name) for holds.")
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
 
@@ -90,20 +101,24 @@ def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int 
 
 
 @io_task
-def compare(catalog: Catalog, planned: ReleasePlan, thresholds: Thresholds) -> Comparison:
-    """Fingerprints, then keyed diff, then the suite built from blue's statistics; logged."""
-    comparison = blue_green.compare(catalog, platform(), planned, thresholds, release_suite.check)
-    release_log.record(
-        catalog,
-        planned.entry(
-            Event.COMPARED,
-            verdict=str(comparison.verdict),
-            summary=comparison.summary(),
-            sample=comparison.sample(),
-            flow_run_id=_run_id(),
-        ),
-    )
-    get_run_logger().info("release %s compared:\n%s", planned.release_id, comparison.describe())
+def compare(
+    catalog: Catalog, planned: ReleasePlan, thresholds: Thresholds, windows: tuple[Window, ...] | None = None
+) -> Comparison:
+    """Fingerprints, then keyed diff, then the suite built from blue's statistics; logged when over every window."""
+    comparison = blue_green.compare(catalog, platform(), planned, thresholds, release_suite.check, windows)
+    if windows is None:
+        release_log.record(
+            catalog,
+            planned.entry(
+                Event.COMPARED,
+                verdict=str(comparison.verdict),
+                summary=comparison.summary(),
+                sample=comparison.sample(),
+                flow_run_id=_run_id(),
+            ),
+        )
+    what = "compared" if windows is None else f"compared on the caught-up windows {', '.join(map(str, windows))}"
+    get_run_logger().info("release %s %s:\n%s", planned.release_id, what, comparison.describe())
     return comparison
 
 
@@ -118,24 +133,38 @@ def publish(planned: ReleasePlan, comparison: Comparison) -> None:
 def alert_held(params: ReleaseParams, planned: ReleasePlan, comparison: Comparison) -> None:
     """Tell the owner the release waits for a decision, with the diff; HTTP 5xx is retried."""
     subject = f"[lakeops] release {planned.release_id} of {planned.dataset} held: {comparison.verdict}"
+    windows = comparison.windows
+    caught_up = "" if windows == planned.windows else " (caught up: main gained them while the release ran)"
     body = (
         f"{planned.green_version} (green) vs {planned.blue_version} (blue) on windows "
-        f"{planned.windows[0]}..{planned.windows[-1]}.\n{comparison.describe()}\n\n"
+        f"{windows[0]}..{windows[-1]}{caught_up}.\n{comparison.describe()}\n\n"
         f"Decide in the Prefect UI (flow run {_run_id()}) or with: lakeops release approve {planned.dataset} "
         f"--reason ... | lakeops release reject {planned.dataset} --reason ..."
     )
     Block.load(params.alert_block).notify(body=body, subject=subject)
 
 
-def wait_for_decision(catalog: Catalog, planned: ReleasePlan, comparison: Comparison, minutes: int) -> ReleaseDecision:
+def wait_for_decision(
+    catalog: Catalog, planned: ReleasePlan, comparison: Comparison, minutes: int, hold: int
+) -> ReleaseDecision:
     """Log the hold, pause until someone decides, log the decision."""
-    release_log.record(catalog, planned.entry(Event.HELD, verdict=str(comparison.verdict), flow_run_id=_run_id()))
+    release_log.record(
+        catalog,
+        planned.entry(
+            Event.HELD,
+            verdict=str(comparison.verdict),
+            summary=comparison.summary(),
+            sample=comparison.sample(),
+            flow_run_id=_run_id(),
+        ),
+    )
     try:
         decision = pause_flow_run(
             wait_for_input=ReleaseDecision.with_initial_data(description=markdown(planned, comparison)),
             timeout=minutes * 60,
             poll_interval=2,
-            key=f"release-{planned.release_id}",
+            # One key per hold: a second pause under the same key would return the first decision at once.
+            key=f"release-{planned.release_id}-{hold}",
         )
     except Exception as exc:  # a timeout or a cancelled pause: no decision
         release_log.record(catalog, planned.entry(Event.FAILED, reason=f"no decision: {exc}", flow_run_id=_run_id()))
@@ -149,7 +178,8 @@ def wait_for_decision(catalog: Catalog, planned: ReleasePlan, comparison: Compar
 
 @io_task
 def promote(catalog: Catalog, planned: ReleasePlan, comparison: Comparison, actor: str) -> dict[str, int]:
-    """Seal green and switch every table's main to it: all or nothing (a failed switch is never retried)."""
+    """Seal green and switch every table's main to it, all or nothing; a failed switch is not retried
+    (BaseMoved: `catch_up.switch` catches up and calls it again)."""
     switched = promotion.promote(catalog, planned, comparison, actor, _run_id())
     get_run_logger().info("release %s promoted: main now %s", planned.release_id, switched)
     return switched
@@ -160,30 +190,69 @@ def drop_branches(catalog: Catalog, planned: ReleasePlan) -> None:
     blue_green.drop_branches(catalog, planned)
 
 
+@dataclass
+class Steps:
+    """A release's steps as this flow runs them (`catch_up.Steps`): tasks, and a pause for a human."""
+
+    catalog: Catalog
+    params: ReleaseParams
+    holds: int = 0
+    rejected_because: str = ""
+
+    def build(self, release: ReleasePlan) -> None:
+        """Both colours concurrently, two tasks."""
+        for future in [build.submit(self.catalog, release, colour) for colour in (BLUE, GREEN)]:
+            future.result()
+
+    def compare(self, release: ReleasePlan, windows: tuple[Window, ...] | None = None) -> Comparison:
+        comparison = compare(self.catalog, release, self.params.thresholds, windows)
+        if windows is None:
+            publish(release, comparison)
+        return comparison
+
+    def gate(self, release: ReleasePlan, comparison: Comparison, actor: str) -> str | None:
+        """`actor` when promotable; else alert the owner and wait: the approver, or None when rejected."""
+        if comparison.promotable:
+            return actor
+        self.holds += 1
+        if alert_held(self.params, release, comparison, return_state=True).is_failed():
+            get_run_logger().error("the hold alert was not delivered; the release still waits for a decision")
+        timeout = self.params.decision_timeout_minutes
+        decision = wait_for_decision(self.catalog, release, comparison, timeout, self.holds)
+        if not decision.approve:
+            self.rejected_because = decision.reason
+            return None
+        return decision.decided_by or "prefect-ui"
+
+    def promote(self, release: ReleasePlan, comparison: Comparison, actor: str) -> dict[str, int]:
+        return promote(self.catalog, release, comparison, actor)
+
+
 @flow(name=RELEASE_FLOW, flow_run_name="{params.dataset} {params.green_version}", on_failure=[alert_on_failure()])
 def release_dataset(params: ReleaseParams) -> State:
-    """Pin, build blue and green concurrently, compare, then promote, hold for a decision, or reject."""
+    """Pin, build blue and green concurrently, compare, gate (promote, or hold for a decision), switch, catching up."""
     _, catalog = open_lakehouse(params.lakehouse)
     planned = pin(catalog, params)
-    colours = [build.submit(catalog, planned, colour) for colour in (BLUE, GREEN)]
-    for future in colours:
-        future.result()
-    comparison = compare(catalog, planned, params.thresholds)
-    publish(planned, comparison)
-    actor = "automatic"
-    if not comparison.promotable:
-        if alert_held(params, planned, comparison, return_state=True).is_failed():
-            get_run_logger().error("the hold alert was not delivered; the release still waits for a decision")
-        decision = wait_for_decision(catalog, planned, comparison, params.decision_timeout_minutes)
-        if not decision.approve:
-            drop_branches(catalog, planned)
-            return Completed(name="Rejected", message=f"release {planned.release_id} rejected: {decision.reason}")
-        actor = decision.decided_by or "prefect-ui"
-    try:
-        promote(catalog, planned, comparison, actor)
-    finally:
+    steps = Steps(catalog, params)
+    steps.build(planned)
+    comparison = steps.compare(planned)
+    actor = steps.gate(planned, comparison, "automatic")
+    if actor is None:
         drop_branches(catalog, planned)
-    return Completed(name="Promoted", message=f"release {planned.release_id} promoted ({comparison.verdict})")
+        return Completed(name="Rejected", message=f"release {planned.release_id} rejected: {steps.rejected_because}")
+    try:
+        done = catch_up.switch(
+            catalog, platform(), planned, comparison, actor, steps, params.max_catch_up_rounds, _run_id()
+        )
+    finally:
+        drop_branches(catalog, planned)  # the branches' names do not change when the release catches up
+    rounds = f" after {done.rounds} catch-up round(s)" if done.rounds else ""
+    if not done.promoted:
+        message = f"release {planned.release_id} rejected{rounds}: {steps.rejected_because}"
+        return Completed(name="Rejected", message=message)
+    return Completed(
+        name="Promoted", message=f"release {planned.release_id} promoted ({done.comparison.verdict}){rounds}"
+    )
 
 
 def _run_id() -> str:

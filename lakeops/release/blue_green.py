@@ -5,10 +5,12 @@ Bronze snapshots (the ones the published Silver rows record) and write Silver th
 own branches (`release-<id>-blue`, `release-<id>-green`) of the real tables, forked from main at
 the moment the release was pinned: consumers reading main see neither. The comparison runs
 cheapest first: fingerprints (identical outputs stop there), then a keyed diff, then a suite on
-green built from blue's statistics. Promotion and rollback are in `lakeops.promotion`.
+green built from blue's statistics. Promotion and rollback are in `lakeops.release.promotion`, catching
+up with windows main gained meanwhile in `lakeops.release.catch_up`.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -103,15 +105,18 @@ def plan(
             registry.layer(name).transform(version)
     if blue == green_version:
         raise ValueError(f"green and blue are the same transform version {blue!r}: nothing to release")
+    tables = tuple(registry.layer(name).table for name in layers)
+    # Downstream first: each table is then at least as new as what the commits of the next one read,
+    # and the windows pinned are read from the very snapshot recorded as the first table's base.
+    loaded = {ref: lake.load(catalog, ref) for ref in reversed(tables)}
     first = registry.layer(layers[0])
-    recorded = replay.recorded_sources(registry, first, lake.load(catalog, first.table))
+    recorded = replay.recorded_sources(registry, first, loaded[first.table])
     chosen = sorted(w for w in recorded if (not start or w.day >= start) and (not end or w.day <= end))
     if not chosen:
         raise ValueError(f"{first.table} main holds no window in [{start or '...'}, {end or '...'}] to release")
-    tables = tuple(registry.layer(name).table for name in layers)
     base = {}
     for ref in tables:
-        head = lake.head(lake.load(catalog, ref))
+        head = lake.head(loaded[ref])
         if head is None:
             raise ValueError(f"{ref} has no commit yet: nothing to release")
         base[ref.identifier] = head.snapshot_id
@@ -139,19 +144,33 @@ def build(
 
 
 def compare(
-    catalog: Catalog, registry: Registry, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None
+    catalog: Catalog,
+    registry: Registry,
+    release: ReleasePlan,
+    thresholds: Thresholds,
+    suite: Suite | None,
+    windows: Sequence[Window] | None = None,
 ) -> Comparison:
-    """Compare the colours table by table over the release's windows, cheapest check first."""
+    """Compare the colours table by table over `windows` (default: the release's), cheapest check first."""
     layers = [registry.layer(name) for name in release.layers]
-    return Comparison(tuple(_compare_table(catalog, layer, release, thresholds, suite) for layer in layers))
+    chosen = tuple(release.windows if windows is None else windows)
+    if not chosen:
+        raise ValueError(f"release {release.release_id}: no window to compare")
+    tables = tuple(_compare_table(catalog, layer, release, chosen, thresholds, suite) for layer in layers)
+    return Comparison(tables, chosen)
 
 
 def _compare_table(
-    catalog: Catalog, layer: Layer, release: ReleasePlan, thresholds: Thresholds, suite: Suite | None
+    catalog: Catalog,
+    layer: Layer,
+    release: ReleasePlan,
+    windows: tuple[Window, ...],
+    thresholds: Thresholds,
+    suite: Suite | None,
 ) -> TableComparison:
     ref = layer.table
     table = lake.load(catalog, ref)
-    where = layer.window.filter_any(release.windows)
+    where = layer.window.filter_any(windows)
     heads = {}
     for colour in (BLUE, GREEN):
         head = lake.head(table, release.branch(colour))

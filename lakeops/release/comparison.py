@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from lakeops.build.validation import ValidationReport
 from lakeops.datasets.declaration import Layer
+from lakeops.datasets.windows import Window
 from lakeops.release.diff import Fingerprint, KeyedDiff
 
 
@@ -97,6 +98,7 @@ class TableComparison:
 @dataclass(frozen=True)
 class Comparison:
     tables: tuple[TableComparison, ...]
+    windows: tuple[Window, ...] = ()  # the windows compared
 
     @property
     def verdict(self) -> Verdict:

@@ -3,10 +3,11 @@
 Nothing is copied: green's commits already live in the table (on its release branch), so
 promoting is a ref move, as is rolling back. Each move is compare-and-swap (the commit asserts
 main is still where the release found it). Tables switch in dataset order (Silver, then Gold) and
-roll back in reverse (Gold, then Silver), so at every instant Gold is green only if Silver is: a
-reader that reads Gold and then Silver never sees Gold from green with Silver from blue. The
-other mix (Silver green, Gold blue) is visible between the two commits of a switch, a few
-milliseconds. If a later move fails, the earlier ones are moved back and SwitchFailed is raised.
+roll back in reverse (Gold, then Silver), so at every instant Gold is green only if Silver is; the
+other mix (Silver green, Gold blue) is live between the two commits of a switch. A reader that
+loads the tables one after the other sees each at its own instant: `lakeops.release.cut` gives
+the snapshots of one instant at one release. If a later move fails, the earlier ones are moved
+back and SwitchFailed is raised (BaseMoved when a main had moved: the release can catch up).
 """
 
 import json
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import ancestors_of
+from pyiceberg.table.snapshots import Snapshot, ancestors_of
 from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from lakeops.datasets.declaration import Dataset
@@ -47,15 +48,24 @@ class Move:
         return Move(self.table, self.to, self.expected)
 
 
+class BaseMoved(SwitchFailed):
+    """A switch found a table's main moved; every table already switched was switched back."""
+
+
 def move_all(catalog: Catalog, moves: Sequence[Move], properties: Mapping[str, str]) -> None:
-    """Apply the moves in order, all or nothing; raises SwitchFailed after undoing what was done."""
+    """Apply the moves in order, all or nothing; raises SwitchFailed after undoing what was done.
+
+    BaseMoved (a SwitchFailed) when a main was not where its move expected and the undo left every
+    table where it was: nothing is switched, and the caller may catch up and try again.
+    """
     done: list[tuple[Move, dict[str, str]]] = []
     for move in moves:
         try:
             before = _move(catalog, move, properties)
         except Exception as exc:
             undone, stuck = _undo(catalog, done)
-            raise SwitchFailed(
+            error = BaseMoved if isinstance(exc, MainMoved) and not stuck else SwitchFailed
+            raise error(
                 f"switching {move.table} to snapshot {move.to} failed: {exc}; "
                 + (f"switched back: {', '.join(undone)}" if undone else "no table had been switched")
                 + (f"; COULD NOT switch back (fix by hand): {'; '.join(stuck)}" if stuck else "")
@@ -134,7 +144,8 @@ def promote(
     """Seal green, switch every table's main to it (all or nothing), log it; return table -> new main.
 
     Safe to retry: a table whose main already is this release's sealed snapshot is not moved again.
-    Raises SwitchFailed (logged as a failed release) when any table's main moved since the release pinned it.
+    Raises BaseMoved, not logged, when a table's main moved since the release's base (the caller
+    catches up: `catch_up.switch`), and SwitchFailed, logged as a failed release, for any other failure.
     """
     switched = _already_on(catalog, release)
     pending = [ref for ref in release.tables if ref.identifier not in switched]
@@ -143,6 +154,8 @@ def promote(
     logged = {"actor": actor, "target": sealed, "verdict": str(comparison.verdict), "flow_run_id": flow_run_id}
     try:
         move_all(catalog, moves, {RELEASE_PROPERTY: release.release_id, VERSION_PROPERTY: release.green_version})
+    except BaseMoved:
+        raise
     except SwitchFailed as exc:
         release_log.record(catalog, release.entry(Event.FAILED, reason=str(exc), **logged))
         raise
@@ -155,10 +168,15 @@ def _already_on(catalog: Catalog, release: ReleasePlan) -> dict[str, int]:
     found = {}
     for ref in release.tables:
         head = lake.head(lake.load(catalog, ref))
-        props = head.summary.additional_properties if head and head.summary else {}
-        if head and props.get(f"{RELEASE_PROPERTY}.id") == release.release_id:
+        if head and sealed_by(head) == release.release_id:
             found[ref.identifier] = head.snapshot_id
     return found
+
+
+def sealed_by(snapshot: Snapshot) -> str | None:
+    """The id of the release whose seal `snapshot` is, or None."""
+    props = snapshot.summary.additional_properties if snapshot.summary else {}
+    return props.get(f"{RELEASE_PROPERTY}.id") or None
 
 
 @dataclass(frozen=True)

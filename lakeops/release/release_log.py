@@ -26,6 +26,7 @@ class Event(enum.StrEnum):
     HELD = "held"
     APPROVED = "approved"
     REJECTED = "rejected"
+    CAUGHT_UP = "caught_up"  # main moved during the release: its new windows were pinned, base moved on
     PROMOTED = "promoted"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"

@@ -32,10 +32,12 @@ def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
 
 def markdown(release: ReleasePlan, comparison: Comparison) -> str:
     """The verdict, per-table counts, column match rates, breaches and a sample of mismatching rows."""
+    shown = comparison.windows or release.windows
+    caught_up = "" if shown == release.windows else ", caught up (main gained them while the release ran)"
     out = [
         f"## Release {release.release_id} of {release.dataset}: **{comparison.verdict}**",
         f"{release.green_version} (green) vs {release.blue_version} (blue), windows "
-        f"{release.windows[0]}..{release.windows[-1]} ({len(release.windows)}), Bronze input pinned per window.",
+        f"{shown[0]}..{shown[-1]} ({len(shown)}){caught_up}, Bronze input pinned per window.",
         "",
         "| table | verdict | rows blue | rows green | only blue | only green | changed |",
         "|---|---|---|---|---|---|---|",

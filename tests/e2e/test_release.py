@@ -21,6 +21,7 @@ FLIGHTS = "flights"  # the dataset released: its release log, live version and d
 pytestmark = pytest.mark.e2e
 
 DAYS = [date(2013, 4, 1), date(2013, 4, 2)]
+NEXT_DAY = date(2013, 4, 3)  # landed by the pipeline while a release waits for its decision
 SILVER, GOLD = SILVER_FLIGHTS.identifier, GOLD_DAILY_DELAYS.identifier
 WITHIN = {"max_changed_fraction": 1.0, "mean_tolerance": 10.0}  # v2's Gold change counts as within
 
@@ -48,8 +49,8 @@ def run_release(green: str, **extra: object):  # noqa: ANN201 - a FlowRun
     return run_deployment(releases.release_deployment(FLIGHTS), parameters=params, timeout=300, poll_interval=0.5)
 
 
-def start_and_hold(green: str):  # noqa: ANN201 - the paused FlowRun
-    run = releases.wait_until_settled(releases.start(release_params(green)).id, timeout=300)
+def start_and_hold(green: str, **extra: object):  # noqa: ANN201 - the paused FlowRun
+    run = releases.wait_until_settled(releases.start(release_params(green, **extra)).id, timeout=300)
     assert run.state.is_paused(), f"{run.state.name}: {run.state.message}"
     return run
 
@@ -66,6 +67,10 @@ def the_release(e2e, run) -> release_log.Release:  # noqa: ANN001
     found = [r for r in release_log.releases(e2e.catalog, FLIGHTS) if r.flow_run_id == str(run.id)]
     assert len(found) == 1
     return found[0]
+
+
+def on_next_day(gold):  # noqa: ANN001, ANN201 - a pandas frame of Gold rows
+    return gold[gold["flight_date"] == NEXT_DAY]
 
 
 def finish(run_id, timeout: float = 120):  # noqa: ANN001, ANN201
@@ -182,25 +187,57 @@ def test_held_then_approved_switches_both_tables_and_a_live_reader_never_sees_a_
     assert main_ids(e2e) == before
 
 
-def test_a_failed_second_switch_undoes_the_first_and_fails_the_release(e2e, days) -> None:
-    before = main_ids(e2e)
+def test_a_day_the_pipeline_lands_during_the_hold_is_caught_up_held_for_and_promoted_with_the_rest(e2e, days) -> None:
     run = start_and_hold("v2")
+    held = the_release(e2e, run)
+    # While the release waits for its decision, the daily pipeline lands the next day on main.
+    landing.drop_day_file(e2e.landing, NEXT_DAY)
+    e2e.follow(NEXT_DAY, e2e.run_producer(NEXT_DAY))
+    caught_up_base = main_ids(e2e)
+
+    releases.decide(e2e.catalog, FLIGHTS, approve=True, reason="diverted flights count as cancelled", by="e2e")
+    run = releases.wait_until_settled(run.id, timeout=300)
+    # The new day differs too (v2's rule), and no one has seen it: held again, for that day only.
+    assert run.state.is_paused(), f"{run.state.name}: {run.state.message}"
+    again = the_release(e2e, run)
+    assert [e.event for e in again.entries[len(held.entries) :]] == [Event.APPROVED, Event.CAUGHT_UP, Event.HELD]
+    assert NEXT_DAY.isoformat() in again.last(Event.CAUGHT_UP).reason
+    assert again.last(Event.CAUGHT_UP).base == caught_up_base
+    alert = e2e.receiver.wait_for(f"{NEXT_DAY}..{NEXT_DAY} (caught up", timeout=30)
+    assert f"release {held.release_id}" in alert.subject
+
+    releases.decide(e2e.catalog, FLIGHTS, approve=True, reason="same rule on the new day", by="e2e-2")
+    run = finish(run.id)
+    assert run.state.name == "Promoted" and "after 1 catch-up round" in run.state.message, run.state.message
+    promoted = the_release(e2e, run).last(Event.PROMOTED)
+    assert promoted.actor == "e2e-2" and promoted.base == caught_up_base and NEXT_DAY.isoformat() in promoted.windows
+    green_day = on_next_day(plain_scan(e2e, GOLD).to_pandas())
+    blue_day = on_next_day(e2e.catalog.load_table(GOLD).scan(snapshot_id=caught_up_base[GOLD]).to_pandas())
+    assert len(green_day) == len(blue_day) == 3  # the promoted green did not drop the day main gained
+    assert green_day["cancelled"].sum() > blue_day["cancelled"].sum()  # built with v2: diverted counts as cancelled
+
+    promotion.rollback(e2e.catalog, e2e.flights, "e2e", "done")
+    assert main_ids(e2e) == caught_up_base  # blue again, with the day main gained
+
+
+def test_with_no_catch_up_allowed_a_base_moved_during_the_hold_fails_the_release(e2e, days) -> None:
+    before = main_ids(e2e)
+    run = start_and_hold("v2", max_catch_up_rounds=0)
     # While the release waits, Gold's main moves under it (a concurrent rebuild of one window).
-    silver_id = before[SILVER]
     concurrent = pipeline.build(
         e2e.catalog,
         e2e.registry,
         "flights.gold",
         Window(days[0]),
-        {"flights.silver": silver_id},
+        {"flights.silver": before[SILVER]},
         pipeline.RunInfo("e2e-concurrent", "e2e"),
     )
     releases.decide(e2e.catalog, FLIGHTS, approve=True, reason="approve, then lose the race", by="e2e")
     run = finish(run.id)
 
     assert run.state.is_failed()
-    assert "switched back: silver.flights" in run.state.message and GOLD in run.state.message
-    assert main_ids(e2e) == {SILVER: before[SILVER], GOLD: concurrent.snapshot_id}
+    assert "the base kept moving" in run.state.message and GOLD in run.state.message
+    assert main_ids(e2e) == {SILVER: before[SILVER], GOLD: concurrent.snapshot_id}  # nothing switched
     failed = the_release(e2e, run)
-    assert failed.status == Event.FAILED and "main is at snapshot" in failed.entries[-1].reason
+    assert failed.status == Event.FAILED and "max_catch_up_rounds" in failed.entries[-1].reason
     assert release_log.live_version(e2e.catalog, FLIGHTS) is None

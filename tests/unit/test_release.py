@@ -320,3 +320,19 @@ def test_the_report_of_an_identical_release_has_no_sample(story):
 
     assert f"**{Verdict.IDENTICAL}**" in text and "Sample" not in text
     assert [r["changed"] for r in release_report.table_rows(comparison)] == [0, 0]
+
+
+def test_a_comparison_over_some_windows_covers_only_them_and_its_report_says_they_were_caught_up(story):
+    day_b = (WINDOWS[1],)
+
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, Thresholds(), None, day_b)
+    text = release_report.markdown(story.v2, comparison)
+
+    gold = comparison.tables[1]
+    assert comparison.windows == day_b and gold.blue.rows == gold.green.rows == 3
+    assert gold.diff.changed == len(v2_changes((DAY_B,)))
+    assert "windows 2013-01-03..2013-01-03 (1), caught up (main gained them while the release ran)" in text
+    every = blue_green.compare(story.catalog, REGISTRY, story.v2, Thresholds(), None)
+    assert every.windows == WINDOWS and "caught up" not in release_report.markdown(story.v2, every)
+    with pytest.raises(ValueError, match="no window to compare"):
+        blue_green.compare(story.catalog, REGISTRY, story.v2, Thresholds(), None, ())
