@@ -79,5 +79,21 @@ class SwitchFailed(LakeopsError):
     """A multi-table switch failed part way; the tables already switched were switched back."""
 
 
+class BaseMoved(SwitchFailed):
+    """A switch found a table's main moved; every table already switched was switched back."""
+
+
+class CannotCatchUp(MainMoved):
+    """A released table's main moved in a way no rebuild can follow (by hand, a rollback, another release)."""
+
+
+class BaseKeptMoving(SwitchFailed):
+    """A release's base moved again after the last catch-up round it was allowed; nothing was switched."""
+
+
+class NoConsistentCut(TransientError):
+    """The released tables kept changing, or named different releases, on every read of a cut."""
+
+
 class NothingToRollBack(LakeopsError):
     """A dataset has no live release to roll back."""

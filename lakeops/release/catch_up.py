@@ -29,7 +29,7 @@ from lakeops.build.pipeline import Target
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window
-from lakeops.errors import MainMoved, SwitchFailed
+from lakeops.errors import BaseKeptMoving, BaseMoved, CannotCatchUp
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance
 from lakeops.release import promotion, release_log
@@ -42,14 +42,6 @@ from lakeops.versioning.maintenance import COMPACTION
 MAX_ROUNDS = 3
 # What main may gain while a release runs: windows built on main, and compactions (same rows).
 CATCHABLE = frozenset({Target().operation, COMPACTION})
-
-
-class CannotCatchUp(MainMoved):
-    """A released table's main moved in a way no rebuild can follow (by hand, a rollback, another release)."""
-
-
-class BaseKeptMoving(SwitchFailed):
-    """A release's base moved again after the last catch-up round it was allowed; nothing was switched."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +152,7 @@ def switch(
         if lag is None:
             try:
                 return Outcome(release, comparison, actor, steps.promote(release, comparison, actor), rounds)
-            except promotion.BaseMoved:  # a commit landed between the look and the switch
+            except BaseMoved:  # a commit landed between the look and the switch
                 lag = _look(catalog, registry, release, flow_run_id)
         if rounds == max_rounds:
             _give_up(catalog, release, lag, rounds, flow_run_id)

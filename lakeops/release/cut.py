@@ -19,15 +19,11 @@ from pyiceberg.table import DataScan
 
 from lakeops.datasets.declaration import Dataset
 from lakeops.datasets.names import TableRef
-from lakeops.errors import SnapshotNotFound, TransientError
+from lakeops.errors import NoConsistentCut, SnapshotNotFound
 from lakeops.release.promotion import RELEASE_PROPERTY
 
 ATTEMPTS = 20
 BACKOFF_S = 0.005  # times the attempt number: a switch between two commits lasts milliseconds
-
-
-class NoConsistentCut(TransientError):
-    """The released tables kept changing, or named different releases, on every read of a cut."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from lakeops.datasets.declaration import Dataset
 from lakeops.datasets.names import TableRef
-from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, SwitchFailed, UnsafeRollback
+from lakeops.errors import BaseMoved, MainMoved, NothingToRollBack, SnapshotNotFound, SwitchFailed, UnsafeRollback
 from lakeops.iceberg import lake
 from lakeops.iceberg.provenance import Provenance, code_version
 from lakeops.release import release_log
@@ -46,10 +46,6 @@ class Move:
 
     def reverse(self) -> "Move":
         return Move(self.table, self.to, self.expected)
-
-
-class BaseMoved(SwitchFailed):
-    """A switch found a table's main moved; every table already switched was switched back."""
 
 
 def move_all(catalog: Catalog, moves: Sequence[Move], properties: Mapping[str, str]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pyiceberg.catalog import Catalog
 
+from lakeops import errors
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import Window
 from lakeops.errors import MainMoved, NothingToRollBack, SnapshotNotFound, SwitchFailed, UnsafeRollback
@@ -145,7 +146,7 @@ def test_a_switch_that_finds_gold_moved_leaves_silver_where_it_was_and_says_the_
     planned, comparison = compared(day.catalog, "v2")
     concurrent = rebuild_gold_on_main(day.catalog)
 
-    with pytest.raises(promotion.BaseMoved, match="gold.daily_delays.*switched back: silver.flights") as failed:
+    with pytest.raises(errors.BaseMoved, match="gold.daily_delays.*switched back: silver.flights") as failed:
         promotion.promote(day.catalog, planned, comparison, "alice")
 
     assert isinstance(failed.value, SwitchFailed) and isinstance(failed.value.__cause__, MainMoved)
@@ -187,7 +188,7 @@ def test_move_all_undoes_the_first_move_when_the_second_cannot_be_made(day):
         promotion.move_all(day.catalog, moves, {promotion.RELEASE_PROPERTY: "r-x", promotion.VERSION_PROPERTY: "v2"})
 
     assert isinstance(failed.value.__cause__, SnapshotNotFound)
-    assert not isinstance(failed.value, promotion.BaseMoved)  # no catch-up can mend a missing snapshot
+    assert not isinstance(failed.value, errors.BaseMoved)  # no catch-up can mend a missing snapshot
     assert main_ids(day.catalog) == base
 
 
@@ -491,7 +492,7 @@ def test_a_cut_of_tables_left_half_switched_refuses_rather_than_mix_releases(swi
     promotion.move_all(switched.catalog, [silver_move], props)  # as a switch whose undo could not land leaves it
 
     with pytest.raises(
-        cut.NoConsistentCut, match=f"'silver.flights': '{switched.release_id}'.*'gold.daily_delays': 'none'"
+        errors.NoConsistentCut, match=f"'silver.flights': '{switched.release_id}'.*'gold.daily_delays': 'none'"
     ):
         cut.consistent_cut(switched.catalog, FLIGHTS, attempts=2)
 

@@ -9,6 +9,7 @@ import pytest
 from pyiceberg.catalog import Catalog
 
 from declarations.flights import landing
+from lakeops import errors
 from lakeops.datasets.windows import Window
 from lakeops.errors import MainMoved, SwitchFailed
 from lakeops.iceberg import lake
@@ -157,7 +158,7 @@ def test_main_moved_in_a_way_no_rebuild_follows_is_refused(lake_a, how):
         ).commit()
     moved = main_ids(lake_a.catalog)
 
-    with pytest.raises(catch_up.CannotCatchUp, match="silver.flights main holds snapshot .*start the release again"):
+    with pytest.raises(errors.CannotCatchUp, match="silver.flights main holds snapshot .*start the release again"):
         catch_up.behind(lake_a.catalog, REGISTRY, planned)
     with pytest.raises(MainMoved):
         catch_up.switch(lake_a.catalog, REGISTRY, planned, comparison, "automatic", Steps(lake_a.catalog))
@@ -241,9 +242,7 @@ def test_a_base_that_keeps_moving_fails_the_release_after_the_last_round_with_no
     land(lake_a, DAY_B)
     steps = Steps(lake_a.catalog, while_building=[lambda: land(lake_a, DAY_C)])  # another day lands meanwhile
 
-    with pytest.raises(
-        catch_up.BaseKeptMoving, match=r"base kept moving: after 1 catch-up round.*2013-01-04"
-    ) as failed:
+    with pytest.raises(errors.BaseKeptMoving, match=r"base kept moving: after 1 catch-up round.*2013-01-04") as failed:
         catch_up.switch(lake_a.catalog, REGISTRY, planned, comparison, "automatic", steps, max_rounds=1)
 
     assert isinstance(failed.value, SwitchFailed)
@@ -258,7 +257,7 @@ def test_with_no_round_allowed_a_moved_base_fails_at_once(lake_a):
     build_gold(lake_a.catalog, A, planned.base[str(SILVER_FLIGHTS)], RUN)
     steps = Steps(lake_a.catalog)
 
-    with pytest.raises(catch_up.BaseKeptMoving, match="after 0 catch-up round"):
+    with pytest.raises(errors.BaseKeptMoving, match="after 0 catch-up round"):
         catch_up.switch(lake_a.catalog, REGISTRY, planned, comparison, "automatic", steps, max_rounds=0)
 
     assert steps.built == [] and events(lake_a.catalog) == [Event.FAILED]
