@@ -1,4 +1,5 @@
-"""Automations as code: one SLA deadline per contract, a watcher on the clock itself, and the healer.
+"""Automations as code: one SLA deadline per contract, a watcher on the clock itself, the healer, and
+the watch on silent runs that hands the healer the runs whose process or worker died.
 
 Created through the API, not owned by a deployment, so `prefect deploy` (which deletes and recreates
 the automations a deployment owns, and with them any open proactive window) leaves them alone.
@@ -10,7 +11,8 @@ from uuid import UUID
 
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
-from prefect.events.actions import RunDeployment, SendNotification
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, RunDeployment, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
 from lakeops.datasets.names import (
@@ -18,7 +20,9 @@ from lakeops.datasets.names import (
     DEADLINE_MISSED_FLOW,
     HEALER,
     HEALER_FLOW,
+    HEARTBEAT_EVENT,
     READY_EVENT,
+    SILENT_RUNS_AUTOMATION,
     WINDOW_LABEL,
     WINDOW_OPENED_EVENT,
     TableRef,
@@ -31,6 +35,27 @@ MISSED_DEPLOYMENT = deployment(DEADLINE_MISSED_FLOW, DEADLINE_HANDLER)
 HEALER_DEPLOYMENT = deployment(HEALER_FLOW, HEALER)
 HEALED_TAG = "lakeops"  # crashed runs of deployments with this tag go to the healer
 WATCHER_SILENCE = timedelta(hours=26)  # a daily clock that has not completed in 26 h has stopped
+# Flow runs of the lakeops pool emit a heartbeat this often (the pool's env sets it: admin/setup.py);
+# 30 s is Prefect's minimum. A run silent for three of them, a minute and a half, is dead: its
+# process, or the worker whose process group it ran in, was killed, or its machine went away.
+HEARTBEAT_SECONDS = 30
+SILENCE = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+# A run that reaches one of these states stops its heartbeats on purpose. A flow's own name for a final
+# state is the event's name too (`Completed(name="Stale")` posts prefect.flow-run.Stale), so the names
+# the lakeops flows return are listed with Prefect's (a unit test reads them from flows/). A run still
+# watched when it ends under another name is left as it is: the server refuses Crashed after a final state.
+FINAL_STATE_NAMES = (
+    *("Completed", "Failed", "Cancelled", "Crashed", "Cached"),
+    *("Stale", "Missed", "NotMissed", "AlreadyAlerted", "AlreadyReady"),  # the SLA flows
+    *("Healed", "Rerun", "RerunNotCompleted", "NotOurs", "GaveUp", "AlreadyGaveUp"),  # the healer
+    *("Promoted", "Rejected"),  # releases
+)
+# Pending (claimed by a worker) opens the watch too: a worker that dies before its run's process is up
+# leaves a Pending run whose first heartbeat never comes. Suspended ends it: a suspended run has no process.
+SILENT_AFTER = frozenset({HEARTBEAT_EVENT, "prefect.flow-run.Pending"})
+SILENT_EXPECT = frozenset(
+    {HEARTBEAT_EVENT, "prefect.flow-run.Suspended"} | {f"prefect.flow-run.{name}" for name in FINAL_STATE_NAMES}
+)
 
 
 def deadline_automation(
@@ -114,12 +139,14 @@ def healer_automation(healer: UUID) -> AutomationCore:
     """Every Crashed run of a lakeops deployment (but the healer's own) starts the healer with its id.
 
     The healer, not this automation, decides: an out-of-memory kill is re-run with doubled memory (a
-    RunDeployment action's job variables are not templated), anything else is left to the usual alerts.
+    RunDeployment action's job variables are not templated), a run lost with its process or worker (marked
+    Crashed by the silent-runs automation) is re-run once, anything else is left to the usual alerts.
     """
     return AutomationCore(
         name="lakeops healer: crashed runs",
         description=f"A crashed run of a deployment tagged {HEALED_TAG!r} starts {HEALER_DEPLOYMENT}: out of "
-        "memory is re-run with double the memory up to the pool's memory_cap; at the cap the owner is alerted.",
+        "memory is re-run with double the memory up to the pool's memory_cap (at the cap the owner is alerted); "
+        "a run lost with its process or worker is re-run once.",
         trigger=EventTrigger(
             expect={"prefect.flow-run.Crashed"},
             match={"prefect.resource.id": "prefect.flow-run.*"},
@@ -138,6 +165,45 @@ def healer_automation(healer: UUID) -> AutomationCore:
             )
         ],
     )
+
+
+def silent_runs_automation() -> AutomationCore:
+    """A lakeops run that sends no heartbeat and reaches no final state for SILENCE is marked Crashed.
+
+    Prefect's recipe for zombie runs (after a heartbeat, expect the next one or a final state, per run),
+    opened by Pending too. The Crashed state's message starts with the automation's name, so the healer
+    (started by that Crashed run) knows it was lost, not killed with an exit code, and re-runs it once.
+    Not forced: the server refuses Crashed for a run that has reached a final state meanwhile.
+    """
+    return AutomationCore(
+        name=SILENT_RUNS_AUTOMATION,
+        description=f"A run of a deployment tagged {HEALED_TAG!r} that sends no heartbeat (every "
+        f"{HEARTBEAT_SECONDS} s) for {SILENCE.total_seconds():.0f} s is marked Crashed; the healer re-runs it.",
+        trigger=EventTrigger(
+            posture=Posture.Proactive,
+            after=set(SILENT_AFTER),
+            expect=set(SILENT_EXPECT),
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{HEALED_TAG}"},
+            for_each={"prefect.resource.id"},
+            threshold=1,
+            within=SILENCE,
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=silent_message())],
+    )
+
+
+def silent_message() -> str:
+    """The message of the Crashed state a silent run is given: what was seen, and what happens next."""
+    return (
+        f"{SILENT_RUNS_AUTOMATION}: no heartbeat for {SILENCE.total_seconds():.0f} s (one is sent every "
+        f"{HEARTBEAT_SECONDS} s), so its process or its worker died. The healer re-runs it once."
+    )
+
+
+def ensure_silent_runs_automation() -> UUID:
+    """The silent-runs automation, upserted by name."""
+    return upsert(silent_runs_automation())
 
 
 def ensure_healer_automation() -> UUID:

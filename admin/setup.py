@@ -13,7 +13,12 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
 from pydantic import SecretStr
 
-from admin.automations import ensure_healer_automation, ensure_sla_automations
+from admin.automations import (
+    HEARTBEAT_SECONDS,
+    ensure_healer_automation,
+    ensure_silent_runs_automation,
+    ensure_sla_automations,
+)
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
 from blocks.lakehouse import IcebergLakehouse
@@ -82,17 +87,38 @@ def memory_limited(template: dict[str, Any]) -> dict[str, Any]:
     return wanted
 
 
+HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+
+
+def heartbeating(template: dict[str, Any]) -> dict[str, Any]:
+    """A pool's base job template whose flow runs send a heartbeat every HEARTBEAT_SECONDS.
+
+    The default of the `env` job variable, which Prefect merges under a deployment's or a run's own `env`:
+    every run on the pool heartbeats at the pace the silent-runs automation expects, whichever worker
+    starts it, unless a deployment sets the variable itself. Idempotent.
+    """
+    wanted = copy.deepcopy(template)
+    env = wanted["variables"]["properties"]["env"]
+    env["default"] = {**env.get("default", {}), HEARTBEAT_ENV: str(HEARTBEAT_SECONDS)}
+    return wanted
+
+
+def lakeops_pool(template: dict[str, Any]) -> dict[str, Any]:
+    """The lakeops pool's template: memory-limited runs that heartbeat."""
+    return heartbeating(memory_limited(template))
+
+
 def ensure_work_pool(name: str = WORK_POOL) -> None:
-    """Create the process work pool with the memory limit, or add the limit to the existing pool's template."""
+    """Create the process work pool with the memory limit and heartbeats, or add them to the existing pool."""
     with get_client(sync_client=True) as client:
         try:
-            template = memory_limited(ProcessWorker.get_default_base_job_template())
+            template = lakeops_pool(ProcessWorker.get_default_base_job_template())
             client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
             return
         except ObjectAlreadyExists:
             pool = client.read_work_pool(name)
-        if pool.type == "process" and memory_limited(pool.base_job_template) != pool.base_job_template:
-            client.update_work_pool(name, WorkPoolUpdate(base_job_template=memory_limited(pool.base_job_template)))
+        if pool.type == "process" and lakeops_pool(pool.base_job_template) != pool.base_job_template:
+            client.update_work_pool(name, WorkPoolUpdate(base_job_template=lakeops_pool(pool.base_job_template)))
 
 
 def deploy_all(stack: LocalStack, prefect_file: Path | None = None) -> None:
@@ -142,4 +168,5 @@ def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:
     deploy_all(stack)
     ensure_sla_automations(declared)
     ensure_healer_automation()
+    ensure_silent_runs_automation()
     return block

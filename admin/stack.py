@@ -55,8 +55,13 @@ class LocalStack:
             **extra,
         }
 
-    def start_server(self, port: int, ui: bool = True, database_url: str | None = None, timeout: float = 180) -> None:
-        """Start `prefect server start` (on SQLite under `home` unless `database_url`); wait until healthy."""
+    def start_server(
+        self, port: int, ui: bool = True, database_url: str | None = None, timeout: float = 180
+    ) -> subprocess.Popen[bytes]:
+        """Start `prefect server start` (on SQLite under `home` unless `database_url`); wait until healthy.
+
+        Started again with the same `home` (or `database_url`) after a crash, it serves the same database.
+        """
         prefect_home = self.home / "prefect"
         prefect_home.mkdir(parents=True, exist_ok=True)
         env = self.env(
@@ -68,25 +73,26 @@ class LocalStack:
         env.pop("PREFECT_API_URL")
         if database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
-        self.spawn(
+        server = self.spawn(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env,
             self.home / "server.log",
         )
         deadline = time.monotonic() + timeout
         while not reachable(self.api_url):
-            if self.started[-1].poll() is not None or time.monotonic() > deadline:
+            if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"Prefect server did not start; see {self.home / 'server.log'}")
             time.sleep(0.5)
+        return server
 
-    def start_worker(self, poll_seconds: float = 0.5, **extra_env: str) -> None:
+    def start_worker(self, poll_seconds: float = 0.5, **extra_env: str) -> subprocess.Popen[bytes]:
         """Start a process worker on the lakeops pool that polls every `poll_seconds`."""
         env = self.env(
             PREFECT_WORKER_QUERY_SECONDS=str(poll_seconds),
             PREFECT_WORKER_PREFETCH_SECONDS="0",
             **extra_env,
         )
-        self.spawn(
+        return self.spawn(
             [
                 sys.executable,
                 "-m",
@@ -117,7 +123,13 @@ class LocalStack:
                 proc.wait()
         self.started.clear()
 
-    def spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a started process's whole group, as a crash would: a worker dies with the flow runs it started."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.started.remove(proc)
+
+    def spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         """Start a background process in its own session, logging to `log`; stop() ends it."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
@@ -130,6 +142,7 @@ class LocalStack:
                 start_new_session=True,
             )
         self.started.append(proc)
+        return proc
 
 
 def ensure_server(home: Path, api_url: str | None = None) -> LocalStack:

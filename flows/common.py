@@ -5,16 +5,21 @@ failures; transient failures are retried by each io_task, RESOURCE by the flow-l
 """
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from prefect import Task, get_run_logger, task
 from prefect.assets import Asset, AssetProperties, materialize
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events import Event
+from prefect.exceptions import ObjectNotFound
 from prefect.logging.loggers import task_run_logger
 from prefect.runtime import flow_run
 from prefect.states import State
@@ -26,7 +31,14 @@ from lakeops.build.pipeline import RunInfo
 from lakeops.build.validation import ValidationReport, validate
 from lakeops.datasets import registry as registry_file
 from lakeops.datasets.declaration import Layer
-from lakeops.datasets.names import INPUTS_READY_EVENT, TASK_RECOVERED_EVENT, WINDOW_LABEL, TableRef
+from lakeops.datasets.names import (
+    BUILD_FLOW,
+    INPUTS_READY_EVENT,
+    TASK_RECOVERED_EVENT,
+    WINDOW_LABEL,
+    TableRef,
+    deployment,
+)
 from lakeops.datasets.registry import Registry
 from lakeops.errors import SignalNotDelivered
 from lakeops.healing import failures
@@ -145,7 +157,7 @@ def run_info() -> RunInfo:
 
 @io_task
 def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> ReadySignal:
-    """Publish in order: (summary is already committed) marker file, then a confirmed event."""
+    """Publish in order: (summary is already committed) marker file, then each event until its consumers started."""
     markers.write_marker(lake.load(catalog, ref), signal)
     event = Event(
         event=signal.event,
@@ -157,18 +169,18 @@ def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> Ready
         related=_related_run(),
         payload=signal.payload(),
     )
-    post_confirmed(event)
     registry = platform()
-    for opened in gate.opened(catalog, registry, registry.qualified(registry.by_table(ref)[1]), signal.window):
-        post_confirmed(
-            Event(
-                id=opened.event_id,
-                event=INPUTS_READY_EVENT,
-                resource={"prefect.resource.id": opened.table.resource_id, WINDOW_LABEL: opened.window},
-                related=_related_run(),
-                payload=opened.payload(),
-            )
+    published = registry.qualified(registry.by_table(ref)[1])
+    post_until_started(event, single_input_consumers(registry, published, signal))
+    for opened in gate.opened(catalog, registry, published, signal.window):
+        gate_event = Event(
+            id=opened.event_id,
+            event=INPUTS_READY_EVENT,
+            resource={"prefect.resource.id": opened.table.resource_id, WINDOW_LABEL: opened.window},
+            related=_related_run(),
+            payload=opened.payload(),
         )
+        post_until_started(gate_event, [Consumer(opened.table, {"window": opened.window, "inputs": opened.inputs})])
         get_run_logger().info("every input of %s is ready for %s: %s", opened.layer, opened.window, opened.inputs)
     get_run_logger().info(
         "%s ready: window %s, snapshot %s, %s rows (event %s confirmed)",
@@ -179,6 +191,86 @@ def publish_ready(catalog: Catalog, ref: TableRef, signal: ReadySignal) -> Ready
         event.id,
     )
     return signal
+
+
+# An event is accepted into the server's memory before its automations act on it: a server killed in
+# between forgets it, and the consumer it should have started never runs (measured on SQLite: killed 0,
+# 0.3, 1 and 2.5 s after a Bronze commit, no consumer run, no alert). So a publisher waits until the
+# consumer's run exists and posts the event again when it does not. The same id each time: a server that
+# saw it ignores it, one that restarted evaluates it; a task retry (after the last post) uses a new id.
+STARTED_WITHIN = 20.0  # s per post; an automation creates the run about 2 s after its event on SQLite
+POSTS = 4  # then SignalNotDelivered: the task's retries, then the flow's failure alert
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A layer's deployment that an event starts, and the parameters its run gets from the event."""
+
+    table: TableRef
+    params: dict[str, Any]  # the run's `params` fields that the trigger templates from the event
+
+    @property
+    def deployment(self) -> str:
+        return deployment(BUILD_FLOW, str(self.table))
+
+    def started_by(self, run_params: dict[str, Any]) -> bool:
+        return all(run_params.get(name) == value for name, value in self.params.items())
+
+
+def single_input_consumers(registry: Registry, published: str, signal: ReadySignal) -> list[Consumer]:
+    """The layers that read only `published`: its ready event starts each of them on the signal's snapshot."""
+    return [
+        Consumer(layer.table, {"window": signal.window, "snapshot_id": signal.snapshot_id})
+        for _, layer in registry.consumers(published)
+        if len(layer.inputs) == 1
+    ]
+
+
+def post_until_started(event: Event, consumers: list[Consumer]) -> None:
+    """Post the event, then wait for each consumer's run; post it again (same id) while one is missing."""
+    with get_client(sync_client=True) as client:
+        waiting = _deployed(client, consumers)
+        for attempt in range(1, POSTS + 1):
+            post_confirmed(event)
+            deadline = time.monotonic() + STARTED_WITHIN
+            while waiting and time.monotonic() < deadline:
+                waiting = [(dep_id, c) for dep_id, c in waiting if not _has_run(client, dep_id, c)]
+                if waiting:
+                    time.sleep(0.5)
+            if not waiting:
+                return
+            missing = ", ".join(c.deployment for _, c in waiting)
+            get_run_logger().warning(
+                "no run of %s for %s %s within %.0f s of post %s of %s%s",
+                missing,
+                event.event,
+                event.id,
+                STARTED_WITHIN,
+                attempt,
+                POSTS,
+                ": posting it again" if attempt < POSTS else "",
+            )
+    raise SignalNotDelivered(f"{event.event} {event.id} started no run of {missing} in {POSTS} posts")
+
+
+def _deployed(client: SyncPrefectClient, consumers: list[Consumer]) -> list[tuple[UUID, Consumer]]:
+    """The consumers deployed on this server (a flow run by hand, or on a test server, has none to wait for)."""
+    found = []
+    for consumer in consumers:
+        try:
+            found.append((client.read_deployment_by_name(consumer.deployment).id, consumer))
+        except ObjectNotFound:
+            continue
+    return found
+
+
+def _has_run(client: SyncPrefectClient, deployment_id: UUID, consumer: Consumer) -> bool:
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id])),
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=20,
+    )
+    return any(consumer.started_by(run.parameters.get("params", {})) for run in runs)
 
 
 @io_task

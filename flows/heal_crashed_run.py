@@ -1,10 +1,15 @@
-"""Heal a run that crashed out of memory: re-run it with its memory doubled, up to the cap.
+"""Heal a crashed run: out of memory, re-run it with its memory doubled, up to the cap; lost, re-run it once.
 
 Started by the `lakeops healer: crashed runs` automation on every Crashed run of a lakeops deployment
-(an automation's own job variables are not templated, so doubling needs this flow). The decisions are
-lakeops.healing's; this flow reads the crashed run, starts the re-run (one per crash: an idempotency
-key), waits for it and, when it completes, remembers the size that worked on the deployment. At the cap
-it alerts the owner and posts `lakeops.heal.gave-up` instead.
+(an automation's own job variables are not templated, so doubling needs this flow). The out-of-memory
+decisions are lakeops.healing's; this flow reads the crashed run, starts the re-run (one per crash: an
+idempotency key), waits for it and, when it completes, remembers the size that worked on the deployment.
+At the cap it alerts the owner and posts `lakeops.heal.gave-up` instead.
+
+A lost run is one the `lakeops healer: silent runs` automation marked Crashed because its heartbeats
+stopped (its process or its worker was killed): it has no exit code to read, and is re-run once as it
+was, on whichever worker is alive; every build replaces its window, so a second run is harmless. A re-run
+that is lost again goes to a human: twice in a row points at the machine, or at a run that kills it.
 """
 
 import time
@@ -23,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from flows.alerts import alert_on_failure, send
 from flows.common import io_task, post_confirmed
-from lakeops.datasets.names import HEALER_FLOW
+from lakeops.datasets.names import HEALER_FLOW, SILENT_RUNS_AUTOMATION
 from lakeops.healing import oom
 from lakeops.healing.oom import GiveUp, NotOurs
 from lakeops.readiness.alerts import Alert
@@ -40,6 +45,32 @@ class HealParams(BaseModel):
         le=86400,
         description="How long to wait for the re-run, to remember the memory that worked (0: start it and leave).",
     )
+
+
+LOST_TAG = "lakeops-heal-lost"  # on the re-run of a lost run (kept along its chain): lost again, it is given up
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Start a lost run again as it was: same parameters, job variables and queue."""
+
+    tags: frozenset[str]
+    idempotency_key: str
+
+
+def was_lost(crash: oom.Crash) -> bool:
+    """Marked Crashed by the silent-runs automation: no heartbeat came, so its process or worker died."""
+    return (crash.message or "").startswith(SILENT_RUNS_AUTOMATION)
+
+
+def decide_lost(crash: oom.Crash) -> Restart | GiveUp:
+    """A lost run is re-run once (one re-run per crash); a chain already re-run after a loss is given up."""
+    if LOST_TAG in crash.tags:
+        return GiveUp(
+            f"lost again: its chain (first run {crash.root}) was already re-run once after a lost run",
+            classification="infrastructure",
+        )
+    return Restart(oom.rerun_tags(crash) | {LOST_TAG}, oom.idempotency_key(crash.run_id))
 
 
 @dataclass(frozen=True)
@@ -88,9 +119,17 @@ def read_crash(run_id: UUID) -> Crashed:
     )
 
 
+def decide(crashed: Crashed) -> oom.Rerun | Restart | GiveUp | NotOurs:
+    """What to do with the crashed run: lost runs and out-of-memory kills are healed, nothing else."""
+    if not crashed.is_crashed or crashed.deployment_id is None:
+        return NotOurs(f"{crashed.run_name} is {crashed.state}, run by deployment {crashed.deployment_id}")
+    return decide_lost(crashed.crash) if was_lost(crashed.crash) else oom.decide(crashed.crash)
+
+
 @io_task
-def start_rerun(crashed: Crashed, rerun: oom.Rerun) -> UUID:
-    """The re-run: same deployment, parameters and queue, doubled memory; the same one for a second call."""
+def start_rerun(crashed: Crashed, rerun: oom.Rerun | Restart) -> UUID:
+    """The re-run: same deployment, parameters and queue (doubled memory after OOM); the same one for a second call."""
+    memory = {"memory": rerun.memory_mb} if isinstance(rerun, oom.Rerun) else {}
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(
             crashed.deployment_id,
@@ -98,7 +137,7 @@ def start_rerun(crashed: Crashed, rerun: oom.Rerun) -> UUID:
             tags=sorted(rerun.tags),
             idempotency_key=rerun.idempotency_key,
             work_queue_name=crashed.work_queue_name,
-            job_variables={**crashed.job_variables, "memory": rerun.memory_mb},
+            job_variables={**crashed.job_variables, **memory},
         )
     return run.id
 
@@ -184,16 +223,13 @@ def post_gave_up(crashed: Crashed, give_up: GiveUp) -> None:
 
 @flow(name=HEALER_FLOW, on_failure=[alert_on_failure()])
 def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
-    """Re-run an out-of-memory crash with double the memory; at the cap alert and stop; anything else: leave it."""
+    """Re-run an out-of-memory crash with double the memory (at the cap alert and stop), or a lost run once."""
     logger = get_run_logger()
     crashed = read_crash(UUID(params.flow_run_id.removeprefix("prefect.flow-run.")))
-    crash = crashed.crash
-    decision = oom.decide(crash)
-    if not crashed.is_crashed or crashed.deployment_id is None:
-        decision = NotOurs(f"{crashed.run_name} is {crashed.state}, run by deployment {crashed.deployment_id}")
+    decision = decide(crashed)
     if isinstance(decision, NotOurs):
         logger.info(
-            "%s (%s) is not an out-of-memory crash to heal: %s",
+            "%s (%s) is neither lost nor an out-of-memory crash to heal: %s",
             crashed.run_name,
             crashed.deployment_name,
             decision.reason,
@@ -202,32 +238,38 @@ def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
     if isinstance(decision, GiveUp):
         return give_up(crashed, decision, params.alert_block)
     rerun = start_rerun(crashed, decision)
-    logger.info(
-        "%s (%s) ran out of memory at %s MB: re-run %s with %s MB (attempt %s, cap %s MB)",
-        crashed.run_name,
-        crashed.deployment_name,
-        crash.memory_mb,
-        rerun,
-        decision.memory_mb,
-        crash.attempt + 1,
-        crash.cap_mb,
-    )
+    what = _rerun_described(crashed, decision)
+    logger.info("%s (%s) %s: re-run %s", crashed.run_name, crashed.deployment_name, what, rerun)
     if params.wait_seconds == 0:
-        return Completed(name="Rerun", message=f"re-run {rerun} with {decision.memory_mb} MB")
+        return Completed(name="Rerun", message=f"re-run {rerun}: {what}")
     name, state, message = wait_for(rerun, params.wait_seconds)
     if state != "Completed":
         return Completed(name="RerunNotCompleted", message=f"re-run {name} ({rerun}) is {state}: {message}")
+    if isinstance(decision, Restart):
+        logger.info("re-run %s of the lost run %s completed", name, crashed.run_name)
+        return Completed(name="Healed", message=f"re-run {rerun} of the lost run {crashed.run_id} completed")
     remembered = remember_memory(crashed.deployment_id, decision.memory_mb)
     how = f"{crashed.deployment_name} now runs with {remembered} MB" if remembered else "its memory was already higher"
     logger.info("re-run %s completed with %s MB; %s", name, decision.memory_mb, how)
     return Completed(name="Healed", message=f"re-run {rerun} completed with {decision.memory_mb} MB; {how}")
 
 
+def _rerun_described(crashed: Crashed, decision: oom.Rerun | Restart) -> str:
+    crash = crashed.crash
+    if isinstance(decision, Restart):
+        return f"was lost (no heartbeat: its process or worker died), re-run as it was (attempt {crash.attempt + 1})"
+    return (
+        f"ran out of memory at {crash.memory_mb} MB, re-run with {decision.memory_mb} MB "
+        f"(attempt {crash.attempt + 1}, cap {crash.cap_mb} MB)"
+    )
+
+
 def give_up(crashed: Crashed, decision: GiveUp, alert_block: str):  # noqa: ANN201 - returns a state
     """Alert the owner once and record it; start no run."""
     if already_gave_up(crashed.run_id):
         return Completed(name="AlreadyGaveUp", message=f"a healer already gave up on {crashed.run_id}")
-    subject, body = oom.gave_up_alert(
+    alert = lost_alert if was_lost(crashed.crash) else oom.gave_up_alert
+    subject, body = alert(
         crashed.deployment_name,
         crashed.run_name,
         str(crashed.run_id),
@@ -239,6 +281,24 @@ def give_up(crashed: Crashed, decision: GiveUp, alert_block: str):  # noqa: ANN2
     post_gave_up(crashed, decision)
     get_run_logger().warning("%s\n%s", subject, body)
     return Completed(name="GaveUp", message=subject)
+
+
+def lost_alert(
+    deployment: str, run_name: str, run_id: str, crash: oom.Crash, give_up: GiveUp, run_url: str | None = None
+) -> tuple[str, str]:
+    """The owner's alert for a run lost twice in a row: what was seen, what was tried, what to look at."""
+    subject = f"[lakeops] {deployment} lost twice in a row: {run_name} ({give_up.classification})"
+    lines = [
+        f"Deployment {deployment}, flow run {run_name} ({run_id}) stopped sending heartbeats and was marked "
+        f"Crashed: {crash.message}",
+        f"It re-runs a run that was lost the same way (first run {crash.root}, re-runs in this chain: "
+        f"{crash.attempt}). Not re-run again: {give_up.reason}.",
+        "Look at the worker's log and the host (was the worker killed, did the machine run out of memory?) "
+        f"before running it again: prefect deployment run '{deployment}' with the same parameters.",
+    ]
+    if run_url:
+        lines.append(f"Run: {run_url}")
+    return subject, "\n".join(lines)
 
 
 def _pool_defaults(base_job_template: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,12 @@ DEADLINE_HANDLER = "missed-deadlines"
 MAINTENANCE = "all-tables"
 DRILL = "capacity-drill"
 INPUTS_READY_EVENT = "lakeops.dataset.inputs-ready"  # every input of a multi-input layer is ready for a window
+HEARTBEAT_EVENT = (
+    "prefect.flow-run.heartbeat"  # Prefect's: a flow run's engine is alive (PREFECT_FLOWS_HEARTBEAT_FREQUENCY)
+)
+# The automation that marks a lakeops run Crashed when its heartbeats stop; the Crashed state's message
+# starts with this name, which is how the healer tells a lost run from one whose process exited.
+SILENT_RUNS_AUTOMATION = "lakeops healer: silent runs"
 
 
 def deployment(flow: str, name: str) -> str:
@@ -77,5 +83,16 @@ def opener_deployment(table: str) -> str:
 
 SLA_FACTS = TableRef("ops", "sla_facts")
 RELEASES = TableRef("ops", "releases")
+RUN_FACTS = TableRef("ops", "run_facts")  # platform metrics: one row per finished flow run
+METRICS_DAILY = TableRef("ops", "metrics_daily")  # platform metrics: each day's figures per scope
+
+# Platform metrics: its flow and deployment, its alert event, and the tags a deployment's runs carry.
+METRICS_FLOW = "platform-metrics"
+METRICS = "daily"
+BURN_ALERT_EVENT = "lakeops.metrics.burn-alert"  # an error budget burning too fast over two windows
+PLATFORM_TAG = "lakeops"  # on every lakeops deployment, so on every run of one
+DATASET_TAG = "dataset:"  # + the dataset a deployment acts on
+# + <code version>@<commit time, ISO 8601>: written when deployed (a worker may have no git to ask)
+COMMITTED_TAG = "code-committed:"
 OPS = "ops"  # platform metadata: the release log, SLA facts
 QUARANTINE = "quarantine"  # rejected batches, one table per dataset with a source

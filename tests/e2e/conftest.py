@@ -1,6 +1,7 @@
 """One real local Prefect server and process worker for the whole e2e session."""
 
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -57,6 +58,27 @@ class E2E:
     catalog: Catalog
     receiver: Receiver
     registry: Registry
+    port: int = 0  # the server's: a restarted server answers on the same port, from the same database
+    server: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
+
+    def start_server(self) -> None:
+        self.server = self.stack.start_server(self.port, ui=False)
+
+    def start_worker(self) -> None:
+        self.worker = self.stack.start_worker(LAKEOPS_REGISTRY=str(self.settings.registry))
+
+    def kill_server(self) -> None:
+        """kill -9 the server's process group; start_server() brings it back on the same database."""
+        assert self.server is not None
+        self.stack.kill(self.server)
+        self.server = None
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker's process group: the worker and every flow run process it started die at once."""
+        assert self.worker is not None
+        self.stack.kill(self.worker)
+        self.worker = None
 
     @property
     def landing(self):  # noqa: ANN201
@@ -85,12 +107,12 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     previous = os.environ.get("LAKEOPS_REGISTRY")
     os.environ["LAKEOPS_REGISTRY"] = str(path)  # this process's flows and CLI read the same registry
     try:
-        stack.start_server(port, ui=False)
+        server = stack.start_server(port, ui=False)
         settings = LakeSettings(home=home / "lake", registry=path, alert_webhook_url=receiver.url)
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
             block = setup(stack, settings)
-            stack.start_worker(LAKEOPS_REGISTRY=str(path))
-            yield E2E(stack, settings, block.catalog(), receiver, registry_file.load(path))
+            worker = stack.start_worker(LAKEOPS_REGISTRY=str(path))
+            yield E2E(stack, settings, block.catalog(), receiver, registry_file.load(path), port, server, worker)
     finally:
         stack.stop()
         receiver.stop()
