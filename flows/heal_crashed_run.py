@@ -28,8 +28,9 @@ from pydantic import BaseModel, Field
 
 from flows.alerts import alert_on_failure, send
 from flows.common import io_task, post_confirmed
-from lakeops.datasets.names import HEALER_FLOW, SILENT_RUNS_AUTOMATION
+from lakeops.datasets.names import HEALER_FLOW
 from lakeops.healing import oom
+from lakeops.healing.lost import Restart, decide_lost, was_lost
 from lakeops.healing.oom import GiveUp, NotOurs
 from lakeops.readiness.alerts import Alert
 
@@ -45,32 +46,6 @@ class HealParams(BaseModel):
         le=86400,
         description="How long to wait for the re-run, to remember the memory that worked (0: start it and leave).",
     )
-
-
-LOST_TAG = "lakeops-heal-lost"  # on the re-run of a lost run (kept along its chain): lost again, it is given up
-
-
-@dataclass(frozen=True)
-class Restart:
-    """Start a lost run again as it was: same parameters, job variables and queue."""
-
-    tags: frozenset[str]
-    idempotency_key: str
-
-
-def was_lost(crash: oom.Crash) -> bool:
-    """Marked Crashed by the silent-runs automation: no heartbeat came, so its process or worker died."""
-    return (crash.message or "").startswith(SILENT_RUNS_AUTOMATION)
-
-
-def decide_lost(crash: oom.Crash) -> Restart | GiveUp:
-    """A lost run is re-run once (one re-run per crash); a chain already re-run after a loss is given up."""
-    if LOST_TAG in crash.tags:
-        return GiveUp(
-            f"lost again: its chain (first run {crash.root}) was already re-run once after a lost run",
-            classification="infrastructure",
-        )
-    return Restart(oom.rerun_tags(crash) | {LOST_TAG}, oom.idempotency_key(crash.run_id))
 
 
 @dataclass(frozen=True)

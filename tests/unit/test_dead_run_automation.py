@@ -16,10 +16,11 @@ from admin.automations import FINAL_STATE_NAMES, HEARTBEAT_SECONDS, SILENCE, sil
 from admin.setup import HEARTBEAT_ENV, heartbeating, lakeops_pool, memory_limited
 from admin.stack import PROJECT_DIR
 from flows.common import Consumer, single_input_consumers
-from flows.heal_crashed_run import LOST_TAG, Restart, decide_lost, lost_alert, was_lost
+from flows.heal_crashed_run import lost_alert
 from lakeops.datasets import registry as registry_file
 from lakeops.datasets.names import HEARTBEAT_EVENT, SILENT_RUNS_AUTOMATION, TableRef
 from lakeops.healing import oom
+from lakeops.healing.lost import LOST_TAG, Restart, decide_lost, was_lost
 from lakeops.healing.oom import Crash, GiveUp, NotOurs, Rerun
 from lakeops.readiness.ready import ReadySignal
 
