@@ -36,7 +36,10 @@ _TRANSIENT_NAMES = {
     "OperationalError",  # sqlalchemy/sqlite: database is locked, connection dropped
     "ServiceUnavailableError",
 }
-_COMMIT_CONFLICT_NAMES = {"CommitFailedException"}  # pyiceberg: an optimistic commit lost a race
+# A compare-and-swap commit that lost to a concurrent writer: the catalog refused the swap
+# (CommitFailedException), or pyiceberg's validation of a retried commit found the concurrent
+# writer's files (ValidationException, named with its module: AWS services call a bad request so).
+_COMMIT_CONFLICT_NAMES = {"CommitFailedException", "pyiceberg.exceptions.ValidationException"}
 # The SQL catalog reports two writers taking the same sequence number as a plain ValueError.
 _SEQUENCE_RACE = "older than last sequence number"
 # Throttling by class name (boto3 modelled errors) or by error code (botocore ClientError).
@@ -77,7 +80,7 @@ OOM_EXIT_CODES = {137, -9}
 
 def classify(exc: BaseException) -> FailureClass:
     """Decide what kind of failure `exc` is; unknown failures are never treated as transient."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
+    names = _names(exc)
     if isinstance(exc, MemoryError) or getattr(exc, "returncode", None) in OOM_EXIT_CODES:
         return FailureClass.RESOURCE
     if names & _DATA_LOGIC_NAMES:
@@ -102,13 +105,18 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def is_commit_conflict(exc: BaseException) -> bool:
-    """A compare-and-swap commit lost to a concurrent writer: refresh the metadata and try again."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & _COMMIT_CONFLICT_NAMES) or (isinstance(exc, ValueError) and _SEQUENCE_RACE in str(exc))
+    """A compare-and-swap commit lost to a concurrent writer: refresh the metadata, plan again, try again."""
+    return bool(_names(exc) & _COMMIT_CONFLICT_NAMES) or (isinstance(exc, ValueError) and _SEQUENCE_RACE in str(exc))
+
+
+def _names(exc: BaseException) -> set[str]:
+    """The class names along the MRO, bare and qualified by module."""
+    mro = type(exc).__mro__
+    return {cls.__name__ for cls in mro} | {f"{cls.__module__}.{cls.__name__}" for cls in mro}
 
 
 def _throttled(exc: BaseException) -> bool:
-    names = {cls.__name__ for cls in type(exc).__mro__}
+    names = _names(exc)
     response = getattr(exc, "response", None)
     code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
     return bool(names & _THROTTLING) or code in _THROTTLING
@@ -125,7 +133,7 @@ def _http_status(exc: BaseException) -> int | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many times a failure is tried again, and how long to wait: base * 2**n, up to `jitter` more.
+    """How many times a failure is tried again, and how long to wait: base * 2**n, capped, up to `jitter` more.
 
     Prefect's `retry_jitter_factor` takes the same factor: the same upper bound, drawn around the delay.
     """
@@ -133,15 +141,19 @@ class RetryPolicy:
     retries: int
     base_seconds: float = 0.0
     jitter: float = 0.0
+    cap_seconds: float | None = None
 
     def delays(self) -> list[float]:
         """The delay before each retry, without jitter (Prefect adds its own)."""
-        return [self.base_seconds * 2**n for n in range(self.retries)]
+        return [self._backoff(n) for n in range(self.retries)]
 
     def delay(self, retry: int) -> float:
         """The wait before retry `retry` (from 0) with up to `jitter` of random extra, for loops outside Prefect."""
-        backoff: float = 2**retry  # int ** int is typed Any (a negative exponent gives a float)
-        return self.base_seconds * backoff * (1 + random.uniform(0, self.jitter))
+        return self._backoff(retry) * (1 + random.uniform(0, self.jitter))
+
+    def _backoff(self, retry: int) -> float:
+        doubled: float = self.base_seconds * 2**retry  # int ** int is typed Any (a negative exponent gives a float)
+        return doubled if self.cap_seconds is None else min(doubled, self.cap_seconds)
 
 
 POLICIES = {
@@ -151,10 +163,10 @@ POLICIES = {
     FailureClass.UNKNOWN: RetryPolicy(retries=0),  # treated as data logic: alert, do not loop
 }
 # The in-process layer for a lost compare-and-swap: the winner has already committed, so the
-# retry needs fresh metadata, not a recovered service; the short jittered wait only keeps two
-# losers from colliding again. Still failing after ~0.75 s is contention: the task layer's
-# TRANSIENT policy takes over.
-COMMIT_CONFLICT = RetryPolicy(retries=4, base_seconds=0.05, jitter=0.5)  # 50 100 200 400 ms
+# retry needs fresh metadata and a new plan, not a recovered service; the jittered wait only keeps
+# losers from colliding again. Some writer wins every race, but a given one can lose several in a
+# row while others keep committing: the budget is long (about 15 s of waits in all), each wait short.
+COMMIT_CONFLICT = RetryPolicy(retries=20, base_seconds=0.05, jitter=1.0, cap_seconds=1.0)  # 50 ms .. 1 s
 TASK_RETRIES = max(policy.retries for policy in POLICIES.values())
 
 

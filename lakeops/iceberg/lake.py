@@ -2,8 +2,7 @@
 
 import hashlib
 import json
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -15,7 +14,7 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import INITIAL_SEQUENCE_NUMBER, Snapshot
 
@@ -29,8 +28,7 @@ from lakeops.datasets.names import (
 from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window, WindowColumn
 from lakeops.errors import SnapshotNotFound, TableNotFound
-from lakeops.healing.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
-from lakeops.iceberg import schemas
+from lakeops.iceberg import commits, schemas
 from lakeops.iceberg.provenance import Provenance
 from lakeops.settings import LakeSettings
 
@@ -49,6 +47,7 @@ def table_specs(registry: Registry) -> dict[TableRef, TableSpec]:
     specs = [TableSpec(layer.table, layer.schema, layer.partition) for _, layer in registry.layers()]
     specs += [TableSpec(d.quarantine, schemas.QUARANTINE) for d in registry.datasets if d.quarantine is not None]
     specs += [TableSpec(SLA_FACTS, schemas.SLA_FACTS), TableSpec(RELEASES, schemas.RELEASES)]
+    specs += [TableSpec(ref, schema, partition) for ref, schema, partition in schemas.METRICS_TABLES]
     return {spec.ref: spec for spec in specs}
 
 
@@ -137,34 +136,15 @@ def read(
 
 
 def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance) -> int:
-    """Atomically replace the rows matching `where` on `provenance.branch`; return the new head's id."""
-    with warnings.catch_warnings():
-        # The first write of a window has nothing to delete; pyiceberg warns about it.
-        warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-        _with_commit_retries(
-            table,
-            lambda: table.overwrite(
-                rows, overwrite_filter=where, snapshot_properties=provenance.to_properties(), branch=provenance.branch
-            ),
-        )
-    snapshot = head(table, provenance.branch)
-    assert snapshot is not None, "a commit always leaves a head"
-    return snapshot.snapshot_id
+    """Replace the rows matching `where` on `provenance.branch` by `rows` in ONE snapshot; return its id.
 
-
-def _with_commit_retries(table: Table, commit: Callable[[], object]) -> None:
-    """Run `commit`, retrying on fresh metadata when a concurrent commit to another branch won the race.
-
-    pyiceberg retries CommitFailedException itself; the SQL catalog reports one race (two writers
-    on different branches taking the same sequence number) as a ValueError, which it does not retry.
+    One commit is one snapshot (OVERWRITE, or APPEND when nothing matched), so time travel never
+    lands between a delete and its append. A commit that loses to a concurrent writer is planned
+    again on fresh metadata and retried: no commit is lost. Writers of the same rows: the one that
+    commits last wins, its batch replaces the window whole (never a mix of batches, never both).
     """
-    retrying(
-        commit,
-        COMMIT_CONFLICT,
-        retry_if=lambda exc: isinstance(exc, ValueError) and is_commit_conflict(exc),
-        on_retry=lambda _: table.refresh(),
-        what=f"commit to {'.'.join(table.name())}",
-    )
+    commits.commit_rows(table, rows, where, provenance.branch, provenance.to_properties())
+    return _head_id(table, provenance.branch)
 
 
 def head(table: Table, branch: str = MAIN) -> Snapshot | None:
@@ -178,10 +158,14 @@ def sequence_number(snapshot: Snapshot) -> int:
 
 
 def append_rows(table: Table, rows: pa.Table, provenance: Provenance) -> int:
-    """Append `rows` in one commit; return the new snapshot id."""
-    table.append(rows, snapshot_properties=provenance.to_properties())
-    snapshot = table.current_snapshot()
-    assert snapshot is not None, "a commit always leaves a current snapshot"
+    """Append `rows` to `provenance.branch` in one snapshot, retried like `replace_rows`; return its id."""
+    commits.commit_rows(table, rows, AlwaysFalse(), provenance.branch, provenance.to_properties())
+    return _head_id(table, provenance.branch)
+
+
+def _head_id(table: Table, branch: str) -> int:
+    snapshot = head(table, branch)
+    assert snapshot is not None, "a commit always leaves a head"
     return snapshot.snapshot_id
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException, ValidationException
 from sqlalchemy.exc import OperationalError
 
 from lakeops.errors import (
@@ -49,6 +49,8 @@ def modelled_aws_error(code: str) -> ClientError:
 
 
 SEQUENCE_RACE = ValueError("Cannot add snapshot with sequence number 7 older than last sequence number 7")
+# pyiceberg's validation of a retried commit, when a concurrent writer added files the filter selects.
+ADDED_FILES = ValidationException("Added data files were found matching the filter for snapshots {42}!")
 DRIFT = SchemaDrift((Change(REMOVED, "origin", "string", None, "column missing from the header", line=1),))
 
 # The README's table, one list per row.
@@ -71,6 +73,8 @@ TRANSIENT = [
     modelled_aws_error("ProvisionedThroughputExceededException"),
     CommitFailedException("Requirement failed: branch main has changed"),
     SEQUENCE_RACE,
+    ADDED_FILES,
+    ValidationException("Data files were concurrently deleted: ['a.parquet']"),
     CommitStateUnknownException("gateway timeout"),
     OperationalError("INSERT ...", {}, Exception("database is locked")),
     SignalNotDelivered("no ack"),
@@ -97,6 +101,7 @@ DATA_LOGIC = [
 UNKNOWN = [
     http_error(404),
     aws_error("AccessDenied", 403),
+    modelled_aws_error("ValidationException"),  # an AWS service's bad request: not pyiceberg's conflict
     ValueError("bad argument"),
     KeyError("dep_delay"),
     RuntimeError("unexpected"),
@@ -152,6 +157,9 @@ def test_exit_codes(code, expected):
     [
         (CommitFailedException("lost"), True),
         (SEQUENCE_RACE, True),
+        (ADDED_FILES, True),
+        (ValidationException("Missing required files to delete: a.parquet"), True),
+        (modelled_aws_error("ValidationException"), False),
         (ValueError("bad argument"), False),
         (TimeoutError(), False),
         (CommitStateUnknownException("may have committed"), False),  # retrying blindly could commit twice
@@ -173,15 +181,25 @@ def test_only_transient_failures_have_a_task_budget():
     ("policy", "expected"),
     [
         (POLICIES[FailureClass.TRANSIENT], [0.5, 1, 2, 4]),
-        (COMMIT_CONFLICT, [0.05, 0.1, 0.2, 0.4]),
+        (COMMIT_CONFLICT, [0.05, 0.1, 0.2, 0.4, 0.8] + [1.0] * 15),
+        (RetryPolicy(5, 1.0, cap_seconds=3.0), [1, 2, 3, 3, 3]),
         (RetryPolicy(0), []),
     ],
 )
-def test_delays_double_from_the_base(policy, expected):
+def test_delays_double_from_the_base_up_to_the_cap(policy, expected):
     assert policy.delays() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("policy", [POLICIES[FailureClass.TRANSIENT], COMMIT_CONFLICT, RetryPolicy(3, 1.0, 1.0)])
+def test_a_lost_compare_and_swap_has_a_long_budget_of_short_waits():
+    """Some writer wins every race, but one writer can lose many in a row while others keep committing."""
+    assert COMMIT_CONFLICT.retries >= 20
+    assert max(COMMIT_CONFLICT.delays()) <= 1.0
+    assert 10 <= sum(COMMIT_CONFLICT.delays()) <= 30
+
+
+@pytest.mark.parametrize(
+    "policy", [POLICIES[FailureClass.TRANSIENT], COMMIT_CONFLICT, RetryPolicy(3, 1.0, 1.0), RetryPolicy(4, 1, 0.5, 2.0)]
+)
 def test_jitter_adds_at_most_its_factor(policy):
     for retry, delay in enumerate(policy.delays()):
         drawn = [policy.delay(retry) for _ in range(200)]
@@ -303,15 +321,26 @@ def test_retrying_never_retries_what_is_not_transient(slept, exc):
 
 def test_retrying_with_a_policy_and_a_condition_retries_only_those_failures(slept):
     refreshed: list[BaseException] = []
-    conflicts = Flaky(SEQUENCE_RACE, CommitFailedException("lost"))
+    conflicts = Flaky(SEQUENCE_RACE, CommitFailedException("lost"), ADDED_FILES)
 
     done = failures.retrying(conflicts, COMMIT_CONFLICT, failures.is_commit_conflict, on_retry=refreshed.append)
 
-    assert done == "done" and conflicts.calls == 3
+    assert done == "done" and conflicts.calls == 4
     assert refreshed[0] is SEQUENCE_RACE and isinstance(refreshed[1], CommitFailedException)
-    assert 0.05 <= slept[0] <= 0.075 and 0.1 <= slept[1] <= 0.15
+    assert refreshed[2] is ADDED_FILES
+    assert 0.05 <= slept[0] <= 0.1 and 0.1 <= slept[1] <= 0.2 and 0.2 <= slept[2] <= 0.4
     with pytest.raises(TimeoutError):  # transient, but not a conflict: left to the task layer
         failures.retrying(Flaky(TimeoutError()), COMMIT_CONFLICT, failures.is_commit_conflict)
+
+
+def test_retrying_a_conflict_raises_it_once_the_commit_budget_is_spent(slept):
+    lost = Flaky(*[CommitFailedException(f"lost {n}") for n in range(1, 23)])
+
+    with pytest.raises(CommitFailedException, match="lost 21"):
+        failures.retrying(lost, COMMIT_CONFLICT, failures.is_commit_conflict)
+
+    assert lost.calls == 21 and len(slept) == 20
+    assert max(slept) <= 2.0  # the 1 s cap, plus at most 100% jitter
 
 
 # --- recoveries ---------------------------------------------------------------------------------

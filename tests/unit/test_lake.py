@@ -2,19 +2,23 @@
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
-from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.table.snapshots import Operation
 from pyiceberg.types import StringType
 
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import Window
 from lakeops.errors import SnapshotNotFound, TableNotFound
-from lakeops.iceberg import lake
+from lakeops.iceberg import commits, lake
 from lakeops.iceberg.provenance import Provenance
 from lakeops.readiness import markers
 from lakeops.readiness.ready import ReadySignal
+from lakeops.versioning import maintenance
 
 from .flights import ALL_TABLES, GOLD, GOLD_DAILY_DELAYS, REGISTRY
 
@@ -111,6 +115,132 @@ def test_replace_rows_replaces_only_the_matching_rows(catalog):
     by_day = rows.groupby(rows["flight_date"].astype(str))["origin"].apply(sorted).to_dict()
     assert by_day == {"2013-01-02": ["LGA"], "2013-01-03": ["EWR"]}
     assert gold.current_snapshot().snapshot_id == snapshot_id
+
+
+def window(key: str):
+    """The row filter of one day of gold.daily_delays."""
+    return GOLD.window.filter(Window.parse(key))
+
+
+def batch(origins: list[str], key: str, batch_id: str):
+    return lake.to_arrow(gold_rows(origins, key).assign(_batch_id=batch_id), GOLD.schema)
+
+
+def by_origin(table, snapshot_id: int | None = None) -> dict[tuple[str, str], str]:
+    """(day, origin) -> the batch its row came from, as of `snapshot_id`; a duplicated row fails."""
+    rows = lake.read(table, AlwaysTrue(), snapshot_id, ("flight_date", "origin", "_batch_id"))
+    keys = list(zip(rows["flight_date"].astype(str), rows["origin"], strict=True))
+    assert len(set(keys)) == len(keys), f"duplicated rows: {keys}"
+    return dict(zip(keys, rows["_batch_id"], strict=True))
+
+
+def test_a_window_overwrite_is_one_snapshot_that_drops_and_adds_files(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    first = lake.replace_rows(gold, batch(["EWR", "JFK"], "2013-01-02", "b1"), window("2013-01-02"), PROVENANCE)
+
+    second = lake.replace_rows(gold, batch(["LGA"], "2013-01-02", "b2"), window("2013-01-02"), PROVENANCE)
+
+    assert [s.snapshot_id for s in gold.snapshots()] == [first, second]
+    summary = gold.snapshot_by_id(second).summary
+    assert summary.operation == Operation.OVERWRITE and gold.snapshot_by_id(first).summary.operation == Operation.APPEND
+    assert (summary["deleted-data-files"], summary["added-data-files"], summary["total-records"]) == ("1", "1", "1")
+    assert by_origin(gold) == {("2013-01-02", "LGA"): "b2"}
+
+
+def test_time_travel_never_lands_between_the_halves_of_an_overwrite(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    committed: dict[tuple[str, str], str] = {}
+    states = {}
+    for n, key in enumerate(["2013-01-02", "2013-01-03", "2013-01-02", "2013-01-04", "2013-01-03", "2013-01-02"]):
+        origins = ["EWR", "JFK", "LGA"][: 1 + n % 3]
+        where = window(key)
+        snapshot_id = lake.replace_rows(gold, batch(origins, key, f"b{n}"), where, PROVENANCE)
+        committed = {k: v for k, v in committed.items() if k[0] != key} | {(key, o): f"b{n}" for o in origins}
+        states[snapshot_id] = committed
+
+    history = [entry.snapshot_id for entry in gold.history()]
+    assert history == list(states)  # one snapshot per commit, none in between
+    for snapshot in gold.snapshots():
+        assert by_origin(gold, snapshot.snapshot_id) == states[snapshot.snapshot_id]
+        as_of = gold.snapshot_as_of_timestamp(snapshot.timestamp_ms)
+        assert by_origin(gold, as_of.snapshot_id) == states[as_of.snapshot_id] != {}
+
+
+def test_a_filter_selecting_part_of_a_file_rewrites_the_rest_in_the_same_snapshot(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    lake.append_rows(gold, batch(["EWR", "JFK"], "2013-01-02", "b1"), PROVENANCE)  # one file holds both
+    lake.append_rows(gold, batch(["EWR"], "2013-01-03", "b1"), PROVENANCE)
+    where = window("2013-01-02") & EqualTo("origin", "EWR")
+
+    snapshot_id = lake.replace_rows(gold, batch(["EWR"], "2013-01-02", "b2"), where, PROVENANCE)
+
+    assert len(gold.snapshots()) == 3
+    summary = gold.snapshot_by_id(snapshot_id).summary
+    assert (summary["deleted-data-files"], summary["added-data-files"], summary["deleted-records"]) == ("1", "2", "2")
+    assert by_origin(gold) == {("2013-01-02", "EWR"): "b2", ("2013-01-02", "JFK"): "b1", ("2013-01-03", "EWR"): "b1"}
+
+
+def test_append_rows_is_one_snapshot_on_the_provenance_branch(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    on_main = lake.append_rows(gold, batch(["EWR"], "2013-01-02", "b1"), PROVENANCE)
+    gold.manage_snapshots().create_branch(on_main, "green").commit()
+
+    on_green = lake.append_rows(gold, batch(["JFK"], "2013-01-02", "b2"), replace(PROVENANCE, branch="green"))
+
+    assert lake.head(gold, "green").snapshot_id == on_green and lake.head(gold).snapshot_id == on_main
+    assert gold.snapshot_by_id(on_green).parent_snapshot_id == on_main
+    assert by_origin(gold, on_green) == {("2013-01-02", "EWR"): "b1", ("2013-01-02", "JFK"): "b2"}
+
+
+def test_a_writer_on_stale_metadata_plans_again_and_replaces_the_window_whole(catalog):
+    stale = lake.load(catalog, GOLD_DAILY_DELAYS)  # loaded before the other writer commits
+    lake.replace_rows(
+        lake.load(catalog, GOLD_DAILY_DELAYS),
+        batch(["EWR", "JFK"], "2013-01-02", "a"),
+        window("2013-01-02"),
+        PROVENANCE,
+    )
+    retries = commits.COUNTS.retries
+
+    last = lake.replace_rows(stale, batch(["LGA"], "2013-01-02", "b"), window("2013-01-02"), PROVENANCE)
+
+    assert commits.COUNTS.retries == retries + 1
+    assert by_origin(stale, last) == {("2013-01-02", "LGA"): "b"}  # the last commit's batch, whole
+    assert len(stale.snapshots()) == 2
+
+
+def test_a_stale_writer_of_other_rows_of_a_file_keeps_the_concurrent_commit_and_no_orphan(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    lake.append_rows(gold, batch(["EWR", "JFK"], "2013-01-02", "a"), PROVENANCE)  # one file holds both
+    stale = lake.load(catalog, GOLD_DAILY_DELAYS)
+    lake.replace_rows(
+        gold, batch(["JFK"], "2013-01-02", "x"), window("2013-01-02") & EqualTo("origin", "JFK"), PROVENANCE
+    )
+
+    # Planned on the stale head, the file is rewritten without EWR; planned again, the JFK row is x's.
+    lake.replace_rows(
+        stale, batch(["EWR"], "2013-01-02", "y"), window("2013-01-02") & EqualTo("origin", "EWR"), PROVENANCE
+    )
+
+    assert by_origin(stale) == {("2013-01-02", "EWR"): "y", ("2013-01-02", "JFK"): "x"}
+    on_disk = {str(p) for p in Path(urlparse(stale.location()).path, "data").rglob("*.parquet")}
+    referenced = {urlparse(p).path for p in maintenance.referenced_files(stale) if p.endswith(".parquet")}
+    assert on_disk == referenced  # the rewrite of the lost attempt was deleted
+
+
+def test_a_commit_that_raced_one_on_another_branch_retries(catalog):
+    gold = lake.load(catalog, GOLD_DAILY_DELAYS)
+    base = lake.append_rows(gold, batch(["EWR"], "2013-01-02", "a"), PROVENANCE)
+    gold.manage_snapshots().create_branch(base, "green").commit()
+    stale = lake.load(catalog, GOLD_DAILY_DELAYS)
+    lake.append_rows(gold, batch(["JFK"], "2013-01-02", "g"), replace(PROVENANCE, branch="green"))
+    retries = commits.COUNTS.retries
+
+    # main has not moved, but the SQL catalog refuses the stale sequence number (a ValueError).
+    lake.replace_rows(stale, batch(["LGA"], "2013-01-02", "m"), window("2013-01-02"), PROVENANCE)
+
+    assert commits.COUNTS.retries == retries + 1
+    assert by_origin(stale) == {("2013-01-02", "LGA"): "m"}
 
 
 def test_commits_carry_the_provenance(catalog):
