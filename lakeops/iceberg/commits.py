@@ -68,11 +68,29 @@ def commit_rows(
         _commit_once(table, branch, properties, deleted, remainders + added)
         landed.extend(remainders)
 
-    _with_commit_retries(table, attempt)
+    with_commit_retries(table, attempt)
     _delete_unused(table, rewrites, landed)
 
 
-def _with_commit_retries(table: Table, attempt: Callable[[], None]) -> None:
+def commit_rows_once(
+    table: Table, rows: pa.Table, where: BooleanExpression, branch: str, properties: dict[str, str]
+) -> None:
+    """One attempt of `commit_rows`, planned on `table`'s head: a lost race raises, leaving no file behind.
+
+    For a writer whose rows depend on the head (compaction rewrites what the head holds): its retry
+    must read the rows again, which `with_commit_retries` around a fresh read does.
+    """
+    added = _write(table, rows) if len(rows) else []
+    rewrites: _Rewrites = {}
+    try:
+        deleted, remainders = _plan(table, where, branch, rewrites)
+        _commit_once(table, branch, properties, deleted, remainders + added)
+    except BaseException:
+        _delete_unused(table, {"added": added, **rewrites}, [])
+        raise
+
+
+def with_commit_retries(table: Table, attempt: Callable[[], None]) -> None:
     """Run `attempt` until it lands, refreshing `table` after each lost compare-and-swap (counted)."""
 
     def refresh(_: BaseException) -> None:

@@ -9,13 +9,14 @@ pyiceberg deletes no files, so the orphan sweep is ours.
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import reduce
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import fs as pafs
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, Or
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
@@ -23,7 +24,7 @@ from lakeops.datasets.declaration import Layer
 from lakeops.datasets.filters import FilterValue, equal_to
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.registry import Registry
-from lakeops.iceberg import lake
+from lakeops.iceberg import commits, lake
 from lakeops.iceberg.provenance import Provenance
 from lakeops.versioning import replay
 
@@ -128,7 +129,12 @@ def expire(table: Table, policy: RetentionPolicy, protected: set[int], now: date
 
 
 def compact(table: Table, min_files: int, made_by: Provenance) -> int:
-    """Rewrite each partition holding at least `min_files` data files as one file; one commit in all."""
+    """Rewrite each partition holding at least `min_files` data files as one file; one snapshot in all.
+
+    One OVERWRITE snapshot drops the crowded partitions' files and adds their rows rewritten, so no
+    snapshot (no time to travel to) shows a partition without its rows. A concurrent commit wins:
+    the rows are read again from the new head and the compaction planned again.
+    """
     if table.current_snapshot() is None:
         return 0
     files = table.inspect.files()
@@ -136,10 +142,12 @@ def compact(table: Table, min_files: int, made_by: Provenance) -> int:
     if not crowded:
         return 0
     props = Provenance(made_by.code_version, made_by.flow_run_id, "", "", operation=COMPACTION).to_properties()
-    with table.transaction() as tx:
-        for where in crowded:
-            rows = table.scan(row_filter=where).to_arrow()
-            tx.overwrite(rows, overwrite_filter=where, snapshot_properties=props)
+    where = reduce(Or, crowded)
+
+    def attempt() -> None:
+        commits.commit_rows_once(table, table.scan(row_filter=where).to_arrow(), where, lake.MAIN, props)
+
+    commits.with_commit_retries(table, attempt)
     return len(crowded)
 
 

@@ -330,3 +330,20 @@ def test_maintenance_works_on_a_lake_whose_path_has_a_space(tmp_path):
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
     assert_every_referenced_file_exists(table)
     pd.testing.assert_frame_equal(rows_of(catalog, BRONZE_FLIGHTS), rows_before)
+
+
+def test_compaction_is_one_snapshot_and_no_snapshot_misses_a_partitions_rows(catalog):
+    gold = catalog.load_table(GOLD_DAILY_DELAYS.identifier)
+    for i in range(3):
+        for day in (DAY_A, DAY_B):
+            lake.append_rows(gold, gold_batch(day, f"X{i}", 2), Provenance("test", "run", day.isoformat(), f"b{i}"))
+    rows_before = len(gold.scan().to_arrow())
+    snapshots_before = len(gold.snapshots())
+
+    assert maintenance.compact(gold, 3, MADE_BY) == 2
+
+    gold = catalog.load_table(GOLD_DAILY_DELAYS.identifier)
+    assert len(gold.snapshots()) == snapshots_before + 1
+    assert gold.current_snapshot().summary.operation.value == "overwrite"
+    assert len(gold.scan().to_arrow()) == rows_before
+    assert len(gold.inspect.files()) == 2  # one file per partition
