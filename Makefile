@@ -38,6 +38,8 @@ bench: install
 	$(BIN)/python benchmarks/versioning.py
 	$(BIN)/python benchmarks/promotion.py
 	$(BIN)/python benchmarks/release_diff.py
+	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/contention.py
 
 clean:
 	rm -rf $(VENV) .lakeops .pytest_cache .mypy_cache

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pandas as pd
 from pyiceberg.catalog import Catalog
 
-from admin import release_cli
+from admin import metrics_cli, release_cli
 from lakeops.build.pipeline import RunInfo
 from lakeops.datasets import registry as registry_file
 from lakeops.datasets.names import QUARANTINE, TableRef
@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     _versioning_commands(sub)
     release_cli.add_commands(sub)
+    metrics_cli.add_commands(sub)
     return parser
 
 

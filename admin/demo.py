@@ -10,7 +10,7 @@ import pandas as pd
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.catalog import Catalog
 
-from admin import demo_healing, demo_releases, demo_sla, runs
+from admin import demo_healing, demo_releases, demo_sla, metrics_cli, runs
 from admin.receiver import Receiver, start_receiver
 from admin.setup import setup
 from admin.stack import PROJECT_DIR, LocalStack, ensure_server
@@ -20,6 +20,7 @@ from lakeops.datasets import registry as registry_file
 from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
+from lakeops.metrics import report
 from lakeops.readiness import status
 from lakeops.settings import LakeSettings
 
@@ -93,6 +94,8 @@ def _print_summary(stack: LocalStack, catalog: Catalog, registry: Registry, trac
     print(
         f"\nbronze.flights commit -> gold.daily_delays commit: median {lags[len(lags) // 2]:.1f}s over {len(lags)} days"
     )
+    print("\nPlatform metrics of the demo's own runs (lakeops metrics):")
+    print("\n".join(f"   {line}" for line in report.summary_lines(metrics_cli.current(catalog, days=1))))
     ui = stack.ui_url
     print(f"Flow runs: {ui}/runs   Deployments: {ui}/deployments   Events (assets too): {ui}/events")
 

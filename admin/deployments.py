@@ -24,7 +24,10 @@ from lakeops.datasets.names import (
     INPUTS_READY_EVENT,
     MAINTAIN_FLOW,
     MAINTENANCE,
+    METRICS,
+    METRICS_FLOW,
     OPEN_WINDOW_FLOW,
+    PLATFORM_TAG,
     READY_EVENT,
     RELEASE_FLOW,
     REPLAY_FLOW,
@@ -35,6 +38,7 @@ from lakeops.datasets.names import (
     rollback_deployment,
 )
 from lakeops.datasets.registry import Registry
+from lakeops.metrics.runs import committed_tag
 from lakeops.readiness import contracts
 
 HEADER = """\
@@ -45,10 +49,24 @@ HEADER = """\
 # of several inputs, the `lakeops.dataset.inputs-ready` event of its own table) and templates the
 # window and snapshot ids from the event's payload into the flow's parameter model. The SLA's
 # proactive automations and the healer's are created by `lakeops setup` (admin/automations.py), so
-# that a redeploy does not delete their open windows.
+# that a redeploy does not delete their open windows. Every deployment records the commit time of its
+# code version in a tag (the build step asks git once per deployment; a worker may have no git).
 """
 WORK_POOL = {"name": "{{ $LAKEOPS_WORK_POOL }}", "work_queue_name": "default", "job_variables": {}}
 PULL = [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $LAKEOPS_PROJECT_DIR }}"}}]
+# When deployed: the commit time of the checkout's HEAD (strict ISO 8601), or `unknown` where git cannot tell.
+COMMIT_TIME_STEP = "commit-time"
+BUILD = [
+    {
+        "prefect.deployments.steps.run_shell_script": {
+            "id": COMMIT_TIME_STEP,
+            "script": "git log -1 --format=%cI 2>/dev/null || echo unknown",
+            "shell": True,
+            "stream_output": False,
+        }
+    }
+]
+CODE_COMMITTED = committed_tag("{{ $LAKEOPS_CODE_VERSION }}", "{{ " + COMMIT_TIME_STEP + ".stdout }}")
 ENTRYPOINTS = {
     INGEST_FLOW: "flows/ingest.py:ingest",
     BUILD_FLOW: "flows/build_layer.py:build_layer",
@@ -60,6 +78,7 @@ ENTRYPOINTS = {
     MAINTAIN_FLOW: "flows/maintain_tables.py:maintain_tables",
     HEALER_FLOW: "flows/heal_crashed_run.py:heal_crashed_run",
     DRILL_FLOW: "flows/memory_drill.py:memory_drill",
+    METRICS_FLOW: "flows/platform_metrics.py:platform_metrics",
 }
 
 
@@ -68,6 +87,7 @@ def render(registry: Registry) -> str:
     body = {
         "name": "lakeops",
         "prefect-version": "3.9.1",
+        "build": BUILD,
         "pull": PULL,
         "deployments": [*dataset_deployments(registry), *platform_deployments()],
     }
@@ -103,7 +123,7 @@ def _deployment(flow: str, name: str, description: str, tags: list[str], **extra
         "name": name,
         "version": "{{ $LAKEOPS_CODE_VERSION }}",
         "description": description,
-        "tags": ["lakeops", *tags],
+        "tags": [PLATFORM_TAG, *tags, CODE_COMMITTED],
         "entrypoint": ENTRYPOINTS[flow],
         "work_pool": dict(WORK_POOL),
         **extra,
@@ -244,6 +264,15 @@ def platform_deployments() -> list[dict[str, Any]]:
             "Started on each crashed lakeops run. Out of memory is re-run with double the memory up to memory_cap "
             "(one re-run per crash) and the size that worked is remembered; at the cap the owner is alerted.",
             ["healing"],
+        ),
+        _deployment(
+            METRICS_FLOW,
+            METRICS,
+            "Reliability (success rate against 99.5%, error budget, burn-rate alerts), velocity (commit-to-production "
+            "lead time, DORA keys) and cost per pipeline-hour of every lakeops deployment: the history to "
+            "ops.run_facts and ops.metrics_daily, the report as artifacts.",
+            ["metrics"],
+            schedules=[{"cron": "30 0 * * *", "timezone": "UTC", "active": True}],
         ),
         _deployment(
             DRILL_FLOW,

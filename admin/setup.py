@@ -21,6 +21,7 @@ from admin.automations import (
 )
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
+from blocks.cost_model import CostModel
 from blocks.lakehouse import IcebergLakehouse
 from lakeops.datasets import registry as registry_file
 from lakeops.datasets.registry import Registry
@@ -47,6 +48,7 @@ def lakehouse_from_settings(settings: LakeSettings) -> IcebergLakehouse:
 def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLakehouse:
     """Register the block type, save the lakehouse document and create the tables (idempotent)."""
     IcebergLakehouse.register_type_and_schema()
+    CostModel.register_type_and_schema()
     block = lakehouse_from_settings(settings)
     block.save(name, overwrite=True)
     lake.ensure_tables(block.catalog(), registry_file.load(settings.registry))

@@ -10,6 +10,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lakeops.healing.usage import USAGE_DIR_ENV
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORK_POOL = "lakeops-local"
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"
@@ -43,8 +45,12 @@ class LocalStack:
         return self.api_url.removesuffix("/api")
 
     def env(self, **extra: str) -> dict[str, str]:
-        """The environment for Prefect commands and flow runs against this stack."""
-        return {
+        """The environment for Prefect commands and flow runs against this stack.
+
+        LAKEOPS_USAGE_DIR (default: <LAKEOPS_HOME>/usage) is where the memory supervisor records what
+        each flow run used, which the platform metrics price.
+        """
+        env = {
             **os.environ,
             # The pool starts flow runs as `python -m lakeops.memlimit ...`: `python` must be this interpreter.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
@@ -54,6 +60,9 @@ class LocalStack:
             "LAKEOPS_WORK_POOL": WORK_POOL,
             **extra,
         }
+        home = Path(env.get("LAKEOPS_HOME", ".lakeops")).expanduser().resolve()
+        env.setdefault(USAGE_DIR_ENV, str(home / "usage"))
+        return env
 
     def start_server(
         self, port: int, ui: bool = True, database_url: str | None = None, timeout: float = 180

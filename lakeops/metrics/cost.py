@@ -31,6 +31,16 @@ class Prices:
             raise ValueError(f"prices and defaults are not negative: {self}")
 
 
+FARGATE = Prices()  # on-demand, us-east-1, Linux x86: the default of every work pool type
+# Work pool types whose `cpu` job variable counts CPU units (1024 to a vCPU); others count vCPUs.
+CPU_UNITS = {"ecs": 1024.0, "ecs:push": 1024.0}
+
+
+def vcpus(work_pool_type: str, cpu: float) -> float:
+    """The vCPUs a `cpu` job variable asks for on a work pool of this type."""
+    return cpu / CPU_UNITS.get(work_pool_type, 1.0)
+
+
 @dataclass(frozen=True)
 class RunCost:
     requested: float
@@ -64,18 +74,20 @@ class Week:
         return self.requested / self.hours if self.hours else None
 
 
-def weekly(facts: Iterable[RunFact], prices: Mapping[str, Prices], default: Prices = Prices()) -> list[Week]:
+def weekly(facts: Iterable[RunFact], prices: Mapping[str, Prices], default: Prices = FARGATE) -> list[Week]:
     """Per scope ("all" and each dataset) and ISO week: hours and cost, priced by each run's work pool type."""
     sums: dict[tuple[str, date], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    mondays: dict[date, date] = {}
     for fact in facts:
         cost = run_cost(fact, prices.get(fact.work_pool_type, default))
         day = fact.expected_start.date()
-        monday = day - timedelta(days=day.weekday())
-        for scope in ("all", *([f"dataset:{fact.dataset}"] if fact.dataset else [])):
+        monday = mondays.get(day) or mondays.setdefault(day, day - timedelta(days=day.weekday()))
+        used = cost.used if cost.used is not None else cost.requested
+        for scope in ("all", f"dataset:{fact.dataset}") if fact.dataset else ("all",):
             acc = sums[(scope, monday)]
             acc[0] += cost.hours
             acc[1] += cost.requested
-            acc[2] += cost.used if cost.used is not None else cost.requested
+            acc[2] += used
     return [Week(scope, monday, *acc) for (scope, monday), acc in sorted(sums.items())]
 
 

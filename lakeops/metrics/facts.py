@@ -32,7 +32,7 @@ _STATES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunFact:
     """One finished flow run.
 
@@ -41,6 +41,7 @@ class RunFact:
     for a run that crashed before starting, so it is never used to place a run). `attempts` is the
     orchestrator's run count (flow-level retries inside one run). Requested resources come from job
     variables; used ones from the memory supervisor (CPU seconds, peak memory), when it recorded them.
+    `code_committed_at` is the commit time of `code_version`, recorded on the deployment when it was deployed.
     """
 
     flow_run_id: str
@@ -53,6 +54,7 @@ class RunFact:
     ended: datetime | None = None
     attempts: int = 1
     code_version: str | None = None
+    code_committed_at: datetime | None = None
     stale: bool = False
     work_pool_type: str = "process"
     requested_cpu: float | None = None  # vCPU

@@ -18,7 +18,6 @@ What counts (the README says the same):
   end counts in the period it was due in.
 """
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from lakeops.metrics.facts import Outcome, RunFact
 OBJECTIVE = 0.995
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unit:
     """The attempts at one piece of work, and what they came to."""
 
@@ -47,27 +46,42 @@ class Unit:
 
 def units_of(facts: Iterable[RunFact]) -> list[Unit]:
     """Group runs into units (deployment, unit), cancelled runs left out, in order of their due time."""
-    groups: dict[tuple[str, str], list[RunFact]] = defaultdict(list)
+    firsts: dict[tuple[str, str], RunFact] = {}
+    more: dict[tuple[str, str], list[RunFact]] = {}  # most units have one run: no list for those
     for fact in facts:
         if fact.outcome is not Outcome.CANCELLED:
-            groups[(fact.deployment, fact.unit)].append(fact)
-    result = []
-    for (deployment, unit), runs in groups.items():
-        runs.sort(key=lambda r: (r.expected_start, r.flow_run_id))
-        first = runs[0]
-        completed = [r for r in runs if r.outcome is Outcome.COMPLETED]
-        result.append(
-            Unit(
-                deployment,
-                first.dataset,
-                unit,
-                first.expected_start,
-                succeeded=bool(completed),
-                first_attempt=first.outcome is Outcome.COMPLETED and first.attempts <= 1,
-                stale=bool(completed) and all(r.stale for r in completed),
-            )
+            key = (fact.deployment, fact.unit)
+            if key not in firsts:
+                firsts[key] = fact
+            elif key in more:
+                more[key].append(fact)
+            else:
+                more[key] = [firsts[key], fact]
+    result = [_unit(key[0], key[1], first, more.get(key)) for key, first in firsts.items()]
+    result.sort(key=lambda u: (u.due, u.deployment, u.unit))
+    return result
+
+
+def _unit(deployment: str, unit: str, only: RunFact, runs: list[RunFact] | None) -> Unit:
+    """A unit of one run (`only`), or of several (`runs`)."""
+    if runs is None:
+        completed = only.outcome is Outcome.COMPLETED
+        first_attempt = completed and only.attempts <= 1
+        return Unit(
+            deployment, only.dataset, unit, only.expected_start, completed, first_attempt, completed and only.stale
         )
-    return sorted(result, key=lambda u: (u.due, u.deployment, u.unit))
+    runs.sort(key=lambda r: (r.expected_start, r.flow_run_id))
+    first = runs[0]
+    done = [r for r in runs if r.outcome is Outcome.COMPLETED]
+    return Unit(
+        deployment,
+        first.dataset,
+        unit,
+        first.expected_start,
+        succeeded=bool(done),
+        first_attempt=first.outcome is Outcome.COMPLETED and first.attempts <= 1,
+        stale=bool(done) and all(r.stale for r in done),
+    )
 
 
 @dataclass(frozen=True)
@@ -168,21 +182,28 @@ class BurnAlert:
 
     def describe(self) -> str:
         return (
-            f"{self.scope}: error budget burning {self.long_burn:.1f}x over {self.rule.long} and "
-            f"{self.short_burn:.1f}x over {self.rule.short} (alert at {self.rule.threshold}x, {self.rule.name} burn)"
+            f"{self.scope}: error budget burning {self.long_burn:.1f}x over {_span(self.rule.long)} and "
+            f"{self.short_burn:.1f}x over {_span(self.rule.short)} (alert at {self.rule.threshold}x, "
+            f"{self.rule.name} burn)"
         )
+
+
+def _span(window: timedelta) -> str:
+    minutes = window / timedelta(minutes=1)
+    return f"{minutes / 60:g} h" if minutes % 60 == 0 else f"{minutes:g} min"
 
 
 def burn_alerts(
     units: Iterable[Unit], now: datetime, rules: tuple[BurnRule, ...] = (FAST, SLOW), objective: float = OBJECTIVE
 ) -> list[BurnAlert]:
     """The rules that fire for each scope: both windows burning at or over the rule's threshold."""
-    listed = list(units)
+    widest = max((max(rule.long, rule.short) for rule in rules), default=timedelta(0))
+    recent = [u for u in units if now - widest < u.due <= now]  # no rule looks further back
     fired = []
-    for scope in scopes(listed):
+    for scope in scopes(recent):
         for rule in rules:
-            long = reliability(listed, now, rule.long, scope, objective)
-            short = reliability(listed, now, rule.short, scope, objective)
+            long = reliability(recent, now, rule.long, scope, objective)
+            short = reliability(recent, now, rule.short, scope, objective)
             if long.units and short.units and min(long.burn_rate, short.burn_rate) >= rule.threshold:
                 fired.append(BurnAlert(rule, scope, long.burn_rate, short.burn_rate))
     return fired

@@ -13,11 +13,13 @@
 """
 
 import statistics
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lakeops.metrics.facts import Outcome, RunFact
+from lakeops.release.release_log import Event, Release
 
 LEAD_TIME_OBJECTIVE = timedelta(hours=1)
 
@@ -49,19 +51,49 @@ class Change:
         return self.production_at - self.committed_at
 
 
+def committed_times(facts: Iterable[RunFact], deployed: Mapping[str, datetime] | None = None) -> dict[str, datetime]:
+    """The commit time of each code version the runs carried (as recorded when deployed), and of `deployed` ones."""
+    found = {f.code_version: f.code_committed_at for f in facts if f.code_version and f.code_committed_at}
+    return {**found, **(deployed or {})}
+
+
 def code_changes(facts: Iterable[RunFact], committed: Mapping[str, datetime]) -> list[Change]:
     """One change per deployed code version (those `committed` knows), in order of commit."""
-    runs = sorted(facts, key=lambda r: (r.expected_start, r.flow_run_id))
+    carrying: dict[str, list[RunFact]] = defaultdict(list)
+    for run in facts:
+        version = run.code_version
+        if version is not None and version in committed and run.outcome is not Outcome.CANCELLED:
+            carrying[version].append(run)
     changes = []
     for version, at in sorted(committed.items(), key=lambda kv: kv[1]):
-        carrying = [r for r in runs if r.code_version == version and r.outcome is not Outcome.CANCELLED]
-        done = [r.ended or r.expected_start for r in carrying if r.outcome is Outcome.COMPLETED]
+        runs = sorted(carrying.get(version, []), key=lambda r: (r.expected_start, r.flow_run_id))
+        done = [r.ended or r.expected_start for r in runs if r.outcome is Outcome.COMPLETED]
         firsts: dict[str, RunFact] = {}
-        for run in carrying:
+        for run in runs:
             firsts.setdefault(run.deployment, run)
         failed = any(r.outcome is not Outcome.COMPLETED or r.attempts > 1 for r in firsts.values())
         changes.append(Change("code", version, at, min(done) if done else None, failed))
     return changes
+
+
+def promotions(releases: Iterable[Release], code_versions: Mapping[str, str]) -> list[Promotion]:
+    """The promoted releases of the log, each with the code version its release run carried (by flow run id)."""
+    return [p for p in (_promotion(r, code_versions) for r in releases) if p is not None]
+
+
+def _promotion(release: Release, code_versions: Mapping[str, str]) -> Promotion | None:
+    promoted = release.last(Event.PROMOTED)
+    if promoted is None:
+        return None
+    back = release.last(Event.ROLLED_BACK)
+    return Promotion(
+        release.release_id,
+        release.dataset,
+        release.first.green_version,
+        code_versions.get(release.first.flow_run_id),
+        promoted.at,
+        back.at if back is not None and back.at >= promoted.at else None,
+    )
 
 
 def transform_changes(promotions: Iterable[Promotion], committed: Mapping[str, datetime]) -> list[Change]:
@@ -80,10 +112,12 @@ def transform_changes(promotions: Iterable[Promotion], committed: Mapping[str, d
 
 def restore_times(facts: Iterable[RunFact], promotions: Iterable[Promotion] = ()) -> list[timedelta]:
     """Each failed unit's time from its first failure to its next success, and each promotion's to its rollback."""
-    by_unit: dict[tuple[str, str], list[RunFact]] = {}
-    for fact in facts:
-        if fact.outcome is not Outcome.CANCELLED:
-            by_unit.setdefault((fact.deployment, fact.unit), []).append(fact)
+    listed = [f for f in facts if f.outcome is not Outcome.CANCELLED]
+    failed = {(f.deployment, f.unit) for f in listed if f.outcome is not Outcome.COMPLETED}
+    by_unit: dict[tuple[str, str], list[RunFact]] = defaultdict(list)
+    for fact in listed:
+        if (fact.deployment, fact.unit) in failed:  # only a unit that failed can be restored
+            by_unit[(fact.deployment, fact.unit)].append(fact)
     times = []
     for runs in by_unit.values():
         runs.sort(key=lambda r: (r.expected_start, r.flow_run_id))
@@ -123,15 +157,15 @@ def velocity(changes: Iterable[Change], restores: Iterable[timedelta], now: date
     return Velocity(
         len(chosen),
         len(live),
-        _quantile(leads, 0.5),
-        _quantile(leads, 0.9),
+        quantile(leads, 0.5),
+        quantile(leads, 0.9),
         len(live) / (period / timedelta(weeks=1)),
         sum(c.failed for c in live) / len(live) if live else None,
-        _quantile(restored, 0.5),
+        quantile(restored, 0.5),
     )
 
 
-def _quantile(values: list[timedelta], q: float) -> timedelta | None:
+def quantile(values: list[timedelta], q: float) -> timedelta | None:
     """The q-quantile by linear interpolation between closest ranks (the median of two is their mean)."""
     if not values:
         return None

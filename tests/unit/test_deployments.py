@@ -72,3 +72,15 @@ def test_each_contract_has_its_own_clock_at_its_expected_time_and_the_platform_f
     assert set(own) | {"memory_drill/capacity-drill"} <= set(found)
     assert found["release_dataset/release-flights"]["parameters"] == {"params": {"dataset": "flights"}}
     assert "ingest/bronze.weather" in found and "replay_dataset/replay-weather" in found
+
+
+def test_the_platform_metrics_run_daily_and_every_deployment_records_its_code_versions_commit_time():
+    body = yaml.safe_load(deployments.render(platform_registry()))
+    (step,) = body["build"]
+    script = step["prefect.deployments.steps.run_shell_script"]
+    assert script["id"] == "commit-time" and script["script"].startswith("git log -1 --format=%cI")
+    tag = "code-committed:{{ $LAKEOPS_CODE_VERSION }}@{{ commit-time.stdout }}"
+    assert all(tag in d["tags"] and d["version"] == "{{ $LAKEOPS_CODE_VERSION }}" for d in body["deployments"])
+    metrics = by_name(deployments.render(platform_registry()))["platform_metrics/daily"]
+    assert metrics["entrypoint"] == "flows/platform_metrics.py:platform_metrics"
+    assert metrics["schedules"] == [{"cron": "30 0 * * *", "timezone": "UTC", "active": True}]
