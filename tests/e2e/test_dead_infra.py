@@ -21,10 +21,10 @@ from admin import runs
 from admin.automations import HEALER_DEPLOYMENT, HEARTBEAT_SECONDS, SILENCE
 from admin.stack import WORK_POOL
 from declarations.flights import landing
-from flows.heal_crashed_run import LOST_TAG
 from lakeops.datasets.names import HEARTBEAT_EVENT, SILENT_RUNS_AUTOMATION
 from lakeops.datasets.windows import Window
 from lakeops.healing import oom
+from lakeops.healing.lost import LOST_TAG
 from lakeops.iceberg import lake
 from lakeops.readiness import markers
 
