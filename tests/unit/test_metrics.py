@@ -164,8 +164,9 @@ def test_a_rolled_back_release_is_a_failed_change_restored_at_its_rollback():
 
 def test_cost_of_a_run_requested_and_used():
     fargate = cost.Prices()
-    fact = run("w", Outcome.COMPLETED, NOW, seconds=1800, requested_cpu=1, requested_memory_mb=2048,
-               cpu_seconds=900, peak_memory_mb=512, work_pool_type="ecs")  # fmt: skip
+    requested = {"requested_cpu": 1, "requested_memory_mb": 2048}
+    used = {"cpu_seconds": 900, "peak_memory_mb": 512}
+    fact = run("w", Outcome.COMPLETED, NOW, seconds=1800, work_pool_type="ecs", **requested, **used)
     priced = cost.run_cost(fact, fargate)
     assert priced.hours == 0.5
     assert priced.requested == pytest.approx(0.5 * (0.04048 + 2 * 0.004445))
@@ -185,7 +186,7 @@ def test_cost_per_pipeline_hour_per_week_its_trend_and_the_two_week_rise():
             requested_cpu=1,
             requested_memory_mb=0,
             work_pool_type=f"pool-{week}",
-        )  # fmt: skip
+        )
         for week in range(4)
         for i in range(3)
     ]
@@ -197,7 +198,8 @@ def test_cost_per_pipeline_hour_per_week_its_trend_and_the_two_week_rise():
     assert [w.per_pipeline_hour for w in overall] == pytest.approx(per_hour)
     rising = cost.trend(weeks, "dataset:flights")
     assert rising.direction == "up" and rising.rising_two_weeks and rising.slope == pytest.approx(0.2)
-    falling = cost.trend([cost.Week("all", date(2026, 11, 2) + timedelta(weeks=k), 1, v, v) for k, v in
-                          enumerate([2.0, 1.5, 1.4, 1.0])], "all")  # fmt: skip
+    mondays = [date(2026, 11, 2) + timedelta(weeks=k) for k in range(4)]
+    falling_weeks = [cost.Week("all", m, 1, v, v) for m, v in zip(mondays, [2.0, 1.5, 1.4, 1.0], strict=True)]
+    falling = cost.trend(falling_weeks, "all")
     assert falling.direction == "down" and not falling.rising_two_weeks
     assert cost.trend([], "all").direction == "unknown"
