@@ -6,6 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install demo test test-fast lint bench clean
 
+# The suites that read and write table files, run a second time with the warehouse on S3 (moto on loopback).
+S3_SUITES := $(addprefix tests/unit/,test_pipeline.py test_lake.py test_timetravel.py test_history.py \
+	test_replay.py test_rollback.py test_release.py test_promotion.py test_maintenance.py test_tags.py test_status.py)
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -23,6 +27,7 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	TEST_LAKE=s3 $(BIN)/python -m pytest $(S3_SUITES)
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e and not integration"

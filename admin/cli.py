@@ -9,13 +9,13 @@ from datetime import date, timedelta
 import pandas as pd
 from pyiceberg.catalog import Catalog
 
-from admin import metrics_cli, release_cli
+from admin import lakehouse, metrics_cli, release_cli
 from lakeops.build.pipeline import RunInfo
 from lakeops.datasets import registry as registry_file
 from lakeops.datasets.names import QUARANTINE, TableRef
 from lakeops.datasets.registry import Registry
 from lakeops.errors import LakeopsError
-from lakeops.iceberg import lake
+from lakeops.iceberg import lake, storage
 from lakeops.iceberg.provenance import Provenance, code_version
 from lakeops.readiness import contracts, sla, sla_report, status
 from lakeops.settings import LakeSettings
@@ -23,8 +23,7 @@ from lakeops.versioning import history, maintenance, replay, rollback, timetrave
 
 
 def _catalog() -> Catalog:
-    settings = LakeSettings()
-    return lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
+    return lakehouse.open_catalog(LakeSettings())
 
 
 def _registry() -> Registry:
@@ -136,10 +135,10 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """List the tables with their current snapshot, row count and last readiness signal."""
     settings = LakeSettings()
-    catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
+    catalog = lakehouse.open_catalog(settings)
     lines = status.status(catalog, _tables())
     if not lines:
-        print(f"no lakeops tables in catalog {settings.resolved_catalog_uri()}")
+        print(f"no lakeops tables in catalog {storage.redact_uri(settings.resolved_catalog_uri())}")
         return 1
     print(status.render(lines))
     return 0

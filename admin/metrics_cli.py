@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyiceberg.catalog import Catalog
 
-from lakeops.datasets import registry as registry_file
-from lakeops.iceberg import lake
+from admin import lakehouse
 from lakeops.metrics import history, report
 from lakeops.settings import LakeSettings
 
@@ -15,8 +14,7 @@ from lakeops.settings import LakeSettings
 def cmd_metrics(args: argparse.Namespace) -> int:
     """Print reliability, velocity and cost from the server's flow runs and the lake's history (writes nothing)."""
     settings = LakeSettings()
-    catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
-    lake.ensure_tables(catalog, registry_file.load(settings.registry))
+    catalog = lakehouse.open_catalog(settings, ensure=True)
     computed = current(catalog, args.days, args.dataset, args.as_of, args.cost_model)
     if args.json:
         print(json.dumps(computed.to_dict(), indent=2))

@@ -5,17 +5,14 @@ import getpass
 import json
 from datetime import date
 
+from admin import lakehouse
 from lakeops.datasets import registry as registry_file
-from lakeops.iceberg import lake
 from lakeops.release import promotion, release_log
 from lakeops.settings import LakeSettings
 
 
 def _catalog():  # noqa: ANN202 - a pyiceberg Catalog
-    settings = LakeSettings()
-    catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
-    lake.ensure_tables(catalog, registry_file.load(settings.registry))
-    return catalog
+    return lakehouse.open_catalog(LakeSettings(), ensure=True)
 
 
 def _releasable() -> list[str]:

@@ -11,7 +11,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
-from pydantic import SecretStr
 
 from admin.automations import (
     HEARTBEAT_SECONDS,
@@ -19,6 +18,7 @@ from admin.automations import (
     ensure_silent_runs_automation,
     ensure_sla_automations,
 )
+from admin.lakehouse import lakehouse_from_settings
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
 from blocks.cost_model import CostModel
@@ -32,17 +32,6 @@ from lakeops.iceberg.provenance import code_version
 from lakeops.readiness import contracts
 from lakeops.readiness.contracts import ReadinessContract
 from lakeops.settings import LakeSettings
-
-
-def lakehouse_from_settings(settings: LakeSettings) -> IcebergLakehouse:
-    """The IcebergLakehouse block for the embedded default described by LAKEOPS_* settings."""
-    settings.resolved_home().mkdir(parents=True, exist_ok=True)
-    return IcebergLakehouse(
-        catalog_name=settings.catalog_name,
-        catalog_uri=SecretStr(settings.resolved_catalog_uri()),
-        warehouse=settings.resolved_warehouse(),
-        landing=str(settings.resolved_landing()),
-    )
 
 
 def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLakehouse:

@@ -19,8 +19,14 @@ class LakeSettings(BaseSettings):
     catalog_uri: str | None = Field(
         default=None, description="SQLAlchemy URI of the SQL catalog; default: SQLite in home."
     )
+    catalog_type: str = Field(default="sql", description="pyiceberg catalog type: sql or rest.")
     warehouse: str | None = Field(
-        default=None, description="Warehouse location (file:// or s3://); default: home/warehouse."
+        default=None, description="Warehouse location (file:// or s3://bucket/folder); default: home/warehouse."
+    )
+    aws_credentials_block: str | None = Field(
+        default=None,
+        description="Name of the prefect-aws AwsCredentials block that signs for an s3:// warehouse "
+        "(keys, region, endpoint URL); unset: the default AWS credential chain.",
     )
     landing: str | None = Field(default=None, description="Folder where the source system drops day files.")
     registry: Path = Field(

@@ -10,7 +10,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +23,7 @@ from lakeops.datasets.declaration import Layer
 from lakeops.datasets.filters import FilterValue, equal_to
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.registry import Registry
-from lakeops.iceberg import commits, lake
+from lakeops.iceberg import commits, lake, storage
 from lakeops.iceberg.provenance import Provenance
 from lakeops.versioning import replay
 
@@ -155,10 +154,11 @@ def remove_orphans(table: Table, older_than: datetime) -> tuple[int, int]:
     """Delete files under the table's location that no retained snapshot or metadata file references.
 
     Files newer than `older_than` are kept: they may belong to a commit still in flight.
-    Readiness markers (`_ready/`, `_READY`) are not Iceberg files and are left alone.
+    Readiness markers (`_ready/`, `_READY`) are not Iceberg files and are left alone. On S3 the listing
+    and the deletes go through the table's own FileIO filesystem (its endpoint and keys).
     """
-    filesystem, base = _filesystem(table.location())
-    referenced = {_fs_path(p) for p in referenced_files(table)}
+    filesystem, base = storage.filesystem_of(table.io, table.location())
+    referenced = {storage.fs_path(p) for p in referenced_files(table)}
     removed, size = 0, 0
     for info in filesystem.get_file_info(pafs.FileSelector(base, recursive=True)):
         if info.type != pafs.FileType.File or info.path in referenced:
@@ -236,20 +236,6 @@ def _data_file_count(table: Table) -> int:
         return 0
     files = table.inspect.files()
     return int(pc.sum(pc.equal(files["content"], 0)).as_py() or 0)
-
-
-def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and path of a table location, read the way pyiceberg reads it (no percent-decoding)."""
-    parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        return pafs.LocalFileSystem(), parsed.path
-    found: tuple[pafs.FileSystem, str] = pafs.FileSystem.from_uri(location)
-    return found
-
-
-def _fs_path(uri: str) -> str:
-    parsed = urlparse(uri)
-    return parsed.path if parsed.scheme in ("", "file") else f"{parsed.netloc}{parsed.path}"
 
 
 def utcnow() -> datetime:

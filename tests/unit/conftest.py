@@ -15,6 +15,7 @@ from lakeops.iceberg import lake
 from lakeops.ingest import batches
 from lakeops.settings import LakeSettings
 
+from . import lakes
 from .flights import REGISTRY
 
 DAY_A = date(2013, 1, 2)  # 943 flights, 8 cancelled, 2 without a tail number
@@ -41,7 +42,7 @@ def settings(tmp_path: Path) -> LakeSettings:
 @pytest.fixture
 def catalog(settings: LakeSettings) -> Catalog:
     """An embedded SQLite catalog with every lakeops table created."""
-    opened = lake.open_catalog("test", lake.embedded_properties(settings))
+    opened = lakes.open_catalog(settings)
     lake.ensure_tables(opened, REGISTRY)
     return opened
 

@@ -2,8 +2,6 @@
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
@@ -20,6 +18,7 @@ from lakeops.readiness import markers
 from lakeops.readiness.ready import ReadySignal
 from lakeops.versioning import maintenance
 
+from . import lakes
 from .flights import ALL_TABLES, GOLD, GOLD_DAILY_DELAYS, REGISTRY
 
 EXPECTED_TABLES = {
@@ -223,8 +222,8 @@ def test_a_stale_writer_of_other_rows_of_a_file_keeps_the_concurrent_commit_and_
     )
 
     assert by_origin(stale) == {("2013-01-02", "EWR"): "y", ("2013-01-02", "JFK"): "x"}
-    on_disk = {str(p) for p in Path(urlparse(stale.location()).path, "data").rglob("*.parquet")}
-    referenced = {urlparse(p).path for p in maintenance.referenced_files(stale) if p.endswith(".parquet")}
+    on_disk = {p for p in lakes.files_under(stale) if p.endswith(".parquet")}
+    referenced = {lakes.named(p) for p in maintenance.referenced_files(stale) if p.endswith(".parquet")}
     assert on_disk == referenced  # the rewrite of the lost attempt was deleted
 
 

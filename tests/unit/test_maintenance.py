@@ -1,12 +1,9 @@
 """lakeops.maintenance: expiry keeps what time travel and replay need, the sweep deletes only orphans,
 compaction keeps every row."""
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +18,7 @@ from lakeops.readiness import markers
 from lakeops.versioning import maintenance, replay, timetravel
 from lakeops.versioning.timetravel import AsOf
 
+from . import lakes
 from .conftest import DAY_A, DAY_B
 from .flights import (
     BRONZE_FLIGHTS,
@@ -51,22 +49,16 @@ MADE_BY = Provenance("test", "maintenance-run", "", "")
 AGGRESSIVE = maintenance.RetentionPolicy(keep_last=1, max_age=timedelta(0), orphan_grace=timedelta(0))
 
 
-def local(uri: str) -> Path:
-    return Path(urlparse(uri).path)
-
-
-def files_under(table) -> set[Path]:
-    return {Path(root) / name for root, _, names in os.walk(local(table.location())) for name in names}
-
-
-def backdate(paths, hours: float = 2) -> None:
-    then = time.time() - hours * 3600
-    for path in paths:
-        os.utime(path, (then, then))
+def write_parquet(table, uri: str, rows: pa.Table) -> None:
+    """A file the table's metadata knows nothing of, written through the table's own FileIO."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink)
+    with table.io.new_output(uri).create(overwrite=True) as out:
+        out.write(sink.getvalue().to_pybytes())
 
 
 def assert_every_referenced_file_exists(table) -> None:
-    missing = [p for p in maintenance.referenced_files(table) if not local(p).exists()]
+    missing = [p for p in maintenance.referenced_files(table) if not table.io.new_input(p).exists()]
     assert not missing, missing
 
 
@@ -203,36 +195,40 @@ def test_the_sweep_deletes_orphans_and_expired_files_but_not_fresh_files_or_mark
     signal = ingest_bronze(catalog, drop_day(DAY_A, corrected(DAY_A)), RUN)
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
     expired_snapshot = table.snapshot_by_id(original.snapshot_id)
-    expired_files = {local(expired_snapshot.manifest_list)}
-    expired_files |= {local(m.manifest_path) for m in expired_snapshot.manifests(table.io)}
+    expired_files = {lakes.named(expired_snapshot.manifest_list)}
+    expired_files |= {lakes.named(m.manifest_path) for m in expired_snapshot.manifests(table.io)}
     expired_files |= {
-        local(e.data_file.file_path)
+        lakes.named(e.data_file.file_path)
         for m in expired_snapshot.manifests(table.io)
         for e in m.fetch_manifest_entry(table.io)
     }
-    marker_files = {local(markers.write_marker(table, signal)), local(table.location()) / "_READY"}
-    data_dir = local(table.location()) / "data"
-    stray_old = data_dir / "year=2013" / "month=1" / "day=2" / "00000-0-left-by-a-crashed-writer.parquet"
-    pq.write_table(pa.table({"x": [1, 2, 3]}), stray_old)
-    backdate(files_under(table))  # everything so far is two hours old
-    stray_fresh = data_dir / "00000-0-commit-in-flight.parquet"
-    pq.write_table(pa.table({"x": [4]}), stray_fresh)
+    marker_files = {lakes.named(markers.write_marker(table, signal)), lakes.named(f"{table.location()}/_READY")}
+    data_dir = f"{table.location()}/data"
+    stray_old = f"{data_dir}/year=2013/month=1/day=2/00000-0-left-by-a-crashed-writer.parquet"
+    write_parquet(table, stray_old, pa.table({"x": [1, 2, 3]}))
+    # Everything so far is older than the grace; what is written after `cutoff` is not (S3 keeps whole seconds).
+    time.sleep(1.1)
+    cutoff = maintenance.utcnow()
+    time.sleep(1.1)
+    stray_fresh = f"{data_dir}/00000-0-commit-in-flight.parquet"
+    write_parquet(table, stray_fresh, pa.table({"x": [4]}))
     policy = maintenance.RetentionPolicy(keep_last=1, max_age=timedelta(0), orphan_grace=timedelta(hours=1))
-    on_disk = files_under(table)
+    on_disk = lakes.files_under(table)
     rows_before = rows_of(catalog, BRONZE_FLIGHTS)
 
-    (report,) = maintenance.maintain(catalog, REGISTRY, (BRONZE_FLIGHTS,), policy, MADE_BY, maintenance.utcnow())
+    (report,) = maintenance.maintain(catalog, REGISTRY, (BRONZE_FLIGHTS,), policy, MADE_BY, cutoff + timedelta(hours=1))
 
     table = catalog.load_table(BRONZE_FLIGHTS.identifier)
-    gone = on_disk - files_under(table)
+    gone = on_disk - lakes.files_under(table)
     assert report.expired == 1  # the original append
-    assert stray_old in gone
+    assert lakes.named(stray_old) in gone
     assert expired_files <= gone and len(expired_files) == 3
-    assert stray_fresh.exists()
-    assert all(m.exists() for m in marker_files)
+    assert table.io.new_input(stray_fresh).exists()
+    assert all(m in lakes.files_under(table) for m in marker_files)
     assert report.orphans_removed == len(gone)
     assert_every_referenced_file_exists(table)
-    assert {local(p) for p in maintenance.referenced_files(table)} | marker_files | {stray_fresh} >= files_under(table)
+    kept = {lakes.named(p) for p in maintenance.referenced_files(table)} | marker_files | {lakes.named(stray_fresh)}
+    assert kept >= lakes.files_under(table)
     pd.testing.assert_frame_equal(rows_of(catalog, BRONZE_FLIGHTS), rows_before)
 
 

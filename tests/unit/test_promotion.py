@@ -22,6 +22,7 @@ from lakeops.release.diff import fingerprint
 from lakeops.release.release_log import Event
 from lakeops.versioning import maintenance
 
+from . import lakes
 from .conftest import DAY_A
 from .flights import FLIGHTS, GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS, build_gold
 from .release_helpers import (
@@ -343,7 +344,7 @@ def switched(tmp_path_factory) -> Switched:
     home = tmp_path_factory.mktemp("switched")
     catalog, _, _ = built_lake(home, (DAY_A,))
     settings = lake_settings(home / "lake")
-    reader = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
+    reader = lakes.open_catalog(settings, settings.catalog_name)
     planned, comparison = compared(catalog, "v2")
     prints = {colour: colour_print(catalog, GOLD_DAILY_DELAYS, planned, colour) for colour in (BLUE, GREEN)}
     assert prints[BLUE] != prints[GREEN]
@@ -504,7 +505,7 @@ def test_a_reader_in_a_tight_loop_never_fails_and_sees_gold_whole_and_switched_o
     planned, comparison = compared(day.catalog, "v2")
     prints = {colour: colour_print(day.catalog, GOLD_DAILY_DELAYS, planned, colour) for colour in (BLUE, GREEN)}
     settings = lake_settings(day.home / "lake")
-    reader = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))  # its own connection
+    reader = lakes.open_catalog(settings, settings.catalog_name)  # its own connection
     seen, errors, stop = [], [], threading.Event()
 
     def read() -> None:

@@ -19,7 +19,7 @@ from lakeops.ingest import batches
 from lakeops.readiness.ready import ReadySignal
 from lakeops.settings import LakeSettings
 
-from . import flights
+from . import flights, lakes
 from .conftest import day_text, edit_cell
 from .flights import FLIGHTS_NATURAL_KEY, GOLD_DAILY_DELAYS, REGISTRY, SILVER_FLIGHTS
 
@@ -41,7 +41,7 @@ def lake_settings(home: Path) -> LakeSettings:
 def open_lake(home: Path) -> Catalog:
     """A fresh embedded catalog in `home` with every lakeops table, for fixtures wider than one test."""
     settings = lake_settings(home)
-    catalog = lake.open_catalog(settings.catalog_name, lake.embedded_properties(settings))
+    catalog = lakes.open_catalog(settings, settings.catalog_name)
     lake.ensure_tables(catalog, REGISTRY)
     return catalog
 
