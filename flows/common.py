@@ -26,6 +26,8 @@ from prefect.states import State
 from pyiceberg.catalog import Catalog
 
 from blocks.lakehouse import IcebergLakehouse
+from flows import events
+from flows.events import post_confirmed
 from lakeops.build import pipeline
 from lakeops.build.pipeline import RunInfo
 from lakeops.build.validation import ValidationReport, validate
@@ -134,14 +136,6 @@ def forget_failures(task: Task, task_run: TaskRun, state: State) -> None:
         _survived.pop(task_run.id, None)
 
 
-def post_confirmed(event: Event) -> None:
-    """POST one event and wait until the server has it (emit_event is fire-and-forget)."""
-    with get_client(sync_client=True) as client:
-        response = client.request("POST", "/events", json=[event.model_dump(mode="json")])
-    if response.status_code >= 300:
-        raise SignalNotDelivered(f"{event.event} for {event.resource.id}: HTTP {response.status_code}")
-
-
 @io_task
 def open_lakehouse(block_name: str) -> tuple[IcebergLakehouse, Catalog]:
     """The named IcebergLakehouse block and its catalog, with the tables created if missing."""
@@ -231,7 +225,10 @@ def post_until_started(event: Event, consumers: list[Consumer]) -> None:
     with get_client(sync_client=True) as client:
         waiting = _deployed(client, consumers)
         for attempt in range(1, POSTS + 1):
-            post_confirmed(event)
+            if waiting:  # a consumer's run confirms delivery
+                events.emit(event)
+            else:  # nothing to wait for: the event is read back
+                post_confirmed(event)
             deadline = time.monotonic() + STARTED_WITHIN
             while waiting and time.monotonic() < deadline:
                 waiting = [(dep_id, c) for dep_id, c in waiting if not _has_run(client, dep_id, c)]

@@ -38,7 +38,8 @@ from pyiceberg.catalog import Catalog
 
 from blocks.cost_model import CostModel
 from flows.alerts import DEFAULT_BLOCK, alert_on_failure, send
-from flows.common import io_task, open_lakehouse, post_confirmed, run_info
+from flows.common import io_task, open_lakehouse, run_info
+from flows.events import post_confirmed
 from lakeops.datasets.names import BURN_ALERT_EVENT, METRICS_FLOW, PLATFORM_TAG
 from lakeops.healing import usage
 from lakeops.iceberg.provenance import Provenance

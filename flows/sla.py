@@ -5,13 +5,14 @@ from datetime import UTC, datetime
 
 from prefect import get_run_logger
 from prefect.blocks.core import Block
-from prefect.client.orchestration import get_client
 from prefect.events import Event
 from prefect.runtime import flow_run
 from pyiceberg.catalog import Catalog
 
 from blocks.contract import ReadinessContractBlock
-from flows.common import io_task, platform, post_confirmed, run_info
+from flows import events
+from flows.common import io_task, platform, run_info
+from flows.events import post_confirmed
 from lakeops.datasets.names import ALERT_FAILED_EVENT, WINDOW_LABEL, TableRef
 from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake, tags
@@ -84,21 +85,17 @@ def decide(catalog: Catalog, contract: ReadinessContract, window: Window) -> sla
 @io_task
 def confirm_automation_alert(opened_event_id: str, timeout: float = 20) -> bool:
     """Whether the automation's send-notification action for this opening succeeded (its events say)."""
-    body = {
-        "filter": {
-            "event": {"name": ["prefect.automation.action.executed", "prefect.automation.action.failed"]},
-            "related": {"id": [f"prefect.event.{opened_event_id}"]},
-        },
-        "limit": 50,
+    about = {
+        "event": {"name": ["prefect.automation.action.executed", "prefect.automation.action.failed"]},
+        "related": {"id": [f"prefect.event.{opened_event_id}"]},
     }
     deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            events = client.request("POST", "/events/filter", json=body).json()["events"]
-            outcomes = [e["event"] for e in events if e["payload"].get("action_type") == "send-notification"]
-            if outcomes:
-                return "prefect.automation.action.executed" in outcomes
-            time.sleep(1)
+    while time.monotonic() < deadline:
+        found = events.find(about)
+        outcomes = [e.event for e in found if e.payload.get("action_type") == "send-notification"]
+        if outcomes:
+            return "prefect.automation.action.executed" in outcomes
+        time.sleep(1)
     return False
 
 
