@@ -170,19 +170,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_deployments(args: argparse.Namespace) -> int:
-    """Write prefect.yaml from the dataset declarations (--check: only say whether it is in step)."""
-    from admin import deployments
+    """Write prefect.yaml and prefect.ecs.yaml from the dataset declarations (--check: only say if they are in step)."""
+    from admin import deployments, ecs
     from admin.stack import PROJECT_DIR
 
-    path = PROJECT_DIR / "prefect.yaml"
-    if args.check:
-        in_step = path.exists() and path.read_text() == deployments.render(_registry())
-        print(f"{path.name} is {'in step with' if in_step else 'OUT OF STEP with'} the declarations")
-        return 0 if in_step else 1
-    changed = deployments.write(_registry(), path)
-    count = len(deployments.dataset_deployments(_registry()))
-    print(f"{path.name} {'written' if changed else 'already in step'}: {count} dataset deployments")
-    return 0
+    registry = _registry()
+    out_of_step = 0
+    for name, text in {"prefect.yaml": deployments.render(registry), ecs.DEPLOYMENT_FILE: ecs.render(registry)}.items():
+        path = PROJECT_DIR / name
+        if args.check:
+            in_step = path.exists() and path.read_text() == text
+            print(f"{path.name} is {'in step with' if in_step else 'OUT OF STEP with'} the declarations")
+            out_of_step += not in_step
+            continue
+        changed = deployments.write_text(path, text)
+        count = len(deployments.dataset_deployments(registry))
+        print(f"{path.name} {'written' if changed else 'already in step'}: {count} dataset deployments")
+    return 1 if out_of_step else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
     sub.add_parser("setup", help=cmd_setup.__doc__).set_defaults(func=cmd_setup)
     deploy = sub.add_parser("deployments", help=cmd_deployments.__doc__)
-    deploy.add_argument("--check", action="store_true", help="exit 1 when prefect.yaml is out of step")
+    deploy.add_argument("--check", action="store_true", help="exit 1 when a deployment file is out of step")
     deploy.set_defaults(func=cmd_deployments)
     demo = sub.add_parser("demo", help=cmd_demo.__doc__)
     demo.add_argument("--days", type=int, default=4, choices=range(1, 32), metavar="1..31")

@@ -82,21 +82,33 @@ ENTRYPOINTS = {
 }
 
 
-def render(registry: Registry) -> str:
-    """The whole prefect.yaml for a registry."""
-    body = {
+def document(registry: Registry) -> dict[str, Any]:
+    """prefect.yaml's content for a registry (admin/ecs.py moves it onto an ECS pool)."""
+    return {
         "name": "lakeops",
         "prefect-version": "3.9.1",
         "build": BUILD,
         "pull": PULL,
         "deployments": [*dataset_deployments(registry), *platform_deployments()],
     }
-    return HEADER + yaml.safe_dump(body, sort_keys=False, width=120, allow_unicode=True)
+
+
+def render(registry: Registry) -> str:
+    """The whole prefect.yaml for a registry."""
+    return dump(HEADER, document(registry))
+
+
+def dump(header: str, body: dict[str, Any]) -> str:
+    return header + yaml.safe_dump(body, sort_keys=False, width=120, allow_unicode=True)
 
 
 def write(registry: Registry, path: Path) -> bool:
     """Write prefect.yaml; True when it changed."""
-    text = render(registry)
+    return write_text(path, render(registry))
+
+
+def write_text(path: Path, text: str) -> bool:
+    """Write a deployment file; True when it changed."""
     if path.exists() and path.read_text() == text:
         return False
     path.write_text(text)

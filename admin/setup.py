@@ -19,6 +19,7 @@ from admin.automations import (
     ensure_sla_automations,
 )
 from admin.lakehouse import lakehouse_from_settings
+from admin.remembered_memory import apply_remembered_memory
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
 from blocks.cost_model import CostModel
@@ -126,6 +127,7 @@ def deploy_all(stack: LocalStack, prefect_file: Path | None = None) -> None:
     )
     if result.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    apply_remembered_memory()  # `prefect deploy` reset job variables to the file's: give back what the healer learned
 
 
 def save_contracts(registry: Registry) -> list[ReadinessContract]:

@@ -3,8 +3,10 @@
 Started by the `lakeops healer: crashed runs` automation on every Crashed run of a lakeops deployment
 (an automation's own job variables are not templated, so doubling needs this flow). The out-of-memory
 decisions are lakeops.healing's; this flow reads the crashed run, starts the re-run (one per crash: an
-idempotency key), waits for it and, when it completes, remembers the size that worked on the deployment.
-At the cap it alerts the owner and posts `lakeops.heal.gave-up` instead.
+idempotency key), waits for it and, when it completes, remembers the size that worked on the deployment
+and in a Prefect variable that outlives a redeploy. At the cap it alerts the owner and posts
+`lakeops.heal.gave-up` instead. On an ECS pool the exit code is read from what prefect-aws's observer
+logged on the run, and on Fargate memory moves between Fargate's task sizes (cpu too when it must).
 
 A lost run is one the `lakeops healer: silent runs` automation marked Crashed because its heartbeats
 stopped (its process or its worker was killed): it has no exit code to read, and is re-run once as it
@@ -12,18 +14,23 @@ was, on whichever worker is alive; every build replaces its window, so a second 
 that is lost again goes to a human: twice in a row points at the machine, or at a run that kills it.
 """
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentUpdate
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
+from prefect.client.schemas.sorting import LogSort
 from prefect.events import Event
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.runtime import flow_run
 from prefect.states import Completed
 from prefect.utilities.urls import url_for
+from prefect.variables import Variable
 from pydantic import BaseModel, Field
 
 from flows.alerts import alert_on_failure, send
@@ -66,19 +73,27 @@ class Crashed:
 
 @io_task
 def read_crash(run_id: UUID) -> Crashed:
-    """The crashed run, its deployment, and the memory and cap it ran with (run, then deployment, then pool)."""
+    """The crashed run, its deployment, and the size and cap it ran with (run, then deployment, then pool)."""
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id)
         deployment = client.read_deployment(run.deployment_id) if run.deployment_id else None
-        pool = client.read_work_pool(run.work_pool_name).base_job_template if run.work_pool_name else {}
+        pool = client.read_work_pool(run.work_pool_name) if run.work_pool_name else None
         flow_name = client.read_flow(run.flow_id).name
+        evidence = _observer_lines(client, run.id) if pool and pool.type == "ecs" else ()
     own = run.job_variables or {}
-    layers = [own, (deployment.job_variables or {}) if deployment else {}, _pool_defaults(pool)]
-    memory = next((layer["memory"] for layer in layers if layer.get("memory") is not None), None)
-    cap = next((layer["memory_cap"] for layer in layers if layer.get("memory_cap") is not None), None)
+    ran = oom.in_effect(
+        pool.base_job_template if pool else {}, own, (deployment.job_variables or {}) if deployment else {}
+    )
     state = run.state
     crash = oom.Crash(
-        str(run.id), state.message if state else None, memory, cap or oom.DEFAULT_CAP_MB, frozenset(run.tags)
+        str(run.id),
+        state.message if state else None,
+        ran.get("memory"),
+        ran.get("memory_cap") or oom.DEFAULT_CAP_MB,
+        frozenset(run.tags),
+        cpu=ran.get("cpu"),
+        fargate=oom.on_fargate(pool.type if pool else None, ran.get("launch_type")),
+        evidence=evidence,
     )
     return Crashed(
         run.id,
@@ -94,6 +109,13 @@ def read_crash(run_id: UUID) -> Crashed:
     )
 
 
+def _observer_lines(client: SyncPrefectClient, run_id: UUID) -> tuple[str, ...]:
+    """What prefect-aws's ECS observer logged on the run when its task stopped: each container's exit code."""
+    only = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]), level=LogFilterLevel(ge_=logging.WARNING))
+    logs = client.read_logs(only, limit=200, sort=LogSort.TIMESTAMP_DESC)  # the newest: the task stopped last
+    return tuple(log.message for log in logs if log.name == oom.ECS_OBSERVER_LOGGER)
+
+
 def decide(crashed: Crashed) -> oom.Rerun | Restart | GiveUp | NotOurs:
     """What to do with the crashed run: lost runs and out-of-memory kills are healed, nothing else."""
     if not crashed.is_crashed or crashed.deployment_id is None:
@@ -104,7 +126,7 @@ def decide(crashed: Crashed) -> oom.Rerun | Restart | GiveUp | NotOurs:
 @io_task
 def start_rerun(crashed: Crashed, rerun: oom.Rerun | Restart) -> UUID:
     """The re-run: same deployment, parameters and queue (doubled memory after OOM); the same one for a second call."""
-    memory = {"memory": rerun.memory_mb} if isinstance(rerun, oom.Rerun) else {}
+    memory = rerun.size.job_variables() if isinstance(rerun, oom.Rerun) else {}
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(
             crashed.deployment_id,
@@ -130,16 +152,44 @@ def wait_for(run_id: UUID, timeout: float) -> tuple[str, str, str]:
 
 
 @io_task
-def remember_memory(deployment_id: UUID, worked_mb: int) -> int | None:
-    """Raise the deployment's `memory` to the size that worked (never lower it); the new value, or None."""
+def remember_memory(deployment_id: UUID, worked: oom.Size) -> oom.Size | None:
+    """Raise the deployment to the size that worked (never lower) and remember it past a redeploy; the new size."""
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment(deployment_id)
-        pool = client.read_work_pool(deployment.work_pool_name).base_job_template if deployment.work_pool_name else {}
-        variables = deployment.job_variables or {}
-        new = oom.remember(variables.get("memory", _pool_defaults(pool).get("memory")), worked_mb)
-        if new is not None:
-            client.update_deployment(deployment_id, DeploymentUpdate(job_variables={**variables, "memory": new}))
+        return raise_deployment(client, deployment_id, worked, remember=True)
+
+
+def raise_deployment(
+    client: SyncPrefectClient, deployment_id: UUID, worked: oom.Size, remember: bool = False
+) -> oom.Size | None:
+    """Raise a deployment's `memory` (and Fargate `cpu`) to `worked`, never lower; the new size, or None.
+
+    With `remember`, the size is also kept in a Prefect variable per deployment and pool, which `prefect deploy`
+    leaves alone (admin/remembered_memory.py raises the redeployed deployment to it again).
+    """
+    deployment = client.read_deployment(deployment_id)
+    pool = client.read_work_pool(deployment.work_pool_name) if deployment.work_pool_name else None
+    variables = deployment.job_variables or {}
+    ran = oom.in_effect(pool.base_job_template if pool else {}, variables)
+    fargate = oom.on_fargate(pool.type if pool else None, ran.get("launch_type"))
+    new = oom.raised(ran.get("memory"), ran.get("cpu"), worked, fargate)
+    if new is not None:
+        client.update_deployment(deployment_id, DeploymentUpdate(job_variables={**variables, **new.job_variables()}))
+    if remember and pool is not None:
+        name = f"{client.read_flow(deployment.flow_id).name}/{deployment.name}"
+        _keep(oom.Remembered(name, pool.name, worked), fargate)
     return new
+
+
+def _keep(remembered: oom.Remembered, fargate: bool) -> None:
+    """Write the remembered size to its variable unless the variable already holds a larger one."""
+    for _ in range(2):  # once more when another healer of the deployment created the variable in between
+        wanted = remembered.merged(oom.Remembered.parse(Variable.get(remembered.variable)), fargate)
+        try:
+            if wanted is not None:
+                Variable.set(wanted.variable, wanted.value(), tags=[oom.REMEMBERED_TAG], overwrite=True)
+            return
+        except ObjectAlreadyExists:
+            continue
 
 
 @io_task
@@ -223,10 +273,10 @@ def heal_crashed_run(params: HealParams):  # noqa: ANN201 - returns a state
     if isinstance(decision, Restart):
         logger.info("re-run %s of the lost run %s completed", name, crashed.run_name)
         return Completed(name="Healed", message=f"re-run {rerun} of the lost run {crashed.run_id} completed")
-    remembered = remember_memory(crashed.deployment_id, decision.memory_mb)
-    how = f"{crashed.deployment_name} now runs with {remembered} MB" if remembered else "its memory was already higher"
-    logger.info("re-run %s completed with %s MB; %s", name, decision.memory_mb, how)
-    return Completed(name="Healed", message=f"re-run {rerun} completed with {decision.memory_mb} MB; {how}")
+    remembered = remember_memory(crashed.deployment_id, decision.size)
+    how = f"{crashed.deployment_name} now runs with {remembered}" if remembered else "its memory was already higher"
+    logger.info("re-run %s completed with %s; %s", name, decision.size, how)
+    return Completed(name="Healed", message=f"re-run {rerun} completed with {decision.size}; {how}")
 
 
 def _rerun_described(crashed: Crashed, decision: oom.Rerun | Restart) -> str:
@@ -234,7 +284,7 @@ def _rerun_described(crashed: Crashed, decision: oom.Rerun | Restart) -> str:
     if isinstance(decision, Restart):
         return f"was lost (no heartbeat: its process or worker died), re-run as it was (attempt {crash.attempt + 1})"
     return (
-        f"ran out of memory at {crash.memory_mb} MB, re-run with {decision.memory_mb} MB "
+        f"ran out of memory at {crash.memory_mb} MB, re-run with {decision.size} "
         f"(attempt {crash.attempt + 1}, cap {crash.cap_mb} MB)"
     )
 
@@ -274,8 +324,3 @@ def lost_alert(
     if run_url:
         lines.append(f"Run: {run_url}")
     return subject, "\n".join(lines)
-
-
-def _pool_defaults(base_job_template: dict[str, Any]) -> dict[str, Any]:
-    properties = base_job_template.get("variables", {}).get("properties", {})
-    return {name: spec["default"] for name, spec in properties.items() if spec.get("default") is not None}

@@ -64,6 +64,9 @@ def fresh_drill_deployment():  # noqa: ANN201
             deployment = client.read_deployment_by_name(DRILL)
             variables = {k: v for k, v in (deployment.job_variables or {}).items() if k != "memory"}
             client.update_deployment(deployment.id, DeploymentUpdate(job_variables=variables))
+            remembered = {"variables": {"tags": {"all_": [oom.REMEMBERED_TAG]}}}
+            for variable in client.request("POST", "/variables/filter", json=remembered).json():
+                client.delete_variable_by_name(variable["name"])  # what a later deploy would give back
 
     reset()
     yield

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import yaml
 
-from admin import deployments
+from admin import deployments, ecs
 from lakeops.datasets import registry as registry_file
 from lakeops.datasets.names import INPUTS_READY_EVENT, READY_EVENT
+from lakeops.healing import oom
 
 from .flights import FLIGHTS, REGISTRY
 
@@ -84,3 +85,40 @@ def test_the_platform_metrics_run_daily_and_every_deployment_records_its_code_ve
     metrics = by_name(deployments.render(platform_registry()))["platform_metrics/daily"]
     assert metrics["entrypoint"] == "flows/platform_metrics.py:platform_metrics"
     assert metrics["schedules"] == [{"cron": "30 0 * * *", "timezone": "UTC", "active": True}]
+
+
+def test_the_committed_prefect_ecs_yaml_is_the_one_the_declarations_give():
+    committed = (PROJECT / ecs.DEPLOYMENT_FILE).read_text()
+    assert committed == ecs.render(platform_registry()), "run `lakeops deployments` and commit prefect.ecs.yaml"
+    changed = registry_file.Registry((replace(FLIGHTS, owner="another-team"),))
+    assert ecs.render(changed) != ecs.render(REGISTRY)
+
+
+def test_the_ecs_file_holds_the_same_deployments_each_on_the_ecs_pool_with_a_fargate_size_and_the_image():
+    local = by_name(deployments.render(platform_registry()))
+    body = yaml.safe_load(ecs.render(platform_registry()))
+    on_ecs = by_name(ecs.render(platform_registry()))
+    assert on_ecs.keys() == local.keys()
+    assert body["build"] == deployments.BUILD
+    assert body["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/lakeops"}}]
+    for name, deployment in on_ecs.items():
+        pool = deployment["work_pool"]
+        assert {**deployment, "work_pool": None} == {**local[name], "work_pool": None}, name  # triggers, tags, ...
+        assert pool["name"] == "lakeops-ecs" and pool["work_queue_name"] == "default"
+        variables = pool["job_variables"]
+        assert variables["image"] == "{{ $LAKEOPS_IMAGE }}"
+        assert variables["env"] == {"LAKEOPS_CODE_VERSION": "{{ $LAKEOPS_CODE_VERSION }}"}
+        assert oom.is_fargate_size(oom.Size(variables["memory"], variables["cpu"])), (name, variables)
+    assert on_ecs["build_layer/silver.flights"]["triggers"] == local["build_layer/silver.flights"]["triggers"]
+    release = on_ecs["release_dataset/release-flights"]["work_pool"]["job_variables"]
+    assert (release["cpu"], release["memory"]) == (1024, 4096)
+
+
+def test_the_dockerfile_installs_the_project_where_the_ecs_pull_step_enters():
+    dockerfile = (PROJECT / "Dockerfile").read_text().splitlines()
+    assert f"WORKDIR {ecs.IMAGE_WORKDIR}" in dockerfile
+    assert any(line.startswith("RUN pip install .") for line in dockerfile)
+    copied = {line.split()[1] for line in dockerfile if line.startswith("COPY ")}
+    packages = {"lakeops", "declarations", "flows", "blocks", "admin"}  # pyproject's packages
+    assert packages <= copied and "pyproject.toml" in copied and "datasets.yaml" in " ".join(dockerfile)
+    assert (PROJECT / "datasets.yaml").exists() and all((PROJECT / p).is_dir() for p in packages)
