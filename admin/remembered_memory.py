@@ -14,7 +14,7 @@ from typing import Any
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.exceptions import ObjectNotFound
 
-from flows.heal_crashed_run import raise_deployment
+from flows.memory_sizes import raise_deployment
 from lakeops.healing import oom
 
 PAGE = 200

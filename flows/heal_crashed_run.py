@@ -22,19 +22,19 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
 from prefect.client.schemas.sorting import LogSort
 from prefect.events import Event
-from prefect.exceptions import ObjectAlreadyExists
 from prefect.runtime import flow_run
 from prefect.states import Completed
 from prefect.utilities.urls import url_for
-from prefect.variables import Variable
 from pydantic import BaseModel, Field
 
+from flows import events
 from flows.alerts import alert_on_failure, send
-from flows.common import io_task, post_confirmed
+from flows.common import io_task
+from flows.events import post_confirmed
+from flows.memory_sizes import raise_deployment
 from lakeops.datasets.names import HEALER_FLOW
 from lakeops.healing import oom
 from lakeops.healing.lost import Restart, decide_lost, was_lost
@@ -158,40 +158,6 @@ def remember_memory(deployment_id: UUID, worked: oom.Size) -> oom.Size | None:
         return raise_deployment(client, deployment_id, worked, remember=True)
 
 
-def raise_deployment(
-    client: SyncPrefectClient, deployment_id: UUID, worked: oom.Size, remember: bool = False
-) -> oom.Size | None:
-    """Raise a deployment's `memory` (and Fargate `cpu`) to `worked`, never lower; the new size, or None.
-
-    With `remember`, the size is also kept in a Prefect variable per deployment and pool, which `prefect deploy`
-    leaves alone (admin/remembered_memory.py raises the redeployed deployment to it again).
-    """
-    deployment = client.read_deployment(deployment_id)
-    pool = client.read_work_pool(deployment.work_pool_name) if deployment.work_pool_name else None
-    variables = deployment.job_variables or {}
-    ran = oom.in_effect(pool.base_job_template if pool else {}, variables)
-    fargate = oom.on_fargate(pool.type if pool else None, ran.get("launch_type"))
-    new = oom.raised(ran.get("memory"), ran.get("cpu"), worked, fargate)
-    if new is not None:
-        client.update_deployment(deployment_id, DeploymentUpdate(job_variables={**variables, **new.job_variables()}))
-    if remember and pool is not None:
-        name = f"{client.read_flow(deployment.flow_id).name}/{deployment.name}"
-        _keep(oom.Remembered(name, pool.name, worked), fargate)
-    return new
-
-
-def _keep(remembered: oom.Remembered, fargate: bool) -> None:
-    """Write the remembered size to its variable unless the variable already holds a larger one."""
-    for _ in range(2):  # once more when another healer of the deployment created the variable in between
-        wanted = remembered.merged(oom.Remembered.parse(Variable.get(remembered.variable)), fargate)
-        try:
-            if wanted is not None:
-                Variable.set(wanted.variable, wanted.value(), tags=[oom.REMEMBERED_TAG], overwrite=True)
-            return
-        except ObjectAlreadyExists:
-            continue
-
-
 @io_task
 def notify(block: str, subject: str, body: str) -> None:
     """Deliver through the notification block; HTTP 5xx and connection errors are retried."""
@@ -201,12 +167,8 @@ def notify(block: str, subject: str, body: str) -> None:
 @io_task
 def already_gave_up(run_id: UUID) -> bool:
     """Whether a healer already gave up on this crash (so a second one does not alert twice)."""
-    body = {
-        "filter": {"event": {"name": [oom.GAVE_UP_EVENT]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}},
-        "limit": 1,
-    }
-    with get_client(sync_client=True) as client:
-        return bool(client.request("POST", "/events/filter", json=body).json()["events"])
+    about = {"event": {"name": [oom.GAVE_UP_EVENT]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}}
+    return bool(events.find(about, limit=1))
 
 
 @io_task

@@ -59,7 +59,7 @@ def alert_failed(contract: ReadinessContract, window: str, subject: str, error: 
 
 
 def post_event(name: str, resource_id: str, window: str, payload: dict) -> None:
-    """POST one event and wait for the server's answer (emit_event is fire-and-forget)."""
+    """Send one event and wait until the server has it (emit_event is fire-and-forget)."""
     event = Event(
         event=name,
         resource={"prefect.resource.id": resource_id, WINDOW_LABEL: window},
