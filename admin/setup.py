@@ -140,15 +140,24 @@ def save_contracts(registry: Registry) -> list[ReadinessContract]:
 
 
 def save_alert_block(url: str, name: str = "lakeops-alerts") -> None:  # loaded as custom-webhook/lakeops-alerts
-    """The default alert channel: Prefect's built-in webhook block, posting {subject, body} as JSON."""
-    CustomWebhookNotificationBlock(
+    alert_block(url, name).save(name, overwrite=True)
+
+
+def alert_block(url: str, name: str = "lakeops-alerts") -> CustomWebhookNotificationBlock:
+    """The default alert channel: Prefect's built-in webhook block, posting {subject, body} as JSON.
+
+    The URL (a Slack or pager webhook carries its token in it) is a secret value the block substitutes into
+    its `url` template when it sends, so the block document shows `{{url}}`, not the URL.
+    """
+    return CustomWebhookNotificationBlock(
         name=name,
-        url=url,
+        url="{{url}}",
+        secrets={"url": url},
         method="POST",
         json_data={"subject": "{{subject}}", "body": "{{body}}"},
         allow_private_urls=True,
         timeout=10,
-    ).save(name, overwrite=True)
+    )
 
 
 def setup(stack: LocalStack, settings: LakeSettings) -> IcebergLakehouse:

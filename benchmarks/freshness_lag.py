@@ -1,8 +1,10 @@
 """Freshness lag: Bronze commit -> Silver commit (one hop) and -> Gold commit (two hops).
 
-Runs the same pipeline twice, side by side in one process: lakeops' setup (prefect.yaml deployments
-on a process worker polling every second) and stock `flow.serve()` defaults. Each gets its own local
-Prefect server and lake. Lags come from the Iceberg snapshots' commit times.
+Runs the same pipeline side by side in one process: lakeops' setup (prefect.yaml deployments on a
+process worker) and stock `flow.serve()` defaults, each on its own local SQLite server and lake; then
+lakeops with the server on PostgreSQL; then the production profile (two API servers behind the
+balancer, the services process, Redis, basic auth, the catalog on PostgreSQL, the warehouse on S3
+served by moto on loopback). Lags come from the Iceberg snapshots' commit times.
 
     .venv/bin/python benchmarks/freshness_lag.py [--windows 10]
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from admin import runs
+from admin.production_stack import create_database, database_url, drop_database, production_stack, unreachable
 from admin.setup import save_lakehouse, setup
 from admin.stack import PROJECT_DIR, LocalStack, free_port
 from declarations.flights import landing
@@ -67,22 +70,56 @@ def measure(mode: str, windows: int, root: Path, database_url: str | None = None
             save_lakehouse(settings)
             stack.spawn([sys.executable, "benchmarks/stock_serve.py"], stack.env(**env), stack.home / "serve.log")
             flights = registry_file.load(settings.registry).dataset("flights")
-            wait_for_deployment(runs.builder(flights.layer("gold").table))
+            wait_for(lambda: runs.deployment_id(runs.builder(flights.layer("gold").table)), timeout=120)
             return drive(settings, windows, mode)
     finally:
         stack.stop()
 
 
-def wait_for_deployment(name: str, timeout: float = 120) -> None:
+def measure_production(windows: int, root: Path, admin_url: str) -> list[runs.WindowTrace] | None:
+    """The production profile: its own stack, a fresh catalog database, a moto S3 server process."""
+    import boto3
+    from prefect_aws import AwsClientParameters, AwsCredentials
+
+    if reason := unreachable(admin_url) or unreachable(os.environ.get("LAKEOPS_REDIS_URL", "redis://127.0.0.1:6379")):
+        print(f"  (the production column is skipped: {reason})")
+        return None
+    home = root / "production"
+    catalog = create_database(admin_url, "lakeops_bench_catalog")
+    try:
+        with production_stack(home, postgres_url=admin_url) as stack, temporary_settings(stack.client_settings()):
+            s3_port = free_port()
+            moto = str(Path(sys.executable).parent / "moto_server")
+            stack.spawn([moto, "-H", "127.0.0.1", "-p", str(s3_port)], stack.env(), home / "moto.log")
+            endpoint = f"http://127.0.0.1:{s3_port}"
+            keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench-secret", "region_name": "us-east-1"}
+            wait_for(lambda: boto3.client("s3", endpoint_url=endpoint, **keys).create_bucket(Bucket="lakeops-bench"))
+            AwsCredentials(**keys, aws_client_parameters=AwsClientParameters(endpoint_url=endpoint)).save(
+                "bench-s3", overwrite=True
+            )
+            settings = LakeSettings(
+                home=home / "lake",
+                registry=PROJECT_DIR / "datasets.yaml",
+                catalog_uri=database_url(admin_url, catalog, "psycopg2"),
+                warehouse="s3://lakeops-bench/warehouse",
+                aws_credentials_block="bench-s3",
+            )
+            setup(stack, settings)
+            stack.start_worker(LAKEOPS_REGISTRY=str(settings.registry))
+            return drive(settings, windows, "production")
+    finally:
+        drop_database(admin_url, catalog)
+
+
+def wait_for(attempt, timeout: float = 60):  # noqa: ANN001, ANN201 - retry a call until it stops raising
     deadline = time.monotonic() + timeout
     while True:
         try:
-            runs.deployment_id(name)
-            return
+            return attempt()
         except Exception:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(1)
+            time.sleep(0.5)
 
 
 def import_cost(module: str) -> float:
@@ -132,13 +169,16 @@ def main() -> None:
         if database_url:
             results["lakeops-pg"] = measure("lakeops-pg", args.windows, Path(tmp), database_url)
             asyncio.run(_admin_sql(args.postgres, f"DROP DATABASE IF EXISTS {PG_DATABASE}"))
+        if args.postgres != "none" and (production := measure_production(args.windows, Path(tmp), args.postgres)):
+            results["production"] = production
     report(results, args.windows)
 
 
 def report(results: dict[str, list[runs.WindowTrace]], windows: int) -> None:
-    modes = [m for m in ("lakeops", "stock", "lakeops-pg") if m in results]
+    modes = [m for m in ("lakeops", "stock", "lakeops-pg", "production") if m in results]
     print(f"\nFreshness lag over {windows} windows, seconds. lakeops and stock: Prefect server on SQLite (the")
-    print("embedded default); lakeops-pg: server on PostgreSQL. ratio = lakeops / stock, same server kind.")
+    print("embedded default); lakeops-pg: server on PostgreSQL; production: two API servers, services process,")
+    print("Redis, PostgreSQL catalog, S3 warehouse (moto). ratio = lakeops / stock, same server kind.")
     print(f"  {'':16}" + "".join(f"{m:>12}" for m in modes) + f"{'ratio':>8}   target")
     for label, hop, target in (("one hop", 1, 6.0), ("two hops", 2, 12.0)):
         for q in (50, 95):

@@ -9,6 +9,7 @@ from prefect_aws import AwsClientParameters, AwsCredentials
 from prefect_aws.s3 import S3Bucket
 from pydantic import SecretStr, ValidationError
 
+from admin.setup import alert_block
 from blocks.lakehouse import IcebergLakehouse
 from lakeops.iceberg import lake, storage
 from tests import moto_s3
@@ -124,3 +125,13 @@ def test_a_rest_catalog_is_opened_with_its_token_from_the_secret_field(tmp_path)
     path, authorization = _RestConfig.seen[-1]
     assert path.startswith("/v1/config") and "warehouse=analytics" in path
     assert authorization == "Bearer rest-token-5f2a"
+
+
+def test_the_alert_webhook_url_is_a_secret_of_its_block_and_still_where_it_posts():
+    url = "https://hooks.example.com/services/T000/B000/secret-token-9f"
+    block = alert_block(url)
+
+    shown = repr(block) + json.dumps(block.model_dump(mode="json"))
+
+    assert "secret-token-9f" not in shown and block.url == "{{url}}"
+    assert block._build_request_args("the body", "the subject")["url"] == url
