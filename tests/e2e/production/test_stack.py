@@ -33,7 +33,7 @@ from tests.e2e.conftest import (
     window_filter,
 )
 from tests.e2e.production.conftest import Production
-from tests.e2e.test_dead_infra import queue_paused
+from tests.e2e.test_dead_infra import queue_paused, wait
 from tests.e2e.test_healer import FITS_IN_400_NOT_200, drill, fresh_drill_deployment, healer_of, reruns_of  # noqa: F401
 from tests.e2e.test_sla import DATASET, missed_run, open_window, opened_at, silver_runs, state_of
 
@@ -47,15 +47,6 @@ def one_server_down(prod: Production) -> Production:
     if KILLED in prod.stack.servers:
         prod.stack.kill_api_server(KILLED)
     return prod
-
-
-def wait(what: str, found, timeout: float, every: float = 0.2):  # noqa: ANN001, ANN201 - a polling helper
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := found():
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 @contextmanager
