@@ -15,6 +15,12 @@ from lakeops.iceberg import lake, storage
 from lakeops.settings import LakeSettings
 
 
+def warehouse_block_name(lakehouse: str) -> str:
+    """The S3Bucket block a lakehouse document references: saved on its own, so the UI links it, an unchanged
+    save in the UI keeps it, and a key rotated in the AwsCredentials block it references reaches every run."""
+    return f"{lakehouse}-warehouse"
+
+
 def lakehouse_from_settings(settings: LakeSettings) -> IcebergLakehouse:
     """The IcebergLakehouse block described by LAKEOPS_* settings (an s3:// warehouse nests an S3Bucket)."""
     settings.resolved_home().mkdir(parents=True, exist_ok=True)
@@ -26,6 +32,7 @@ def lakehouse_from_settings(settings: LakeSettings) -> IcebergLakehouse:
             AwsCredentials.load(settings.aws_credentials_block) if settings.aws_credentials_block else AwsCredentials()
         )
         bucket = S3Bucket(bucket_name=name, bucket_folder=folder, credentials=credentials)
+
     return IcebergLakehouse(
         catalog_name=settings.catalog_name,
         catalog_type=settings.catalog_type,

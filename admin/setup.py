@@ -18,7 +18,7 @@ from admin.automations import (
     ensure_silent_runs_automation,
     ensure_sla_automations,
 )
-from admin.lakehouse import lakehouse_from_settings
+from admin.lakehouse import lakehouse_from_settings, warehouse_block_name
 from admin.remembered_memory import apply_remembered_memory
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
 from blocks.contract import ReadinessContractBlock
@@ -40,6 +40,8 @@ def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLake
     IcebergLakehouse.register_type_and_schema()
     CostModel.register_type_and_schema()
     block = lakehouse_from_settings(settings)
+    if block.s3_bucket is not None:
+        block.s3_bucket.save(warehouse_block_name(name), overwrite=True)
     block.save(name, overwrite=True)
     lake.ensure_tables(block.catalog(), registry_file.load(settings.registry))
     return block

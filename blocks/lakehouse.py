@@ -28,22 +28,23 @@ class IcebergLakehouse(Block):
     catalog_name: str = Field(default="lakeops", description="Iceberg catalog name.")
     catalog_type: str = Field(default="sql", description="pyiceberg catalog type: sql or rest.")
     catalog_uri: SecretStr = Field(
-        description="SQL: a SQLAlchemy URI (sqlite:////abs/catalog.db, postgresql+psycopg2://user:pw@host/db). "
-        "REST: the catalog's URL."
+        description="SQL catalog: a SQLAlchemy URI, e.g. sqlite:////abs/catalog.db or "
+        "postgresql+psycopg2://user:password@host/db. REST catalog: its URL. Stored encrypted."
     )
     catalog_credential: SecretStr | None = Field(
-        default=None, description="REST catalog: the OAuth2 client credential, `client_id:client_secret`."
+        default=None, description="REST catalog only: the OAuth2 client credential, client_id:client_secret."
     )
-    catalog_token: SecretStr | None = Field(default=None, description="REST catalog: a bearer token.")
+    catalog_token: SecretStr | None = Field(default=None, description="REST catalog only: a bearer token.")
     warehouse: str = Field(
         default="",
-        description="Warehouse location: file:///abs/warehouse, or empty to use the S3 bucket's folder. "
-        "A REST catalog may take a warehouse name here.",
+        description="Local warehouse as file:///abs/path. Leave empty when an S3 bucket is set: the warehouse is "
+        "then s3://<bucket>/<folder>. A REST catalog may take a warehouse name instead.",
     )
     s3_bucket: S3Bucket | None = Field(
         default=None,
-        description="The warehouse on S3: the bucket, its folder, and the AWS credentials block (keys, region, "
-        "endpoint URL for an S3-compatible server). Unset: a local warehouse.",
+        title="S3 bucket",
+        description="Warehouse on S3: a saved S3 Bucket block (bucket, folder, and its AWS Credentials block with "
+        "keys, region and the endpoint URL of S3-compatible storage). Leave empty for a local warehouse.",
     )
     landing: str = Field(description="Folder where the source system drops one file per window.")
     properties: dict[str, str] = Field(
