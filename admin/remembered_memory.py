@@ -15,7 +15,7 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.exceptions import ObjectNotFound
 
 from flows.memory_sizes import raise_deployment
-from lakeops.healing import oom
+from lakeops.healing import oom, sizes
 
 PAGE = 200
 
@@ -26,7 +26,7 @@ class Applied:
 
     deployment: str
     work_pool: str
-    size: oom.Size
+    size: sizes.Size
 
     def __str__(self) -> str:
         return f"{self.deployment} on {self.work_pool}: {self.size}"

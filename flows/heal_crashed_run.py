@@ -36,7 +36,7 @@ from flows.common import io_task
 from flows.events import post_confirmed
 from flows.memory_sizes import raise_deployment
 from lakeops.datasets.names import HEALER_FLOW
-from lakeops.healing import oom
+from lakeops.healing import oom, sizes
 from lakeops.healing.lost import Restart, decide_lost, was_lost
 from lakeops.healing.oom import GiveUp, NotOurs
 from lakeops.readiness.alerts import Alert
@@ -92,7 +92,7 @@ def read_crash(run_id: UUID) -> Crashed:
         ran.get("memory_cap") or oom.DEFAULT_CAP_MB,
         frozenset(run.tags),
         cpu=ran.get("cpu"),
-        fargate=oom.on_fargate(pool.type if pool else None, ran.get("launch_type")),
+        fargate=sizes.on_fargate(pool.type if pool else None, ran.get("launch_type")),
         evidence=evidence,
     )
     return Crashed(
@@ -152,7 +152,7 @@ def wait_for(run_id: UUID, timeout: float) -> tuple[str, str, str]:
 
 
 @io_task
-def remember_memory(deployment_id: UUID, worked: oom.Size) -> oom.Size | None:
+def remember_memory(deployment_id: UUID, worked: sizes.Size) -> sizes.Size | None:
     """Raise the deployment to the size that worked (never lower) and remember it past a redeploy; the new size."""
     with get_client(sync_client=True) as client:
         return raise_deployment(client, deployment_id, worked, remember=True)

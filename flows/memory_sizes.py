@@ -11,12 +11,12 @@ from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.variables import Variable
 
-from lakeops.healing import oom
+from lakeops.healing import oom, sizes
 
 
 def raise_deployment(
-    client: SyncPrefectClient, deployment_id: UUID, worked: oom.Size, remember: bool = False
-) -> oom.Size | None:
+    client: SyncPrefectClient, deployment_id: UUID, worked: sizes.Size, remember: bool = False
+) -> sizes.Size | None:
     """Raise a deployment's `memory` (and Fargate `cpu`) to `worked`, never lower; the new size, or None.
 
     With `remember`, the size is also kept in a Prefect variable per deployment and pool, which `prefect deploy`
@@ -26,7 +26,7 @@ def raise_deployment(
     pool = client.read_work_pool(deployment.work_pool_name) if deployment.work_pool_name else None
     variables = deployment.job_variables or {}
     ran = oom.in_effect(pool.base_job_template if pool else {}, variables)
-    fargate = oom.on_fargate(pool.type if pool else None, ran.get("launch_type"))
+    fargate = sizes.on_fargate(pool.type if pool else None, ran.get("launch_type"))
     new = oom.raised(ran.get("memory"), ran.get("cpu"), worked, fargate)
     if new is not None:
         client.update_deployment(deployment_id, DeploymentUpdate(job_variables={**variables, **new.job_variables()}))

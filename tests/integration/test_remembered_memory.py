@@ -33,7 +33,7 @@ from admin.remembered_memory import Applied, apply_remembered_memory
 from flows import heal_crashed_run
 from flows.heal_crashed_run import remember_memory
 from lakeops.datasets import names
-from lakeops.healing import oom
+from lakeops.healing import oom, sizes
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def set_job_variables(**changed: Any) -> None:
         client.update_deployment(deployment.id, DeploymentUpdate(job_variables=variables))
 
 
-def remember(size: oom.Size) -> oom.Size | None:
+def remember(size: sizes.Size) -> sizes.Size | None:
     """What the healer does once a re-run at `size` completed (its task's own body)."""
     with get_client(sync_client=True) as client:
         return remember_memory.fn(client.read_deployment_by_name(DRILL).id, size)
@@ -104,8 +104,8 @@ def test_the_size_a_healed_run_needed_is_given_back_after_a_redeploy(drill_on_ec
     declared = job_variables()
     assert (declared["cpu"], declared["memory"], declared["image"]) == (256, 512, IMAGE)
 
-    assert remember(oom.Size(4096, 512)) == oom.Size(4096, 512)  # a chain 512 -> ... -> 4096 MB completed
-    assert remember(oom.Size(2048, 256)) is None  # a smaller one completing later changes nothing
+    assert remember(sizes.Size(4096, 512)) == sizes.Size(4096, 512)  # a chain 512 -> ... -> 4096 MB completed
+    assert remember(sizes.Size(2048, 256)) is None  # a smaller one completing later changes nothing
     assert (job_variables()["cpu"], job_variables()["memory"]) == (512, 4096)
     stored = Variable.get(oom.memory_variable(ecs.ECS_WORK_POOL, DRILL))
     assert stored == {"deployment": DRILL, "work_pool": ecs.ECS_WORK_POOL, "memory": 4096, "cpu": 512}
@@ -115,15 +115,15 @@ def test_the_size_a_healed_run_needed_is_given_back_after_a_redeploy(drill_on_ec
 
     applied = apply_remembered_memory()
 
-    assert applied == [Applied(DRILL, ecs.ECS_WORK_POOL, oom.Size(4096, 512))]
+    assert applied == [Applied(DRILL, ecs.ECS_WORK_POOL, sizes.Size(4096, 512))]
     assert job_variables() == {**declared, "cpu": 512, "memory": 4096}  # image and env kept
     assert apply_remembered_memory() == []  # applied once, nothing left to raise
 
 
 def test_a_remembered_size_never_lowers_a_deployment_and_applies_only_on_its_own_pool(drill_on_ecs: Path) -> None:
-    assert remember(oom.Size(4096, 512)) == oom.Size(4096, 512)
+    assert remember(sizes.Size(4096, 512)) == sizes.Size(4096, 512)
     set_job_variables(cpu=1024, memory=8192)  # a larger size chosen since, by a human
-    other_pool = oom.Remembered(DRILL, "lakeops-local", oom.Size(16384))
+    other_pool = oom.Remembered(DRILL, "lakeops-local", sizes.Size(16384))
     Variable.set(other_pool.variable, other_pool.value(), tags=[oom.REMEMBERED_TAG])
     Variable.set("lakeops-memory--edited-by-hand", "16384", tags=[oom.REMEMBERED_TAG])
 
@@ -133,7 +133,7 @@ def test_a_remembered_size_never_lowers_a_deployment_and_applies_only_on_its_own
     set_job_variables(cpu=2048, memory=4096)  # more cpu, the same memory: what worked needs no more
     assert apply_remembered_memory() == []
     set_job_variables(cpu=2048, memory=2048)  # not a Fargate size: raised to 4096 MB, keeping its 2048 cpu
-    assert apply_remembered_memory() == [Applied(DRILL, ecs.ECS_WORK_POOL, oom.Size(4096, 2048))]
+    assert apply_remembered_memory() == [Applied(DRILL, ecs.ECS_WORK_POOL, sizes.Size(4096, 2048))]
 
 
 def stopped_task_event(flow_run_id: uuid.UUID) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def test_the_healer_reads_an_ecs_out_of_memory_stop_as_prefect_aws_reports_it(dr
     assert crashed.crash.exit_code == 137  # from the observer's line on the run's log
     assert (crashed.crash.cpu, crashed.crash.memory_mb, crashed.crash.fargate) == (256, 512, True)
     decision = heal_crashed_run.decide(crashed)
-    assert isinstance(decision, oom.Rerun) and decision.size == oom.Size(1024, 256)
+    assert isinstance(decision, oom.Rerun) and decision.size == sizes.Size(1024, 256)
     rerun_id = heal_crashed_run.start_rerun.fn(crashed, decision)
     with get_client(sync_client=True) as client:
         rerun = client.read_flow_run(rerun_id)

@@ -8,7 +8,7 @@ import yaml
 from admin import deployments, ecs
 from lakeops.datasets import registry as registry_file
 from lakeops.datasets.names import INPUTS_READY_EVENT, READY_EVENT
-from lakeops.healing import oom
+from lakeops.healing import sizes
 
 from .flights import FLIGHTS, REGISTRY
 
@@ -108,7 +108,7 @@ def test_the_ecs_file_holds_the_same_deployments_each_on_the_ecs_pool_with_a_far
         variables = pool["job_variables"]
         assert variables["image"] == "{{ $LAKEOPS_IMAGE }}"
         assert variables["env"] == {"LAKEOPS_CODE_VERSION": "{{ $LAKEOPS_CODE_VERSION }}"}
-        assert oom.is_fargate_size(oom.Size(variables["memory"], variables["cpu"])), (name, variables)
+        assert sizes.is_fargate_size(sizes.Size(variables["memory"], variables["cpu"])), (name, variables)
     assert on_ecs["build_layer/silver.flights"]["triggers"] == local["build_layer/silver.flights"]["triggers"]
     release = on_ecs["release_dataset/release-flights"]["work_pool"]["job_variables"]
     assert (release["cpu"], release["memory"]) == (1024, 4096)

@@ -22,7 +22,7 @@ from prefect_aws.workers.ecs_worker import ECSJobConfiguration, ECSWorker
 from admin import ecs
 from admin.automations import HEARTBEAT_SECONDS
 from admin.setup import HEARTBEAT_ENV
-from lakeops.healing import oom
+from lakeops.healing import oom, sizes
 
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/lakeops:0123456789ab"
@@ -79,7 +79,7 @@ def test_the_pool_template_is_the_ecs_workers_with_lakeops_additions() -> None:
     properties = template["variables"]["properties"]
     assert set(properties) == set(stock["variables"]["properties"]) | {"memory_cap"}
     assert (properties["cpu"]["default"], properties["memory"]["default"]) == (1024, 2048)  # the worker's own
-    assert oom.is_fargate_size(oom.Size(2048, 1024))
+    assert sizes.is_fargate_size(sizes.Size(2048, 1024))
     assert properties["memory_cap"]["default"] == oom.DEFAULT_CAP_MB
     assert properties["env"]["default"] == {HEARTBEAT_ENV: str(HEARTBEAT_SECONDS)}  # what the silent-runs rule expects
     assert properties["launch_type"]["default"] == "FARGATE"

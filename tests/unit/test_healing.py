@@ -6,7 +6,7 @@ import pytest
 from prefect.client.schemas.actions import VariableCreate
 from prefect_aws.observers.diagnostics import diagnose_ecs_task
 
-from lakeops.healing import oom
+from lakeops.healing import oom, sizes
 from lakeops.healing.oom import Crash, GiveUp, NotOurs, Rerun
 
 OOM = "Process exited with status code: 137. Process was killed, likely due to an out-of-memory (OOM) condition."
@@ -182,19 +182,19 @@ def test_the_exit_code_of_an_ecs_task_is_read_from_the_observers_diagnosis_of_th
     ],
 )
 def test_the_fargate_sizes_are_awss_table(cpu: int, memories: list[int]) -> None:
-    assert list(oom.FARGATE_SIZES[cpu]) == memories
-    assert all(oom.is_fargate_size(oom.Size(m, cpu)) for m in memories)
-    assert not oom.is_fargate_size(oom.Size(memories[0] - 512, cpu))
-    assert not oom.is_fargate_size(oom.Size(memories[-1] + 1024, cpu))
+    assert list(sizes.FARGATE_SIZES[cpu]) == memories
+    assert all(sizes.is_fargate_size(sizes.Size(m, cpu)) for m in memories)
+    assert not sizes.is_fargate_size(sizes.Size(memories[0] - 512, cpu))
+    assert not sizes.is_fargate_size(sizes.Size(memories[-1] + 1024, cpu))
 
 
 def test_a_fargate_fit_is_the_smallest_size_with_that_memory_and_at_least_that_cpu() -> None:
-    assert oom.fargate_fit(3000) == oom.Size(3072, 512)
-    assert oom.fargate_fit(3000, min_cpu=1024) == oom.Size(3072, 1024)
-    assert oom.fargate_fit(17000) == oom.Size(17408, 4096)
-    assert oom.fargate_fit(17000, min_cpu=8192) == oom.Size(20480, 8192)  # 8192 cpu steps by 4096 MB
-    assert oom.fargate_fit(122881) is None
-    assert oom.fargate_sizes()[0] == oom.Size(512, 256) and oom.fargate_sizes()[-1] == oom.Size(122880, 16384)
+    assert sizes.fargate_fit(3000) == sizes.Size(3072, 512)
+    assert sizes.fargate_fit(3000, min_cpu=1024) == sizes.Size(3072, 1024)
+    assert sizes.fargate_fit(17000) == sizes.Size(17408, 4096)
+    assert sizes.fargate_fit(17000, min_cpu=8192) == sizes.Size(20480, 8192)  # 8192 cpu steps by 4096 MB
+    assert sizes.fargate_fit(122881) is None
+    assert sizes.fargate_sizes()[0] == sizes.Size(512, 256) and sizes.fargate_sizes()[-1] == sizes.Size(122880, 16384)
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_an_ecs_task_stopped_out_of_memory_doubles_memory_within_fargate_sizes_u
 
     assert isinstance(decision, Rerun)
     assert (decision.cpu, decision.memory_mb) == after
-    assert oom.is_fargate_size(decision.size) and decision.memory_mb <= cap
+    assert sizes.is_fargate_size(decision.size) and decision.memory_mb <= cap
     assert decision.size.job_variables() == {"memory": after[1], "cpu": after[0]}
 
 
@@ -278,12 +278,12 @@ def test_a_fargate_chain_always_ends_at_the_cap_on_valid_sizes() -> None:
 def test_a_deployment_is_raised_to_what_worked_never_lowered_on_valid_fargate_sizes(
     current: tuple, worked: tuple, fargate: bool, new: tuple | None
 ) -> None:
-    raised = oom.raised(current[0], current[1], oom.Size(*worked), fargate)
-    assert raised == (oom.Size(*new) if new else None)
+    raised = oom.raised(current[0], current[1], sizes.Size(*worked), fargate)
+    assert raised == (sizes.Size(*new) if new else None)
 
 
 def test_the_remembered_size_is_a_valid_prefect_variable_per_deployment_and_pool_kept_only_upward() -> None:
-    remembered = oom.Remembered("build-layer/silver.flights", "lakeops-ecs", oom.Size(4096, 512))
+    remembered = oom.Remembered("build-layer/silver.flights", "lakeops-ecs", sizes.Size(4096, 512))
     VariableCreate(name=remembered.variable, value=remembered.value(), tags=[oom.REMEMBERED_TAG])  # Prefect's rules
     assert oom.Remembered.parse(remembered.value()) == remembered
     assert remembered.value() == {
@@ -295,7 +295,7 @@ def test_the_remembered_size_is_a_valid_prefect_variable_per_deployment_and_pool
     assert remembered.variable != oom.memory_variable("lakeops-local", "build-layer/silver.flights")
     assert remembered.variable != oom.memory_variable("lakeops-ecs", "build-layer/silver-flights")
     assert oom.Remembered.parse("4096") is None and oom.Remembered.parse({"memory": 1}) is None
-    larger = replace(remembered, size=oom.Size(8192, 1024))
+    larger = replace(remembered, size=sizes.Size(8192, 1024))
     assert remembered.merged(None, fargate=True) == remembered
     assert remembered.merged(larger, fargate=True) is None
     assert larger.merged(remembered, fargate=True) == larger
@@ -306,8 +306,8 @@ def test_the_job_variables_in_effect_are_the_runs_then_the_deployments_then_the_
     in_effect = oom.in_effect(template, {"memory": 4096, "cpu": None}, {"memory": 3072, "launch_type": "EC2"})
 
     assert in_effect == {"cpu": 1024, "memory": 4096, "launch_type": "EC2"}
-    assert oom.on_fargate("ecs", None) and oom.on_fargate("ecs", "FARGATE_SPOT")
-    assert not oom.on_fargate("ecs", "EC2") and not oom.on_fargate("process", None)
+    assert sizes.on_fargate("ecs", None) and sizes.on_fargate("ecs", "FARGATE_SPOT")
+    assert not sizes.on_fargate("ecs", "EC2") and not sizes.on_fargate("process", None)
 
 
 def test_the_fargate_alert_names_a_valid_size_to_run_it_with() -> None:
