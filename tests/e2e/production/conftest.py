@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import temporary_settings
 from prefect_aws import AwsClientParameters, AwsCredentials
 
@@ -95,6 +97,17 @@ def profile_of(stack: ProductionStack, settings: LakeSettings) -> dict[str, str]
     }
 
 
+def drain_client_services() -> None:
+    """Prefect's in-process event and log workers are one per process, bound to the API they started with.
+
+    Drained while this stack still answers, so that the next test's events start a worker bound to its own
+    server (otherwise every later event of the session fails against this stopped one, and the session's
+    exit waits for thousands of them).
+    """
+    EventsWorker.drain_all(timeout=30, at_exit=False)
+    APILogWorker.drain_all(timeout=30, at_exit=False)
+
+
 @pytest.fixture(scope="package")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     if reason := unreachable(POSTGRES_URL) or unreachable(REDIS_URL):
@@ -119,6 +132,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
                 yield prod
                 if prod.worker is not None:
                     prod.kill_worker()  # no run is left to finish: spares the worker's graceful shutdown (~7 s)
+                drain_client_services()
     finally:
         receiver.stop()
         drop_database(admin_url, catalog)
