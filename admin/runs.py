@@ -18,6 +18,7 @@ from lakeops.datasets.declaration import Dataset
 from lakeops.datasets.names import BUILD_FLOW, INGEST_FLOW, TableRef, deployment
 from lakeops.datasets.registry import Registry, bronze_of
 from lakeops.datasets.windows import Window
+from lakeops.healing.oom import HEALS_TAG
 from lakeops.iceberg import lake
 from lakeops.readiness import markers
 
@@ -59,6 +60,13 @@ def wait_for_run(deployment: str, matches: Callable[[FlowRun], bool], timeout: f
                 return found[0]
             time.sleep(0.5)
     raise TimeoutError(f"no finished run of {deployment} matched within {timeout:.0f} s")
+
+
+def healed(deployment: str, run: FlowRun, timeout: float = 120) -> FlowRun:
+    """The run, or, when it crashed and the healer re-ran it, the re-run that ended the chain (once final)."""
+    while run.state is not None and run.state.is_crashed():
+        run = wait_for_run(deployment, lambda r, heals=HEALS_TAG + str(run.id): heals in r.tags, timeout)
+    return run
 
 
 def consumer_of(snapshot_id: int, window: Window, after: FlowRun) -> Callable[[FlowRun], bool]:
@@ -122,6 +130,7 @@ def follow_window(
     runs, snapshots = [producer_run], [_committed_by(catalog, tables[0], producer_run)]
     for table in tables[1:]:
         run = wait_for_run(builder(table), consumer_of(snapshots[-1].snapshot_id, window, runs[-1]), timeout)
+        run = healed(builder(table), run, timeout)
         runs.append(run)
         snapshots.append(_committed_by(catalog, table, run))
     return WindowTrace(window, tuple(tables), tuple(runs), tuple(snapshots))

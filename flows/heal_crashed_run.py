@@ -94,6 +94,7 @@ def read_crash(run_id: UUID) -> Crashed:
         cpu=ran.get("cpu"),
         fargate=sizes.on_fargate(pool.type if pool else None, ran.get("launch_type")),
         evidence=evidence,
+        started=run.start_time is not None,
     )
     return Crashed(
         run.id,

@@ -1,7 +1,9 @@
-"""Lost runs: a run whose process or worker died without a word, marked Crashed when its heartbeats stopped.
+"""Lost runs: a run whose process or worker died without a word, marked Crashed when its heartbeats stopped;
+or one whose process crashed before its flow started (the API or the machine was down as it began).
 
-Such a run has no exit code to judge: it is started again once, as it was (same parameters, job
-variables and queue); a re-run that is lost as well is given up and alerted, as infrastructure.
+Neither has an exit code to judge nor ran any code of the flow: it is started again once, as it was (same
+parameters, job variables and queue); a re-run that is lost as well is given up and alerted, as
+infrastructure. An out-of-memory kill before the flow started is the memory rule's, not this one.
 """
 
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ class Restart:
 
 
 def was_lost(crash: oom.Crash) -> bool:
-    """Marked Crashed by the silent-runs automation: no heartbeat came, so its process or worker died."""
-    return (crash.message or "").startswith(SILENT_RUNS_AUTOMATION)
+    """Marked Crashed by the silent-runs automation (no heartbeat came, so its process or worker died), or
+    crashed before its flow reached Running, not out of memory (its process could not begin the run)."""
+    silent = (crash.message or "").startswith(SILENT_RUNS_AUTOMATION)
+    return silent or (not crash.started and not crash.out_of_memory)
 
 
 def decide_lost(crash: oom.Crash) -> Restart | GiveUp:

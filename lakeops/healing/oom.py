@@ -58,6 +58,7 @@ class Crash:
     cpu: int | None = None  # the `cpu` it ran with, the same way (ECS)
     fargate: bool = False  # a Fargate task: memory moves only between Fargate's task sizes
     evidence: tuple[str, ...] = ()  # what the infrastructure reported besides the message (the ECS observer's log)
+    started: bool = True  # whether the flow ever reached Running (no code of it ran otherwise)
 
     @property
     def exit_code(self) -> int | None:

@@ -43,6 +43,10 @@ def runs_of(deployment: str) -> list[FlowRun]:
         return client.read_flow_runs(flow_run_filter=only, limit=200)
 
 
+def created(run: FlowRun) -> float:
+    return run.created.timestamp() if run.created else 0.0
+
+
 def read(run_id: UUID) -> FlowRun:
     with get_client(sync_client=True) as client:
         return client.read_flow_run(run_id)
@@ -173,8 +177,12 @@ def test_a_server_killed_after_the_bronze_commit_and_restarted_loses_no_window(e
     assert producer.state.is_completed(), producer.state.message
     trace = e2e.follow(day, producer)
     silver, gold = trace.runs[1:]
-    assert silver.created_by is not None and silver.created_by.type == "AUTOMATION"
-    assert silver.parameters["params"]["snapshot_id"] == trace.snapshots[0].snapshot_id
+    started = min((r for r in runs_of(SILVER) if r.parameters["params"]["window"] == day.isoformat()), key=created)
+    assert started.created_by is not None and started.created_by.type == "AUTOMATION"
+    assert started.parameters["params"]["snapshot_id"] == trace.snapshots[0].snapshot_id
+    # Started by the event just before the kill, its process may crash against the dead server before its
+    # flow begins: then the healer re-runs it once (a lost run), and the chain goes on from the re-run.
+    assert silver.id == started.id or oom.HEALS_TAG + str(started.id) in silver.tags
     assert gold.state.is_completed() and e2e.receiver.about(day.isoformat()) == []
 
     with get_client(sync_client=True) as client:
@@ -183,6 +191,7 @@ def test_a_server_killed_after_the_bronze_commit_and_restarted_loses_no_window(e
     print(
         f"\nserver killed 0.5 s after the Bronze commit, back {restarted - killed:.1f} s later; the producer "
         f"{'posted the ready event again' if posted_again else 'posted the ready event once (after the restart)'}; "
+        f"{'Silver healed after crashing against the dead server; ' if silver.id != started.id else ''}"
         f"-> Silver completed {silver.state.timestamp.timestamp() - killed:.1f} s, -> Gold completed "
         f"{gold.state.timestamp.timestamp() - killed:.1f} s after the kill"
     )

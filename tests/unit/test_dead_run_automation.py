@@ -115,6 +115,20 @@ def test_a_run_is_lost_only_when_the_silent_runs_automation_marked_it(message: s
     assert was_lost(crash(message)) is lost
 
 
+@pytest.mark.parametrize(
+    ("message", "lost"),
+    [
+        ("Flow run infrastructure exited with non-zero status code 1. Process exited with a general error.", True),
+        ("Process exited with status code: 137. Process was killed, likely due to an out-of-memory (OOM)", False),
+    ],
+)
+def test_a_run_that_crashed_before_its_flow_started_is_lost_unless_out_of_memory(message: str, lost: bool) -> None:
+    before_running = Crash("run-1", message, 200, 8192, started=False)
+
+    assert was_lost(before_running) is lost
+    assert was_lost(Crash("run-1", message, 200, 8192, started=True)) is False  # its own code ran: not ours
+
+
 def test_a_lost_run_is_rerun_once_as_it_was_with_one_rerun_per_crash() -> None:
     decision = decide_lost(crash(tags={"lakeops", "silver"}))
 
