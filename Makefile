@@ -10,6 +10,9 @@ STAMP  := $(VENV)/.installed-stamp
 S3_SUITES := $(addprefix tests/unit/,test_pipeline.py test_lake.py test_timetravel.py test_history.py \
 	test_replay.py test_rollback.py test_release.py test_promotion.py test_maintenance.py test_tags.py test_status.py)
 
+# The e2e suites that exercise the worker, run a second time on Prefect's process worker (the default is the warm one).
+PROCESS_SUITES := $(addprefix tests/e2e/,test_readiness_pipeline.py test_healer.py test_dead_infra.py)
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -28,6 +31,7 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	TEST_LAKE=s3 $(BIN)/python -m pytest $(S3_SUITES)
+	LAKEOPS_WORKER=process $(BIN)/python -m pytest $(PROCESS_SUITES)
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e and not integration"

@@ -20,7 +20,7 @@ from admin.automations import (
 )
 from admin.lakehouse import lakehouse_from_settings, warehouse_block_name
 from admin.remembered_memory import apply_remembered_memory
-from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack
+from admin.stack import PROJECT_DIR, WORK_POOL, WORKER_ENV, LocalStack, worker_type
 from blocks.contract import ReadinessContractBlock
 from blocks.cost_model import CostModel
 from blocks.lakehouse import IcebergLakehouse
@@ -33,6 +33,7 @@ from lakeops.iceberg.provenance import code_version
 from lakeops.readiness import contracts
 from lakeops.readiness.contracts import ReadinessContract
 from lakeops.settings import LakeSettings
+from workers.warm import WarmWorker
 
 
 def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLakehouse:
@@ -51,12 +52,13 @@ def save_lakehouse(settings: LakeSettings, name: str = "default") -> IcebergLake
 MEMORY_LIMITED_COMMAND = "python -m lakeops.memlimit python -m prefect.engine"
 
 
-def memory_limited(template: dict[str, Any]) -> dict[str, Any]:
+def memory_limited(template: dict[str, Any], command: str | None = MEMORY_LIMITED_COMMAND) -> dict[str, Any]:
     """A process pool's base job template whose flow runs are held to the `memory` job variable.
 
     Adds `memory` (MB, default none: unlimited) and `memory_cap` (MB, where the healer stops doubling),
-    passes `memory` to the flow run as LAKEOPS_MEMORY_MB and starts it through `lakeops.memlimit` (the
-    default of `command`: a deployment that sets its own command runs without the limit). Idempotent.
+    passes `memory` to the flow run as LAKEOPS_MEMORY_MB and, on the process worker, starts it through
+    `lakeops.memlimit` (the default of `command`: a deployment that sets its own command runs without the
+    limit). The warm worker's slots apply the limit themselves (`command` None). Idempotent.
     """
     wanted = copy.deepcopy(template)
     properties = wanted["variables"]["properties"]
@@ -75,7 +77,7 @@ def memory_limited(template: dict[str, Any]) -> dict[str, Any]:
         "minimum": 16,
         "default": DEFAULT_CAP_MB,
     }
-    properties["command"]["default"] = MEMORY_LIMITED_COMMAND
+    properties["command"]["default"] = command
     env = wanted["job_configuration"].get("env")
     wanted["job_configuration"]["env"] = {**(env if isinstance(env, dict) else {}), MEMORY_ENV: "{{ memory }}"}
     return wanted
@@ -97,22 +99,34 @@ def heartbeating(template: dict[str, Any]) -> dict[str, Any]:
     return wanted
 
 
-def lakeops_pool(template: dict[str, Any]) -> dict[str, Any]:
+def lakeops_pool(template: dict[str, Any], kind: str = "process") -> dict[str, Any]:
     """The lakeops pool's template: memory-limited runs that heartbeat."""
-    return heartbeating(memory_limited(template))
+    return heartbeating(memory_limited(template, MEMORY_LIMITED_COMMAND if kind == "process" else None))
 
 
-def ensure_work_pool(name: str = WORK_POOL) -> None:
-    """Create the process work pool with the memory limit and heartbeats, or add them to the existing pool."""
+WORKERS = {"process": ProcessWorker, WarmWorker.type: WarmWorker}
+
+
+def ensure_work_pool(name: str = WORK_POOL, kind: str | None = None) -> None:
+    """Create the local pool of the chosen worker type (LAKEOPS_WORKER) with the memory limit and heartbeats.
+
+    An existing pool gets them added; a pool of the other worker type is replaced (`lakeops setup`
+    redeploys onto it next).
+    """
+    kind = kind or worker_type()
+    template = lakeops_pool(WORKERS[kind].get_default_base_job_template(), kind)
     with get_client(sync_client=True) as client:
         try:
-            template = lakeops_pool(ProcessWorker.get_default_base_job_template())
-            client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
+            client.create_work_pool(WorkPoolCreate(name=name, type=kind, base_job_template=template))
             return
         except ObjectAlreadyExists:
             pool = client.read_work_pool(name)
-        if pool.type == "process" and lakeops_pool(pool.base_job_template) != pool.base_job_template:
-            client.update_work_pool(name, WorkPoolUpdate(base_job_template=lakeops_pool(pool.base_job_template)))
+        if pool.type != kind:
+            print(f"work pool {name}: {pool.type} -> {kind} ({WORKER_ENV}); recreated")
+            client.delete_work_pool(name)
+            client.create_work_pool(WorkPoolCreate(name=name, type=kind, base_job_template=template))
+        elif lakeops_pool(pool.base_job_template, kind) != pool.base_job_template:
+            client.update_work_pool(name, WorkPoolUpdate(base_job_template=lakeops_pool(pool.base_job_template, kind)))
 
 
 def deploy_all(stack: LocalStack, prefect_file: Path | None = None) -> None:

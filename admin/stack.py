@@ -1,4 +1,4 @@
-"""A local Prefect server and process worker, started in the background and stopped again."""
+"""A local Prefect server and worker (warm or process), started in the background and stopped again."""
 
 import os
 import signal
@@ -10,11 +10,23 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lakeops.datasets.names import WARM_WORKER_TYPE
 from lakeops.healing.usage import USAGE_DIR_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORK_POOL = "lakeops-local"
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"
+WORKER_ENV = "LAKEOPS_WORKER"
+# LAKEOPS_WORKER -> the local pool's type: Prefect's process worker, or lakeops's warm one (workers/warm.py).
+WORKER_TYPES = {"process": "process", "warm": WARM_WORKER_TYPE}
+
+
+def worker_type() -> str:
+    """The local pool's worker type, from LAKEOPS_WORKER (`warm`, the default, or `process`)."""
+    chosen = os.environ.get(WORKER_ENV, "warm").strip() or "warm"
+    if chosen not in WORKER_TYPES:
+        raise ValueError(f"{WORKER_ENV}={chosen!r}: choose one of {', '.join(WORKER_TYPES)}")
+    return WORKER_TYPES[chosen]
 
 
 def reachable(api_url: str, timeout: float = 2.0) -> bool:
@@ -95,7 +107,7 @@ class LocalStack:
         return server
 
     def start_worker(self, poll_seconds: float = 0.5, **extra_env: str) -> subprocess.Popen[bytes]:
-        """Start a process worker on the lakeops pool that polls every `poll_seconds`."""
+        """Start a worker of the pool's type (LAKEOPS_WORKER) on the lakeops pool that polls every `poll_seconds`."""
         env = self.env(
             PREFECT_WORKER_QUERY_SECONDS=str(poll_seconds),
             PREFECT_WORKER_PREFETCH_SECONDS="0",
@@ -111,7 +123,7 @@ class LocalStack:
                 "--pool",
                 WORK_POOL,
                 "--type",
-                "process",
+                worker_type(),
                 "--name",
                 f"lakeops-{os.getpid()}",
             ],

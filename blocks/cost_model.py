@@ -5,6 +5,7 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field
 
+from lakeops.datasets.names import WARM_WORKER_TYPE
 from lakeops.metrics.cost import FARGATE, Prices
 
 
@@ -42,9 +43,17 @@ class CostModel(Block):
     pools: dict[str, PoolPrices] = Field(
         default_factory=_defaults,
         description="Prices by work pool type: `process` (a price per core-hour and per GB-hour of the machines "
-        "the local worker runs on) and `ecs` (Fargate's, per vCPU-hour and GB-hour; `cpu` counts 1024 per vCPU).",
+        "the local worker runs on; also the warm worker's `lakeops-warm` "
+        "unless it is given its own) and `ecs` (Fargate's, per vCPU-hour and GB-hour; `cpu` counts 1024 per vCPU).",
     )
 
     def prices(self) -> dict[str, Prices]:
-        """The prices of each work pool type, as the metrics core takes them."""
-        return {pool: Prices(**p.model_dump()) for pool, p in self.pools.items()}
+        """The prices of each work pool type, as the metrics core takes them.
+
+        The warm worker's pool type runs on the machines the process worker does: priced as `process`
+        unless it has prices of its own.
+        """
+        prices = {pool: Prices(**p.model_dump()) for pool, p in self.pools.items()}
+        if "process" in prices:
+            prices.setdefault(WARM_WORKER_TYPE, prices["process"])
+        return prices

@@ -8,7 +8,7 @@ from prefect import flow
 from pyiceberg.catalog import Catalog
 
 from flows.alerts import alert_on_failure
-from flows.common import certify, materializing, open_lakehouse, platform, publish_ready, run_info
+from flows.common import audit, materializing, open_lakehouse, platform, publish_ready, run_info
 from flows.params import BuildParams
 from flows.sla import resolve_if_caught_up
 from lakeops.build import pipeline
@@ -30,6 +30,7 @@ def inputs_of(registry: Registry, params: BuildParams) -> dict[str, int]:
 
 
 def build(catalog: Catalog, registry: Registry, params: BuildParams, inputs: dict[str, int]) -> ReadySignal:
+    """Build the window, audit it with the layer's suite, and only then commit it (write-audit-publish)."""
     dataset = registry.dataset(params.layer.split(".", 1)[0])
     layer = registry.layer(params.layer)
     version = release_log.build_version(catalog, dataset.name, params.transform_version, dataset.default_version)
@@ -43,20 +44,20 @@ def build(catalog: Catalog, registry: Registry, params: BuildParams, inputs: dic
         stale=params.stale,
         version=version,
         carry_from=Window.parse(params.fallback_window) if params.fallback_window else None,
+        # A layer that declares no suite is not audited, and earns no last-known-good.
+        target=pipeline.Target(validate=audit) if layer.suite is not None else pipeline.Target(),
     )
 
 
 @flow(name=BUILD_FLOW, flow_run_name="{params.layer} {params.window}", on_failure=[alert_on_failure()])
 def build_layer(params: BuildParams) -> ReadySignal:
-    """Read each input at exactly its snapshot, replace the layer's window, signal readiness, then audit."""
+    """Read each input at exactly its snapshot, audit the window's new rows, commit them, signal readiness."""
     lakehouse, catalog = open_lakehouse(params.lakehouse)
     registry = platform()
     layer = registry.layer(params.layer)
     inputs = inputs_of(registry, params)
     built = materializing(registry, layer, lakehouse.catalog_name, build)(catalog, registry, params, inputs)
     signal = publish_ready(catalog, layer.table, built)
-    if layer.suite is not None:  # a layer that declares no suite is not audited, and earns no last-known-good
-        certify(catalog, layer, signal)
     for name in layer.inputs:
         resolve_if_caught_up(catalog, str(registry.layer(name).table), signal)
     return signal

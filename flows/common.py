@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import pandas as pd
 from prefect import Task, get_run_logger, task
 from prefect.assets import Asset, AssetProperties, materialize
 from prefect.cache_policies import NO_CACHE
@@ -28,7 +29,6 @@ from pyiceberg.catalog import Catalog
 from blocks.lakehouse import IcebergLakehouse
 from flows import events
 from flows.events import post_confirmed
-from lakeops.build import pipeline
 from lakeops.build.pipeline import RunInfo
 from lakeops.build.validation import ValidationReport, validate
 from lakeops.datasets import registry as registry_file
@@ -270,13 +270,17 @@ def _has_run(client: SyncPrefectClient, deployment_id: UUID, consumer: Consumer)
     return any(consumer.started_by(run.parameters.get("params", {})) for run in runs)
 
 
-@io_task
-def certify(catalog: Catalog, layer: Layer, signal: ReadySignal) -> ValidationReport:
-    """Audit the committed window with its GX suite; a pass moves last-known-good (never retried on fail)."""
-    report = pipeline.certify(catalog, layer, signal, validate)
-    get_run_logger().info(
-        "%s window %s passed %s checks of %s", layer.table, signal.window, report.evaluated, report.suite
-    )
+@task(name="audit", cache_policy=NO_CACHE)
+def audit(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+    """The layer's GX suite on a window's rows before they are committed (a task of its own in the UI).
+
+    A pass is logged; a failure raises in the pipeline (nothing committed), never retried (DATA_LOGIC).
+    """
+    report = validate(layer, frame)
+    if report.success:
+        get_run_logger().info(
+            "%s: %s rows passed %s checks of %s; committing", layer.table, report.rows, report.evaluated, report.suite
+        )
     return report
 
 

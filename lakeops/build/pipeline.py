@@ -15,7 +15,7 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 
 from lakeops.build import fallback
-from lakeops.build.validation import ValidationReport, Validator
+from lakeops.build.validation import Validator
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer
 from lakeops.datasets.filters import equal_to
 from lakeops.datasets.registry import Registry, bronze_of
@@ -240,15 +240,24 @@ def _publish_window(
     batch_id: str,
     carried_from: Window | None = None,
 ) -> ReadySignal:
-    """Validate, commit the window on the target branch, and move last-known-good when earned."""
-    report = target.validate(layer, frame) if target.validate else None
+    """Audit, then commit the window on the target branch, and move last-known-good when earned.
+
+    Write-audit-publish: the suite runs on exactly the rows about to be committed (cast to the table's
+    schema and read back as any reader of the table gets them), before anything is committed; a
+    window that fails is never committed, so never seen on the branch nor signalled.
+    """
+    table = lake.load(catalog, layer.table)
+    rows = lake.to_arrow(frame, layer.schema)
+    report = target.validate(layer, rows.to_pandas()) if target.validate else None
     if report is not None and not report.success:
+        good = tags.last_known_good(table)
+        head = lake.head(table, target.branch)
         raise ValidationFailed(
             f"{layer.table} window {window} failed {len(report.failures)} of {report.evaluated} checks of "
-            f"{report.suite}; nothing committed: " + "; ".join(report.failures),
+            f"{report.suite}; nothing committed: {target.branch} stays at {head.snapshot_id if head else 'none'}, "
+            f"last-known-good at {good.snapshot_id if good else 'none'}: " + "; ".join(report.failures),
             report.failures,
         )
-    table = lake.load(catalog, layer.table)
     provenance = Provenance(
         run.code_version,
         run.flow_run_id,
@@ -262,31 +271,7 @@ def _publish_window(
         validated=report is not None,
         carried_from=carried_from.key if carried_from else None,
     )
-    rows = lake.to_arrow(frame, layer.schema)
     snapshot_id = lake.replace_rows(table, rows, layer.window.filter(window), provenance)
     if provenance.validated and not stale and target.branch == lake.MAIN:
         tags.mark_good(table, snapshot_id)
     return markers.signal_of(table, layer.table, snapshot_id, provenance, len(frame))
-
-
-def certify(catalog: Catalog, layer: Layer, signal: ReadySignal, validate: Validator) -> ValidationReport:
-    """Audit a committed window after its signal went out; a pass on a fresh commit moves last-known-good.
-
-    The audit runs after publishing so that consumers do not wait for it (great_expectations alone
-    takes seconds to import). Raises ValidationFailed: the window stays committed, last-known-good
-    stays where it was, and the run fails for a human to look at.
-    """
-    table = lake.load(catalog, layer.table)
-    window = Window.parse(signal.window, layer.window.grain)
-    report = validate(layer, lake.read(table, layer.window.filter(window), signal.snapshot_id))
-    if not report.success:
-        good = tags.last_known_good(table)
-        raise ValidationFailed(
-            f"{layer.table} window {signal.window} at snapshot {signal.snapshot_id} failed {len(report.failures)} of "
-            f"{report.evaluated} checks of {report.suite}; last-known-good stays at "
-            f"{good.snapshot_id if good else 'none'}: " + "; ".join(report.failures),
-            report.failures,
-        )
-    if not signal.stale:
-        tags.mark_good(table, signal.snapshot_id)
-    return report

@@ -48,6 +48,7 @@ HEALER = "crashed-runs"
 DEADLINE_HANDLER = "missed-deadlines"
 MAINTENANCE = "all-tables"
 DRILL = "capacity-drill"
+WARM_WORKER_TYPE = "lakeops-warm"  # the warm worker's work pool type (workers/warm.py)
 INPUTS_READY_EVENT = "lakeops.dataset.inputs-ready"  # every input of a multi-input layer is ready for a window
 HEARTBEAT_EVENT = (
     "prefect.flow-run.heartbeat"  # Prefect's: a flow run's engine is alive (PREFECT_FLOWS_HEARTBEAT_FREQUENCY)

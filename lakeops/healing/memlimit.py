@@ -101,9 +101,13 @@ class MemoryCgroup:
             raise CgroupUnavailable(f"cannot set the memory limit of {path}: {error}") from error
         return cgroup
 
-    def enter(self) -> None:
-        """Move the calling process into this cgroup (its children follow)."""
-        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+    def enter(self, pid: int | None = None) -> None:
+        """Move a process (default: the calling one) into this cgroup; its later children follow.
+
+        What the process already holds stays charged where it was (neither cgroup version moves it by
+        default): the limit counts what it allocates from here on.
+        """
+        (self.path / "cgroup.procs").write_text(str(os.getpid() if pid is None else pid))
 
     def oom_kills(self) -> int:
         """How many processes the kernel's OOM killer ended in this cgroup."""
@@ -146,35 +150,66 @@ def supervise(command: Sequence[str], cgroup: MemoryCgroup, megabytes: int) -> i
 
     def start_inside() -> None:  # runs in the child between fork and exec
         cgroup.enter()
-        _die_with_parent()
+        die_with_parent()
 
-    env = {**os.environ, ENFORCED_ENV: f"cgroup v{cgroup.layout.version} {cgroup.path}, {megabytes} MB"}
+    env = {**os.environ, ENFORCED_ENV: enforced_by(cgroup, megabytes)}
     started = time.monotonic()
     child = subprocess.Popen(command, env=env, preexec_fn=start_inside)  # we run no threads: safe
+    return wait_in_cgroup(child, cgroup, megabytes, started)
+
+
+def enforced_by(cgroup: MemoryCgroup, megabytes: int) -> str:
+    return f"cgroup v{cgroup.layout.version} {cgroup.path}, {megabytes} MB"
+
+
+def wait_in_cgroup(
+    child: "subprocess.Popen[bytes]",
+    cgroup: MemoryCgroup,
+    megabytes: int,
+    started: float,
+    held_mb: float = 0.0,
+    cpu_before: float = 0.0,
+) -> int:
+    """Wait for `child`, which runs in `cgroup`; record its usage, remove the cgroup; 137 after an OOM kill.
+
+    `held_mb` is memory the child held before it entered the cgroup (charged elsewhere; added to the
+    recorded peak), `cpu_before` the CPU seconds it had used by then (not the run's).
+    """
     code = _wait(child)
     killed = code == -signal.SIGKILL and cgroup.oom_kills() > 0
-    peak = cgroup.peak_mb()
+    grown = cgroup.peak_mb()
+    peak = None if grown is None else round(grown + held_mb)
     if not cgroup.remove():
-        _say(f"{cgroup.path} still holds processes; a later run removes it")
+        say(f"{cgroup.path} still holds processes; a later run removes it")
     exit_code = OOM_EXIT_CODE if killed else (code if code >= 0 else 128 - code)
-    usage.record_from_env(exit_code, peak, megabytes, "cgroup", started, _say)
+    usage.record_from_env(exit_code, peak, megabytes, "cgroup", started, say, cpu_before)
+    held = f" (+{held_mb:.0f} MB held before the limit)" if held_mb else ""
     if killed:
-        _say(f"out of memory: the kernel killed the command at its {megabytes} MB limit (peak {peak} MB); exit 137")
+        say(
+            f"out of memory: the kernel killed the command at its {megabytes} MB limit{held} (peak {peak} MB); exit 137"
+        )
         return OOM_EXIT_CODE
-    _say(f"command exited {code}; peak memory {peak} MB of {megabytes} MB")
-    return _pass_through(code)
+    say(f"command exited {code}; peak memory {peak} MB of {megabytes} MB{held}")
+    return pass_through(code)
 
 
 def run_measured(command: Sequence[str], megabytes: int | None, enforced: str) -> int:
     """Without a cgroup: run `command` as a child, wait, and record what it used (getrusage)."""
     started = time.monotonic()
-    child = subprocess.Popen(command, preexec_fn=_die_with_parent)  # we run no threads: safe
+    child = subprocess.Popen(command, preexec_fn=die_with_parent)  # we run no threads: safe
+    return wait_measured(child, megabytes, enforced, started)
+
+
+def wait_measured(
+    child: "subprocess.Popen[bytes]", megabytes: int | None, enforced: str, started: float, cpu_before: float = 0.0
+) -> int:
+    """Wait for `child` (no cgroup) and record what it used: CPU since `cpu_before`, its largest resident set."""
     code = _wait(child)
-    usage.record_from_env(code if code >= 0 else 128 - code, None, megabytes, enforced, started, _say)
-    return _pass_through(code)
+    usage.record_from_env(code if code >= 0 else 128 - code, None, megabytes, enforced, started, say, cpu_before)
+    return pass_through(code)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):  # the child dies with its supervisor
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -185,32 +220,39 @@ def _wait(child: "subprocess.Popen[bytes]") -> int:
     return child.wait()
 
 
-def _pass_through(code: int) -> int:
+def pass_through(code: int) -> int:
     if code < 0:  # killed by another signal: die of the same one, as if there were no supervisor
-        signal.signal(-code, signal.SIG_DFL)
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # (those two have no handler to reset)
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code if code >= 0 else 128 - code
 
 
-def limit_address_space(megabytes: int, reason: str) -> None:
-    """The fallback: cap this process's address space (inherited across exec); say so loudly."""
+def limit_address_space(megabytes: int, reason: str, pid: int = 0) -> str:
+    """The fallback: cap a process's address space (default ours, inherited across exec); say so loudly.
+
+    Returns how the limit is enforced (also set as LAKEOPS_MEMORY_ENFORCED for our own process).
+    """
     limit = megabytes * 1024 * 1024
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _, hard = resource.prlimit(pid, resource.RLIMIT_AS)
     limit = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    os.environ[ENFORCED_ENV] = f"address-space limit (fallback: {reason}), {megabytes} MB"
-    _say(
+    resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+    enforced = f"address-space limit (fallback: {reason}), {megabytes} MB"
+    if not pid:
+        os.environ[ENFORCED_ENV] = enforced
+    say(
         f"WARNING: no memory cgroup ({reason}); FALLING BACK to an address-space limit of {megabytes} MB. "
         "Allocations beyond it raise MemoryError (the run fails, it is not killed), and address space "
         "exceeds resident memory, so this limit is looser than it reads."
     )
+    return enforced
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m lakeops.memlimit COMMAND...`: run COMMAND under LAKEOPS_MEMORY_MB (see the module doc)."""
     command = list(sys.argv[1:] if argv is None else argv)
     if not command:
-        _say("usage: python -m lakeops.memlimit COMMAND [ARGS...]  (limit in LAKEOPS_MEMORY_MB)")
+        say("usage: python -m lakeops.memlimit COMMAND [ARGS...]  (limit in LAKEOPS_MEMORY_MB)")
         return 2
     megabytes = limit_mb(os.environ)
     measured = bool(os.environ.get(usage.USAGE_DIR_ENV) and os.environ.get(usage.FLOW_RUN_ENV))
@@ -227,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if measured:
             return run_measured(command, megabytes, "rlimit")
         os.execvp(command[0], command)
-    _say(f"limit {megabytes} MB (no swap) in cgroup v{cgroup.layout.version} {cgroup.path}")
+    say(f"limit {megabytes} MB (no swap) in cgroup v{cgroup.layout.version} {cgroup.path}")
     return supervise(command, cgroup, megabytes)
 
 
@@ -287,7 +329,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(f"lakeops.memlimit: {message}", file=sys.stderr, flush=True)
 
 

@@ -52,17 +52,26 @@ def record(usage: Usage, directory: Path) -> Path:
 
 
 def record_from_env(
-    exit_code: int, peak_mb: int | None, limit: int | None, enforced: str, started: float, say: Callable[[str], None]
+    exit_code: int,
+    peak_mb: int | None,
+    limit: int | None,
+    enforced: str,
+    started: float,
+    say: Callable[[str], None],
+    cpu_before: float = 0.0,
 ) -> None:
     """The supervisor's record of the run it waited for, where LAKEOPS_USAGE_DIR says (unset: nothing).
 
-    `started` is the run's start on the monotonic clock; a failure to write is said, never raised.
+    `started` is the run's start on the monotonic clock; `cpu_before` the CPU seconds its process had
+    used before the run was handed to it (a warm interpreter's imports), which are not the run's. A
+    failure to write is said, never raised.
     """
     directory, flow_run_id = os.environ.get(USAGE_DIR_ENV), os.environ.get(FLOW_RUN_ENV)
     if not directory or not flow_run_id:
         return
     peak = float(peak_mb) if peak_mb is not None else children_peak_mb()
-    measured = Usage(flow_run_id, exit_code, children_cpu_seconds(), peak, limit, enforced, time.monotonic() - started)
+    cpu = max(children_cpu_seconds() - cpu_before, 0.0)
+    measured = Usage(flow_run_id, exit_code, cpu, peak, limit, enforced, time.monotonic() - started)
     try:
         record(measured, Path(directory))
     except OSError as exc:  # never fail a run for its bookkeeping

@@ -11,8 +11,8 @@ from prefect.deployments import run_deployment
 
 from admin import runs
 from admin.automations import HEALER_DEPLOYMENT, ensure_healer_automation
-from admin.setup import MEMORY_LIMITED_COMMAND, ensure_work_pool, memory_limited
-from admin.stack import WORK_POOL
+from admin.setup import MEMORY_LIMITED_COMMAND, ensure_work_pool, lakeops_pool
+from admin.stack import WORK_POOL, worker_type
 from lakeops.datasets import names
 from lakeops.healing import oom
 
@@ -147,7 +147,11 @@ def test_setup_twice_leaves_one_pool_template_with_the_limit_and_one_healer_auto
         after = client.read_work_pool(WORK_POOL).base_job_template
         healers = client.read_automations_by_name("lakeops healer: crashed runs")
 
-    assert after == before == memory_limited(before)
-    assert after["variables"]["properties"]["command"]["default"] == MEMORY_LIMITED_COMMAND
+    kind = worker_type()
+    assert after == before == lakeops_pool(before, kind)
+    # The process worker starts runs through the memory supervisor; the warm worker's slots are the supervisor.
+    assert after["variables"]["properties"]["command"]["default"] == (
+        MEMORY_LIMITED_COMMAND if kind == "process" else None
+    )
     assert after["job_configuration"]["env"] == {"LAKEOPS_MEMORY_MB": "{{ memory }}"}
     assert len(healers) == 1

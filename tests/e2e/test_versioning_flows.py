@@ -21,7 +21,7 @@ REPLAY = replay_deployment("flights")  # replay/replay-flights
 MAINTAIN = deployment(MAINTAIN_FLOW, MAINTENANCE)  # maintain-tables/all-tables
 
 
-def test_output_that_fails_its_audit_fails_the_run_and_keeps_last_known_good(e2e) -> None:
+def test_output_that_fails_its_audit_is_never_committed_nor_signalled_and_the_run_fails(e2e) -> None:
     good_day, bad_day = date(2013, 3, 1), date(2013, 3, 2)
     landing.drop_day_file(e2e.landing, good_day)
     e2e.follow(good_day, e2e.run_producer(good_day))
@@ -41,14 +41,19 @@ def test_output_that_fails_its_audit_fails_the_run_and_keeps_last_known_good(e2e
     )
 
     assert failed.state.is_failed()
-    assert "air_time" in failed.state.message and f"last-known-good stays at {good.snapshot_id}" in failed.state.message
+    message = failed.state.message
+    assert "air_time" in message and "nothing committed" in message
+    assert f"last-known-good at {good.snapshot_id}" in message
     silver.refresh()
     assert tags.last_known_good(silver).snapshot_id == good.snapshot_id
-    # Audited after publishing: the window is committed (consumers were not held up), but not certified.
-    assert len(lake.read(silver, window_filter(SILVER_FLIGHTS, Window(bad_day)))) == len(rows)
+    # Audited before publishing: the window never reached main, so no consumer was started on it.
+    assert silver.current_snapshot().snapshot_id == good.snapshot_id
+    assert lake.read(silver, window_filter(SILVER_FLIGHTS, Window(bad_day))).empty
+    assert lake.snapshot_of_run(silver, str(failed.id)) is None
+    assert runs.joined_runs(e2e.registry, "flights.gold", bad_day) == []
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs()
-    audits = [t for t in task_runs if t.flow_run_id == failed.id and t.name.startswith("certify")]
+    audits = [t for t in task_runs if t.flow_run_id == failed.id and t.name.startswith("audit")]
     assert len(audits) == 1 and audits[0].run_count == 1  # data logic is never retried
 
 

@@ -166,3 +166,16 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") == -1
+
+
+@needs_cgroups
+def test_a_command_killed_outright_under_a_limit_is_reported_by_its_signal_not_as_a_supervisor_error() -> None:
+    environ = {**os.environ, memlimit.MEMORY_ENV: "200"}
+    ready = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakeops.memlimit", *python(ready)], env=environ, stdout=subprocess.PIPE, text=True
+    )
+    os.kill(int(proc.stdout.readline()), signal.SIGKILL)
+
+    assert proc.wait(timeout=20) == -signal.SIGKILL  # not 137 (no OOM), not 1 (SIGKILL has no handler to reset)
+    assert own_lakeops_cgroups() == []

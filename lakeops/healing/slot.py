@@ -1,0 +1,107 @@
+"""`python -m lakeops.healing.slot COMMAND...`: hold a warm command, then run one flow run in it under its memory limit.
+
+The warm worker keeps a few of these idle. The slot starts COMMAND (a warm interpreter) at once,
+which imports what runs need and waits. When the worker hands the slot a flow run (one JSON line on
+stdin: `{"env": {...}, "cwd": ...}`) the slot takes the run's environment as its own, moves the
+interpreter into a memory cgroup of the run's LAKEOPS_MEMORY_MB (the memory supervisor's cgroup,
+`lakeops.healing.memlimit`), passes the line on and waits, as the cold supervisor does: exit 137
+after an out-of-memory kill, the interpreter's own exit otherwise, and a usage record for the run.
+
+What the interpreter imported while warm stays charged to the worker, not to the run's cgroup: the
+limit counts what the run allocates after the hand-off, and the recorded peak adds what the
+interpreter held before it (its resident set at the hand-off). Its CPU before the hand-off is not
+the run's either. End of input before a hand-off (the worker stopped or dropped the slot): the
+interpreter gets end of input too, exits without running anything, and so does the slot. An
+interpreter that dies before its hand-off takes the slot with it (exit code passed through), so the
+worker never hands a run to a dead one.
+"""
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from lakeops.healing import memlimit
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (Linux /proc), 0.0 where it cannot be read."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def resident_mb(pid: int) -> float:
+    """A live process's resident set in MB (Linux /proc), 0.0 where it cannot be read."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def hand_off(child: "subprocess.Popen[bytes]", handoff: dict[str, object]) -> int:
+    """Give the waiting `child` its run under the run's memory limit, wait for it, return the slot's exit code."""
+    environment = handoff["env"]
+    assert isinstance(environment, dict)
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in environment.items()})
+    megabytes = memlimit.limit_mb(os.environ)
+    started, cpu_before, held = time.monotonic(), cpu_seconds(child.pid), resident_mb(child.pid)
+    cgroup, kind, enforced = None, "none", "none"
+    if megabytes is not None:
+        try:
+            if os.environ.get(memlimit.FALLBACK_ENV) == "1":
+                raise memlimit.CgroupUnavailable(f"{memlimit.FALLBACK_ENV}=1")
+            cgroup = memlimit.MemoryCgroup.create(megabytes)
+            cgroup.enter(child.pid)
+            enforced = memlimit.enforced_by(cgroup, megabytes)
+            memlimit.say(f"limit {megabytes} MB (no swap) in {enforced}; {held:.0f} MB held warm, not counted")
+        except memlimit.CgroupUnavailable as unavailable:
+            if cgroup is not None:
+                cgroup.remove()
+                cgroup = None
+            kind, enforced = "rlimit", memlimit.limit_address_space(megabytes, str(unavailable), child.pid)
+    environment[memlimit.ENFORCED_ENV] = enforced
+    assert child.stdin is not None
+    try:
+        child.stdin.write(json.dumps(handoff).encode() + b"\n")
+        child.stdin.close()
+    except BrokenPipeError:
+        memlimit.say("the warm interpreter exited before its hand-off")
+    if cgroup is not None:
+        assert megabytes is not None
+        return memlimit.wait_in_cgroup(child, cgroup, megabytes, started, held, cpu_before)
+    return memlimit.wait_measured(child, megabytes, kind, started, cpu_before)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command = list(sys.argv[1:] if argv is None else argv)
+    if not command:
+        memlimit.say("usage: python -m lakeops.healing.slot COMMAND [ARGS...]  (the run on stdin, one JSON line)")
+        return 2
+    # We run no threads: preexec_fn is safe. The interpreter dies with its slot.
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, preexec_fn=memlimit.die_with_parent)
+    while not select.select([sys.stdin], [], [], 0.5)[0]:
+        if child.poll() is not None:  # it died waiting (a failed import, a kill): so does the slot
+            memlimit.say(f"the warm interpreter exited {child.returncode} before a run was handed to it")
+            return memlimit.pass_through(child.returncode)
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        assert child.stdin is not None
+        child.stdin.close()
+        return memlimit.pass_through(child.wait())
+    return hand_off(child, json.loads(line))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""The warm worker on a real server: runs start in interpreters warm before the run existed, with Prefect's semantics.
+
+Killed, failed or cancelled runs get Prefect's own states, and each leaves the worker whole for the
+next run. The session's worker is the warm one unless LAKEOPS_WORKER=process (then these skip).
+"""
+
+import os
+import re
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.states import Cancelling
+
+from admin.stack import worker_type
+from lakeops.datasets import names
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(worker_type() != "lakeops-warm", reason="the session's worker is not the warm one"),
+]
+DRILL = names.deployment(names.DRILL_FLOW, names.DRILL)
+HANDED = re.compile(r"Handed to warm interpreter slot (\d+) \(ready since (\S+), warmed in")
+
+
+def start_drill(megabytes: int = 1, hold_seconds: float = 0, **job_variables: object) -> FlowRun:
+    return run_deployment(
+        DRILL,
+        parameters={"params": {"megabytes": megabytes, "hold_seconds": hold_seconds}},
+        job_variables=job_variables,
+        timeout=0,
+    )
+
+
+def wait_for(run: FlowRun, done, timeout: float = 120) -> FlowRun:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            current = client.read_flow_run(run.id)
+            if done(current) or time.monotonic() > deadline:
+                return current
+            time.sleep(0.2)
+
+
+def final(run: FlowRun, timeout: float = 120) -> FlowRun:
+    return wait_for(run, lambda r: r.state is not None and r.state.is_final(), timeout)
+
+
+def running(run: FlowRun) -> FlowRun:
+    """The run once Running, with the worker's pid of its process (the slot) recorded."""
+    return wait_for(run, lambda r: r.state is not None and r.state.is_running() and r.infrastructure_pid, 60)
+
+
+def logs(run: FlowRun) -> list[str]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    return [log.message for log in found]
+
+
+def interpreter_of(run: FlowRun) -> int:
+    """The pid of the interpreter running `run`: the one child of the slot the worker handed it to."""
+    slot = int(run.infrastructure_pid)
+    children = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _parent(p) == slot and "workers.interpreter" in _cmdline(p)
+    ]
+    assert len(children) == 1, f"slot {slot} has {children}"
+    return children[0]
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return None
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_a_run_is_handed_to_an_interpreter_that_was_ready_before_the_run_existed(e2e) -> None:
+    run = final(start_drill())
+
+    assert run.state.is_completed(), run.state
+    handed = [m for line in logs(run) if (m := HANDED.search(line))]
+    assert len(handed) == 1
+    assert datetime.fromisoformat(handed[0].group(2)) < run.created  # warm before the run was created
+    assert any("Finished in state Completed" in line for line in logs(run))  # the engine's own logs reach the API
+
+
+def test_a_run_killed_in_its_warm_interpreter_crashes_with_the_exit_code_and_the_next_run_completes(e2e) -> None:
+    run = running(start_drill(hold_seconds=60))
+    os.kill(interpreter_of(run), signal.SIGKILL)
+
+    crashed = final(run)
+    assert crashed.state.is_crashed(), crashed.state
+    assert "status code: -9" in (crashed.state.message or "")
+    assert final(start_drill()).state.is_completed()
+
+
+def test_a_run_that_raises_fails_and_leaves_the_worker_whole_and_its_env_job_variable_reached_it(e2e) -> None:
+    # The `env` job variable asks for the address-space fallback: allocating past it raises MemoryError.
+    failed = final(start_drill(megabytes=600, memory=300, env={"LAKEOPS_MEMORY_FALLBACK": "1"}))
+
+    assert failed.state.is_failed(), failed.state
+    assert "address-space limit (fallback: LAKEOPS_MEMORY_FALLBACK=1), 300 MB" in " ".join(logs(failed))
+    assert final(start_drill()).state.is_completed()
+
+
+def test_a_cancelled_run_is_cancelled_and_its_interpreter_is_gone(e2e) -> None:
+    run = running(start_drill(hold_seconds=60))
+    interpreter = interpreter_of(run)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelling())
+
+    cancelled = final(run, timeout=60)
+    assert cancelled.state.is_cancelled(), cancelled.state
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{interpreter}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{interpreter}").exists()
+    assert final(start_drill()).state.is_completed()
+
+
+def test_the_memory_job_variable_puts_the_run_in_its_own_cgroup(e2e) -> None:
+    run = final(start_drill(megabytes=16, memory=300))
+
+    assert run.state.is_completed(), run.state
+    said = " ".join(logs(run))
+    assert "memory limit: cgroup v" in said and "300 MB" in said
