@@ -188,12 +188,12 @@ class WarmPool:
     async def take(self) -> Slot:
         """A slot for a run: the first ready, else the oldest; a replacement starts in the background."""
         self._idle = [slot for slot in self._idle if slot.alive]
-        ready = [slot for slot in self._idle if slot.ready.is_set()]
-        slot = (ready or self._idle or [None])[0]
-        if slot is None:
-            slot = await self._spawn()
-        else:
+        candidates = [slot for slot in self._idle if slot.ready.is_set()] or self._idle
+        if candidates:
+            slot = candidates[0]
             self._idle.remove(slot)
+        else:
+            slot = await self._spawn()
         assert self._group is not None, "the pool is used inside `async with`"
         self._group.start_soon(self._add)
         return slot

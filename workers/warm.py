@@ -118,7 +118,11 @@ class WarmWorker(ProcessWorker):
             warnings.simplefilter("ignore", DeprecationWarning)
             async with FlowRunExecutorContext() as context:
                 starter = WarmStarter(
-                    self.pool, configuration.env, Path(working_dir).resolve(), context.control_channel
+                    self.pool,
+                    configuration.env,
+                    Path(working_dir).resolve(),
+                    context.control_channel,
+                    self.get_flow_run_logger(flow_run),
                 )
                 executor = context.create_executor(
                     flow_run, starter, resolve_flow=load_flow_from_flow_run, propose_submitting=False
