@@ -44,6 +44,7 @@ def run_story(stack: LocalStack, settings: LakeSettings, days: int, receiver: Re
     block = setup(stack, settings)
     catalog = block.catalog()
     stack.start_worker(LAKEOPS_REGISTRY=str(settings.registry))
+    stack.wait_until_warm()  # the story's lags are the warm worker's, not its first warm-up
     landing_dir = Path(block.landing)
     flights, weather = registry.dataset("flights"), registry.dataset("weather")
     print(f"\nPrefect UI: {stack.ui_url}\nlake: {settings.resolved_home()}\nalerts: {receiver.url}\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lakeops.datasets.names import WARM_WORKER_TYPE
 from lakeops.healing.usage import USAGE_DIR_ENV
+from workers.pool import WarmPoolSettings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORK_POOL = "lakeops-local"
@@ -130,6 +131,17 @@ class LocalStack:
             env,
             self.home / "worker.log",
         )
+
+    def wait_until_warm(self, timeout: float = 300) -> None:
+        """On the warm worker: wait until its pool is full and every idle interpreter is ready (its log says so)."""
+        if worker_type() != WARM_WORKER_TYPE:
+            return
+        size = WarmPoolSettings().interpreters
+        log, deadline = self.home / "worker.log", time.monotonic() + timeout
+        while f"{size} of {size} idle ready" not in (log.read_text(errors="replace") if log.exists() else ""):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the warm worker's {size} interpreters not ready in {timeout:.0f} s; see {log}")
+            time.sleep(0.5)
 
     def stop(self) -> None:
         """Stop what this stack started, newest first."""

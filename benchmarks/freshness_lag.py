@@ -50,7 +50,6 @@ def drive(settings: LakeSettings, windows: int, label: str, interval: float) -> 
     registry = registry_file.load(settings.registry)
     flights = registry.dataset("flights")
     traces = []
-    time.sleep(interval)  # the worker's first interval, as between windows
     for offset in range(windows):
         day = FIRST_DAY + timedelta(days=offset)
         lands = time.monotonic() + interval
@@ -78,6 +77,7 @@ def measure(
             if mode != "stock":
                 setup(stack, settings)
                 stack.start_worker(**env)
+                stack.wait_until_warm()
                 return drive(settings, windows, mode, interval)
             save_lakehouse(settings)
             stack.spawn([sys.executable, "benchmarks/stock_serve.py"], stack.env(**env), stack.home / "serve.log")
@@ -119,6 +119,7 @@ def measure_production(windows: int, root: Path, admin_url: str, interval: float
             os.environ[WORKER_ENV] = WORKERS["production"]
             setup(stack, settings)
             stack.start_worker(LAKEOPS_REGISTRY=str(settings.registry))
+            stack.wait_until_warm()
             return drive(settings, windows, "production", interval)
     finally:
         drop_database(admin_url, catalog)

@@ -124,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--interpreters", type=int, default=2)
+    parser.add_argument("--interpreters", type=int, default=3)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="lakeops-warm-bench-"))
@@ -137,9 +137,9 @@ def main() -> None:
             deploy = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--name", names.DRILL]
             subprocess.run(deploy, cwd=PROJECT_DIR, env=stack.env(LAKEOPS_CODE_VERSION=code_version()), check=True)
             worker = stack.start_worker(LAKEOPS_WORKER="warm", LAKEOPS_WARM_INTERPRETERS=str(args.interpreters)).pid
-            while len([s for s in interpreters().values() if s in slots_of(worker)]) < args.interpreters:
+            log = stack.home / "worker.log"
+            while f"{args.interpreters} of {args.interpreters} idle ready" not in log.read_text(errors="replace"):
                 time.sleep(0.5)
-            time.sleep(15)  # the pool's interpreters finish warming
             idle_mb = sum(resident_mb(p) for p in slots_of(worker)) + sum(
                 resident_mb(p) for p, s in interpreters().items() if s in slots_of(worker)
             )

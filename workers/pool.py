@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -41,7 +42,7 @@ class WarmPoolSettings(BaseSettings):
     interpreters: int = Field(
         default=3,
         ge=1,
-        description="Idle interpreters kept ready; each holds about 370 MB (Prefect, pandas, pyarrow, pyiceberg, "
+        description="Idle interpreters kept ready; each holds about 350 MB (Prefect, pandas, pyarrow, pyiceberg, "
         "great_expectations and the flow modules) and takes about 10 s of one core to warm up. Three let a "
         "window's producer, Silver and Gold all start warm.",
     )
@@ -84,7 +85,7 @@ class Slot:
         await self.process.stdin.send(json.dumps({"env": env, "cwd": cwd}).encode() + b"\n")
         await self.process.stdin.aclose()
 
-    async def relay_stdout(self, sink: TextIO) -> None:
+    async def relay_stdout(self, sink: TextIO, on_ready: Callable[[Slot], None]) -> None:
         """Relay stdout to `sink`, minus the interpreter's ready line (which marks the slot ready)."""
         assert self.process.stdout is not None
         pending = ""
@@ -98,6 +99,7 @@ class Slot:
                 if line.startswith(READY_LINE):
                     self.warm_seconds, self.ready_at = time.monotonic() - self.born, time.time()
                     self.ready.set()
+                    on_ready(self)
                 else:
                     _write(sink, line + "\n")
             if self.ready.is_set() and pending:
@@ -219,10 +221,20 @@ class WarmPool:
         self._group.start_soon(self._watch, slot)
         return slot
 
+    def _said_ready(self, slot: Slot) -> None:
+        ready = sum(s.ready.is_set() for s in self._idle)
+        self._logger.info(
+            "Warm interpreter slot %s ready in %.1f s; %d of %d idle ready.",
+            slot.pid,
+            slot.warm_seconds,
+            ready,
+            self.settings.interpreters,
+        )
+
     async def _watch(self, slot: Slot) -> None:
         """Relay the slot's output until it exits; replace it if it died idle."""
         async with anyio.create_task_group() as relays:
-            relays.start_soon(slot.relay_stdout, self._stdout or sys.stdout)
+            relays.start_soon(slot.relay_stdout, self._stdout or sys.stdout, self._said_ready)
             relays.start_soon(slot.relay_stderr, self._stderr or sys.stderr)
         code = await slot.process.wait()
         with anyio.CancelScope(shield=True):

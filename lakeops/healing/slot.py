@@ -11,7 +11,7 @@ What the interpreter imported while warm stays charged to the worker, not to the
 limit counts what the run allocates after the hand-off, and the recorded peak adds what the
 interpreter held before it (its resident set at the hand-off). Its CPU before the hand-off is not
 the run's either. End of input before a hand-off (the worker stopped or dropped the slot): the
-interpreter gets end of input too, exits without running anything, and so does the slot. An
+interpreter is stopped at once (it ran nothing), and the slot exits 0. An
 interpreter that dies before its hand-off takes the slot with it (exit code passed through), so the
 worker never hands a run to a dead one.
 """
@@ -49,6 +49,17 @@ def resident_mb(pid: int) -> float:
     return 0.0
 
 
+def virtual_mb(pid: int) -> float:
+    """A live process's address space in MB (Linux /proc), 0.0 where it cannot be read."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def hand_off(child: "subprocess.Popen[bytes]", handoff: dict[str, object]) -> int:
     """Give the waiting `child` its run under the run's memory limit, wait for it, return the slot's exit code."""
     environment = handoff["env"]
@@ -70,7 +81,11 @@ def hand_off(child: "subprocess.Popen[bytes]", handoff: dict[str, object]) -> in
             if cgroup is not None:
                 cgroup.remove()
                 cgroup = None
-            kind, enforced = "rlimit", memlimit.limit_address_space(megabytes, str(unavailable), child.pid)
+            # Address space, unlike a cgroup, counts what the interpreter mapped while warm: the run's
+            # allowance is on top of that, as the cgroup's is.
+            allowance = megabytes + round(virtual_mb(child.pid))
+            enforced = memlimit.limit_address_space(allowance, str(unavailable), child.pid)
+            kind, enforced = "rlimit", f"{enforced} ({megabytes} MB for the run over {allowance - megabytes} MB warm)"
     environment[memlimit.ENFORCED_ENV] = enforced
     assert child.stdin is not None
     try:
@@ -96,10 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             memlimit.say(f"the warm interpreter exited {child.returncode} before a run was handed to it")
             return memlimit.pass_through(child.returncode)
     line = sys.stdin.buffer.readline()
-    if not line.strip():
+    if not line.strip():  # the worker stopped or dropped us: nothing was handed over, so nothing is lost
         assert child.stdin is not None
         child.stdin.close()
-        return memlimit.pass_through(child.wait())
+        child.terminate()  # no need to wait for the rest of its imports
+        child.wait()
+        return 0
     return hand_off(child, json.loads(line))
 
 

@@ -47,11 +47,13 @@ def hand_off(proc: subprocess.Popen[str], cwd: Path, **env: str) -> tuple[int, s
     return proc.returncode, out, err
 
 
-def test_end_of_input_before_a_hand_off_runs_nothing_and_both_exit_0() -> None:
-    proc = slot()
+def test_end_of_input_before_a_hand_off_stops_the_interpreter_at_once_and_exits_0() -> None:
+    proc = slot(run="print('ran', flush=True)")
+    interpreters = _children_of(proc.pid)
     out, _ = proc.communicate("", timeout=30)
 
-    assert proc.returncode == 0 and out.strip() == "no run"
+    assert proc.returncode == 0 and "ran" not in out
+    assert len(interpreters) == 1 and not _alive(interpreters[0])
 
 
 def test_the_run_gets_exactly_the_handed_environment_and_working_directory(tmp_path: Path) -> None:
@@ -109,13 +111,18 @@ def test_above_its_limit_the_run_is_killed_and_the_slot_exits_137(tmp_path: Path
     assert own_lakeops_cgroups() == []
 
 
-def test_without_cgroups_the_run_gets_the_address_space_fallback(tmp_path: Path) -> None:
-    run = "print(os.environ['LAKEOPS_MEMORY_ENFORCED'])\n" + HOLD.format(mb=600)
+def test_without_cgroups_the_run_gets_the_address_space_fallback_on_top_of_what_it_held_warm(tmp_path: Path) -> None:
+    # 400 MB mapped warm, a 300 MB limit: 200 MB more fits, 600 MB more raises MemoryError.
+    fits = "print(os.environ['LAKEOPS_MEMORY_ENFORCED'])\n" + HOLD.format(mb=200).replace("held", "grown")
+    limit = {memlimit.MEMORY_ENV: "300", memlimit.FALLBACK_ENV: "1"}
 
-    code, out, err = hand_off(slot(run=run), tmp_path, **{memlimit.MEMORY_ENV: "300", memlimit.FALLBACK_ENV: "1"})
+    code, out, err = hand_off(slot(warm=HOLD.format(mb=400), run=fits), tmp_path, **limit)
+    assert code == 0, err
+    assert out.startswith("address-space limit (fallback") and "MB for the run over" in out and "FALLING BACK" in err
 
+    too_much = HOLD.format(mb=600).replace("held", "grown")
+    code, _, err = hand_off(slot(warm=HOLD.format(mb=400), run=too_much), tmp_path, **limit)
     assert code != 0 and "MemoryError" in err
-    assert out.startswith("address-space limit (fallback") and "FALLING BACK" in err
 
 
 def test_a_run_killed_outright_is_reported_by_its_signal(tmp_path: Path) -> None:
