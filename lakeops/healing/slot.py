@@ -16,6 +16,7 @@ interpreter that dies before its hand-off takes the slot with it (exit code pass
 worker never hands a run to a dead one.
 """
 
+import contextlib
 import json
 import os
 import select
@@ -87,6 +88,8 @@ def hand_off(child: "subprocess.Popen[bytes]", handoff: dict[str, object]) -> in
             enforced = memlimit.limit_address_space(allowance, str(unavailable), child.pid)
             kind, enforced = "rlimit", f"{enforced} ({megabytes} MB for the run over {allowance - megabytes} MB warm)"
     environment[memlimit.ENFORCED_ENV] = enforced
+    with contextlib.suppress(OSError):  # an interpreter still importing (niced) now has a run waiting on it
+        os.setpriority(os.PRIO_PROCESS, child.pid, os.getpriority(os.PRIO_PROCESS, 0))
     assert child.stdin is not None
     try:
         child.stdin.write(json.dumps(handoff).encode() + b"\n")

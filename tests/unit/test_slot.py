@@ -66,6 +66,14 @@ def test_the_run_gets_exactly_the_handed_environment_and_working_directory(tmp_p
     assert out.splitlines() == [str(tmp_path), "['RUN_ONE', 'RUN_TWO']"]
 
 
+def test_an_interpreter_niced_while_warming_runs_its_run_at_the_slots_priority(tmp_path: Path) -> None:
+    proc = slot(warm="os.nice(10)", run="print(os.getpriority(os.PRIO_PROCESS, 0))")
+
+    code, out, _ = hand_off(proc, tmp_path)
+
+    assert code == 0 and int(out) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def test_usage_counts_the_run_not_the_warm_up(tmp_path: Path) -> None:
     proc = slot(warm=BURN.format(loops=30_000_000))  # about a second of CPU before ready
 
