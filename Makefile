@@ -44,6 +44,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/freshness_lag.py
+	$(BIN)/python benchmarks/warm_robustness.py
 	$(BIN)/python benchmarks/versioning.py
 	$(BIN)/python benchmarks/promotion.py
 	$(BIN)/python benchmarks/release_diff.py

@@ -106,7 +106,9 @@ def one(fate: str, worker: int, rng: random.Random) -> tuple[FlowRun, float]:
         running = wait(run, lambda r: r.state.is_running() and r.infrastructure_pid, 60)
         time.sleep(rng.uniform(0, 1.5))
         slot = int(running.infrastructure_pid)
-        target = slot if fate == "slot killed" else next(p for p, s in interpreters().items() if s == slot)
+        # the run's process: a warm interpreter below its slot, or (started cold) the engine below its supervisor
+        children = [pid for pid, (parent, _) in processes().items() if parent == slot]
+        target = slot if fate == "slot killed" or not children else children[0]
         kill(target)
     ended = wait(run, lambda r: r.state.is_final())
     return ended, resident_mb(worker)

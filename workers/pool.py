@@ -146,6 +146,11 @@ class WarmPool:
     def idle(self) -> list[Slot]:
         return list(self._idle)
 
+    @property
+    def has_ready(self) -> bool:
+        """Whether an idle slot is alive and ready for a run now."""
+        return any(slot.alive and slot.ready.is_set() for slot in self._idle)
+
     async def __aenter__(self) -> WarmPool:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()

@@ -7,13 +7,16 @@ how a run's process comes to be: the same job configuration and variables (`comm
 crashed hooks), the same concurrency limits. Where the process worker starts `python -m
 prefect.engine`, this one takes an idle slot from its pool (`workers.pool`) and hands it the run's
 environment; the slot's interpreter runs the engine's `__main__` exactly as that command would, and
-exits. A deployment that sets its own `command` is started cold, as the process worker does.
+exits. A deployment that sets its own `command` is started cold, as the process worker does, and so
+is a run that comes when every idle interpreter is still importing (a cold start is sooner then).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from prefect.runner._control_channel import ControlChannel
 
 WORKER_TYPE = WARM_WORKER_TYPE
+COLD_COMMAND = shlex.join([sys.executable, "-m", "lakeops.memlimit", sys.executable, "-m", "prefect.engine"])
 
 
 class WarmStarter:
@@ -106,6 +110,15 @@ class WarmWorker(ProcessWorker):
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
         if configuration._command_configured:  # the deployment's own command: started cold
+            return await super().run(flow_run, configuration, task_status)
+        if not self.pool.has_ready:
+            # Every idle interpreter is still importing: a cold start (which imports only what the flow
+            # needs) is sooner than the rest of a warm-up. Through the memory supervisor, as on the process pool.
+            self.get_flow_run_logger(flow_run).info(
+                "No warm interpreter ready (%d warming): started cold.", len(self.pool.idle)
+            )
+            configuration.command = COLD_COMMAND
+            configuration._command_configured = True
             return await super().run(flow_run, configuration, task_status)
         task_status = task_status or anyio.TASK_STATUS_IGNORED
         workspace = (

@@ -123,7 +123,9 @@ def test_a_run_is_handed_to_an_interpreter_that_was_ready_before_the_run_existed
     assert any("Finished in state Completed" in line for line in logs(run))  # the engine's own logs reach the API
 
 
-def test_a_run_killed_in_its_warm_interpreter_crashes_with_the_exit_code_and_the_next_run_completes(e2e) -> None:
+def test_a_run_killed_in_its_warm_interpreter_crashes_with_the_exit_code_and_the_next_run_completes(
+    e2e, warm_pool
+) -> None:
     run = running(start_drill(hold_seconds=60))
     os.kill(interpreter_of(run), signal.SIGKILL)
 
@@ -133,7 +135,9 @@ def test_a_run_killed_in_its_warm_interpreter_crashes_with_the_exit_code_and_the
     assert final(start_drill()).state.is_completed()
 
 
-def test_a_run_that_raises_fails_and_leaves_the_worker_whole_and_its_env_job_variable_reached_it(e2e) -> None:
+def test_a_run_that_raises_fails_and_leaves_the_worker_whole_and_its_env_job_variable_reached_it(
+    e2e, warm_pool
+) -> None:
     # The `env` job variable asks for the address-space fallback: allocating past it raises MemoryError.
     failed = final(start_drill(megabytes=600, memory=300, env={"LAKEOPS_MEMORY_FALLBACK": "1"}))
 
@@ -143,7 +147,7 @@ def test_a_run_that_raises_fails_and_leaves_the_worker_whole_and_its_env_job_var
     assert final(start_drill()).state.is_completed()
 
 
-def test_a_cancelled_run_is_cancelled_and_its_interpreter_is_gone(e2e) -> None:
+def test_a_cancelled_run_is_cancelled_and_its_interpreter_is_gone(e2e, warm_pool) -> None:
     run = running(start_drill(hold_seconds=60))
     interpreter = interpreter_of(run)
     with get_client(sync_client=True) as client:
@@ -158,7 +162,7 @@ def test_a_cancelled_run_is_cancelled_and_its_interpreter_is_gone(e2e) -> None:
     assert final(start_drill()).state.is_completed()
 
 
-def test_the_memory_job_variable_puts_the_run_in_its_own_cgroup(e2e) -> None:
+def test_the_memory_job_variable_puts_the_run_in_its_own_cgroup(e2e, warm_pool) -> None:
     run = final(start_drill(megabytes=16, memory=300))
 
     assert run.state.is_completed(), run.state
