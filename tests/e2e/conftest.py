@@ -24,7 +24,7 @@ from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window
 from lakeops.settings import LakeSettings
 
-BUFFER_SECONDS = 15  # the e2e contract's deadline buffer (Prefect's proactive minimum is 10 s)
+BUFFER_SECONDS = 25  # the e2e deadline buffer: room for the opener's confirmed event (up to 5 s) and a run
 
 # The declared tables (the session's registry file changes only readiness terms, not tables).
 DECLARED = registry_file.load(PROJECT_DIR / "datasets.yaml")
