@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from lakeops.healing import memlimit
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+THREADS_HEADROOM_MB = 512  # address space the engine's threads map after the hand-off (arenas, stacks)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -84,7 +85,8 @@ def hand_off(child: "subprocess.Popen[bytes]", handoff: dict[str, object]) -> in
                 cgroup = None
             # Address space, unlike a cgroup, counts what the interpreter mapped while warm: the run's
             # allowance is on top of that, as the cgroup's is.
-            allowance = megabytes + round(virtual_mb(child.pid))
+            # Plus room for the threads the engine starts (each maps a malloc arena and a stack).
+            allowance = megabytes + round(virtual_mb(child.pid)) + THREADS_HEADROOM_MB
             enforced = memlimit.limit_address_space(allowance, str(unavailable), child.pid)
             kind, enforced = "rlimit", f"{enforced} ({megabytes} MB for the run over {allowance - megabytes} MB warm)"
     environment[memlimit.ENFORCED_ENV] = enforced
