@@ -42,7 +42,7 @@ class WarmPoolSettings(BaseSettings):
     interpreters: int = Field(
         default=3,
         ge=1,
-        description="Idle interpreters kept ready; each holds about 350 MB (Prefect, pandas, pyarrow, pyiceberg, "
+        description="Idle interpreters kept ready; each holds about 380 MB (Prefect, pandas, pyarrow, pyiceberg, "
         "great_expectations and the flow modules) and takes about 10 s of one core to warm up. Three let a "
         "window's producer, Silver and Gold all start warm.",
     )
