@@ -24,7 +24,12 @@ class DrillParams(BaseModel):
 def memory_drill(params: DrillParams):  # noqa: ANN201 - returns a state
     """Allocate in chunks, touching every page so the memory is really resident, then hold it."""
     logger = get_run_logger()
-    logger.info("allocating %s MB; memory limit: %s", params.megabytes, os.environ.get(ENFORCED_ENV, "none"))
+    logger.info(
+        "allocating %s MB in process %s; memory limit: %s",
+        params.megabytes,
+        os.getpid(),
+        os.environ.get(ENFORCED_ENV, "none"),
+    )
     held = []
     for _ in range(0, params.megabytes, CHUNK_MB):
         chunk = bytearray(CHUNK_MB * 1024 * 1024)

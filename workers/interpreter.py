@@ -1,6 +1,7 @@
 """A warm interpreter: imports what flow runs need, waits for one flow run, runs it as `python -m prefect.engine` would.
 
-Started by the warm worker's slot supervisor (`lakeops.healing.slot`) long before a run exists. It
+Started by the warm worker's slot supervisor (`lakeops.healing.slot`) long before a run exists, or
+forked ready-made by the fork server (`workers.zygote`), which warmed up once for all of them. It
 imports Prefect, pandas, pyarrow, pyiceberg, great_expectations and every flow module, says so with
 one line on stdout, and blocks on stdin. The hand-off is one JSON line: the flow run's environment
 and working directory. The interpreter makes that environment its own, refreshes Prefect's settings
@@ -80,9 +81,18 @@ def adopt(environment: dict[str, str], cwd: str | None) -> None:
     setup_logging(incremental=False)
 
 
+def packages() -> list[str]:
+    """The packages whose every module is imported warm (LAKEOPS_WARM_IMPORTS, default `flows`)."""
+    return [name for name in os.environ.get(IMPORTS_ENV, "flows").split(",") if name]
+
+
 def main() -> int:
     priority = lower_priority()
-    seconds = warm_up([name for name in os.environ.get(IMPORTS_ENV, "flows").split(",") if name])
+    return serve_one(priority, warm_up(packages()))
+
+
+def serve_one(priority: int | None, seconds: float) -> int:
+    """Say ready, wait for one run's hand-off on stdin and run it; 0 at end of input (nothing to run)."""
     print(f"{READY_LINE} in {seconds:.1f} s", flush=True)
     line = sys.stdin.readline()
     if not line:

@@ -24,14 +24,17 @@ from typing import Any, TextIO
 
 import anyio
 import anyio.abc
-from anyio.streams.text import TextReceiveStream
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.protocol import IMPORTS_ENV, READY_LINE
+from lakeops.healing.forked import FORK_SERVER_ENV
+from workers.fork_server import ForkServerProcess
+from workers.protocol import IMPORTS_ENV
+from workers.relay import relay, relay_stdout
 
 SLOT_COMMAND = [sys.executable, "-m", "lakeops.healing.slot", sys.executable, "-m", "workers.interpreter"]
 FIRST_PAUSE, LONGEST_PAUSE = 1.0, 60.0
+FORK_SERVER_WAIT = 120.0  # seconds the first slots wait for the fork server before they spawn their own
 
 
 class WarmPoolSettings(BaseSettings):
@@ -49,6 +52,11 @@ class WarmPoolSettings(BaseSettings):
     imports: str = Field(
         default="flows", description="Comma-separated packages whose every module an idle interpreter imports."
     )
+    fork: bool = Field(
+        default=True,
+        description="Fork idle interpreters from one fork server that warmed up once (milliseconds each, memory "
+        "shared copy-on-write) instead of each importing everything itself.",
+    )
 
 
 @dataclass(eq=False)
@@ -62,6 +70,7 @@ class Slot:
     warm_seconds: float | None = None
     ready_at: float | None = None  # wall clock (epoch seconds) when it said ready
     handed_off: bool = False
+    forked: bool = False  # asked the fork server for its interpreter
 
     @property
     def pid(self) -> int:
@@ -72,7 +81,8 @@ class Slot:
         if self.ready_at is None:
             return f"warm interpreter slot {self.pid} (still importing when the run came)"
         since = datetime.fromtimestamp(self.ready_at, UTC).isoformat(timespec="milliseconds")
-        return f"warm interpreter slot {self.pid} (ready since {since}, warmed in {self.warm_seconds:.1f} s)"
+        how = "forked" if self.forked else "warmed"
+        return f"warm interpreter slot {self.pid} (ready since {since}, {how} in {self.warm_seconds:.1f} s)"
 
     @property
     def alive(self) -> bool:
@@ -88,35 +98,17 @@ class Slot:
     async def relay_stdout(self, sink: TextIO, on_ready: Callable[[Slot], None]) -> None:
         """Relay stdout to `sink`, minus the interpreter's ready line (which marks the slot ready)."""
         assert self.process.stdout is not None
-        pending = ""
-        async for text in TextReceiveStream(self.process.stdout, errors="replace"):
-            if self.ready.is_set():
-                _write(sink, text)
-                continue
-            pending += text
-            while not self.ready.is_set() and "\n" in pending:
-                line, _, pending = pending.partition("\n")
-                if line.startswith(READY_LINE):
-                    self.warm_seconds, self.ready_at = time.monotonic() - self.born, time.time()
-                    self.ready.set()
-                    on_ready(self)
-                else:
-                    _write(sink, line + "\n")
-            if self.ready.is_set() and pending:
-                _write(sink, pending)
-                pending = ""
-        if pending:
-            _write(sink, pending)
+
+        def said_ready() -> None:
+            self.warm_seconds, self.ready_at = time.monotonic() - self.born, time.time()
+            self.ready.set()
+            on_ready(self)
+
+        await relay_stdout(self.process.stdout, sink, said_ready)
 
     async def relay_stderr(self, sink: TextIO) -> None:
         assert self.process.stderr is not None
-        async for text in TextReceiveStream(self.process.stderr, errors="replace"):
-            _write(sink, text)
-
-
-def _write(sink: TextIO, text: str) -> None:
-    sink.write(text)
-    sink.flush()
+        await relay(self.process.stderr, sink)
 
 
 class WarmPool:
@@ -129,8 +121,12 @@ class WarmPool:
         command: list[str] = SLOT_COMMAND,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
+        fork_server: list[str] | None = None,
     ) -> None:
         self.settings = settings
+        self._fork_server = (
+            ForkServerProcess(settings.imports, logger, fork_server, stdout, stderr) if fork_server else None
+        )
         self._logger = logger
         self._command = command
         self._stdout = stdout
@@ -154,9 +150,17 @@ class WarmPool:
     async def __aenter__(self) -> WarmPool:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
-        for _ in range(self.settings.interpreters):
-            self._group.start_soon(self._add)
+        self._group.start_soon(self._fill)
         return self
+
+    async def _fill(self) -> None:
+        """The first idle slots: forked, once the fork server is ready (or has not been in 120 s); else spawned."""
+        if self._fork_server is not None:
+            assert self._group is not None
+            self._group.start_soon(self._fork_server.run)
+            await self._fork_server.wait_ready(FORK_SERVER_WAIT)
+        for _ in range(self.settings.interpreters):
+            await self._add()
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._closing = True
@@ -174,6 +178,8 @@ class WarmPool:
         for slot in idle:
             if slot.alive:
                 slot.process.kill()
+        if self._fork_server is not None:
+            await self._fork_server.stop()
         with anyio.move_on_after(5):  # the watchers close each ended slot's pipes
             for slot in [slot for slot in self._slots if slot in idle or not slot.alive]:
                 await slot.closed.wait()
@@ -217,10 +223,13 @@ class WarmPool:
 
     async def _spawn(self) -> Slot:
         env = {**os.environ, IMPORTS_ENV: self.settings.imports}
+        env.pop(FORK_SERVER_ENV, None)
+        if self._fork_server is not None and (socket := self._fork_server.socket):
+            env[FORK_SERVER_ENV] = socket
         process = await anyio.open_process(
             self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
-        slot = Slot(process)
+        slot = Slot(process, forked=FORK_SERVER_ENV in env)
         self._slots.add(slot)
         assert self._group is not None
         self._group.start_soon(self._watch, slot)

@@ -32,6 +32,7 @@ from prefect.utilities.processutils import sanitize_subprocess_env
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
 from lakeops.datasets.names import WARM_WORKER_TYPE
+from workers.fork_server import ZYGOTE_COMMAND
 from workers.pool import WarmPool, WarmPoolSettings
 
 if TYPE_CHECKING:
@@ -96,12 +97,15 @@ class WarmWorker(ProcessWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pool = WarmPool(WarmPoolSettings(), self._logger)
+        settings = WarmPoolSettings()
+        self.pool = WarmPool(settings, self._logger, fork_server=ZYGOTE_COMMAND if settings.fork else None)
 
     async def setup(self) -> None:
         await super().setup()
         await self._exit_stack.enter_async_context(self.pool)
-        self._logger.info("Keeping %d warm interpreters idle.", self.pool.settings.interpreters)
+        settings = self.pool.settings
+        how = "forked from one fork server" if settings.fork else "each importing on its own"
+        self._logger.info("Keeping %d warm interpreters idle, %s.", settings.interpreters, how)
 
     async def run(
         self,

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from lakeops.errors import LakeopsError
 from lakeops.healing import usage
@@ -58,6 +59,16 @@ _V1 = _Layout(
     1, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.oom_control", "memory.max_usage_in_bytes"
 )
 _V2 = _Layout(2, "memory.max", "memory.swap.max", "memory.events", "memory.peak")
+
+
+class ChildProcess(Protocol):
+    """What the supervisor waits on: a `subprocess.Popen`, or a child forked for a warm slot."""
+
+    pid: int
+
+    def wait(self) -> int: ...
+
+    def send_signal(self, signum: int, /) -> None: ...
 
 
 def limit_mb(environ: Mapping[str, str]) -> int | None:
@@ -163,7 +174,7 @@ def enforced_by(cgroup: MemoryCgroup, megabytes: int) -> str:
 
 
 def wait_in_cgroup(
-    child: "subprocess.Popen[bytes]",
+    child: "ChildProcess",
     cgroup: MemoryCgroup,
     megabytes: int,
     started: float,
@@ -201,7 +212,7 @@ def run_measured(command: Sequence[str], megabytes: int | None, enforced: str) -
 
 
 def wait_measured(
-    child: "subprocess.Popen[bytes]", megabytes: int | None, enforced: str, started: float, cpu_before: float = 0.0
+    child: "ChildProcess", megabytes: int | None, enforced: str, started: float, cpu_before: float = 0.0
 ) -> int:
     """Wait for `child` (no cgroup) and record what it used: CPU since `cpu_before`, its largest resident set."""
     code = _wait(child)
@@ -214,7 +225,7 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _wait(child: "subprocess.Popen[bytes]") -> int:
+def _wait(child: "ChildProcess") -> int:
     for forwarded in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(forwarded, lambda signum, _frame: child.send_signal(signum))
     return child.wait()

@@ -1,11 +1,13 @@
 """`python -m lakeops.healing.slot COMMAND...`: hold a warm command, then run one flow run in it under its memory limit.
 
 The warm worker keeps a few of these idle. The slot starts COMMAND (a warm interpreter) at once,
-which imports what runs need and waits. When the worker hands the slot a flow run (one JSON line on
-stdin: `{"env": {...}, "cwd": ...}`) the slot takes the run's environment as its own, moves the
-interpreter into a memory cgroup of the run's LAKEOPS_MEMORY_MB (the memory supervisor's cgroup,
-`lakeops.healing.memlimit`), passes the line on and waits, as the cold supervisor does: exit 137
-after an out-of-memory kill, the interpreter's own exit otherwise, and a usage record for the run.
+which imports what runs need and waits; or, when LAKEOPS_FORK_SERVER names the worker's fork server,
+has it fork one that imported everything already (`lakeops.healing.forked`). When the worker hands
+the slot a flow run (one JSON line on stdin: `{"env": {...}, "cwd": ...}`) the slot takes the run's
+environment as its own, moves the interpreter into a memory cgroup of the run's LAKEOPS_MEMORY_MB
+(the memory supervisor's cgroup, `lakeops.healing.memlimit`), passes the line on and waits, as the
+cold supervisor does: exit 137 after an out-of-memory kill, the interpreter's own exit otherwise,
+and a usage record for the run.
 
 What the interpreter imported while warm stays charged to the worker, not to the run's cgroup: the
 limit counts what the run allocates after the hand-off, and the recorded peak adds what the
@@ -26,6 +28,9 @@ import time
 from collections.abc import Sequence
 
 from lakeops.healing import memlimit
+from lakeops.healing.forked import FORK_SERVER_ENV, ForkedChild, ForkRefused
+
+Child = subprocess.Popen[bytes] | ForkedChild
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 THREADS_HEADROOM_MB = 512  # address space the engine's threads map after the hand-off (arenas, stacks)
@@ -62,7 +67,7 @@ def virtual_mb(pid: int) -> float:
     return 0.0
 
 
-def hand_off(child: "subprocess.Popen[bytes]", handoff: dict[str, object]) -> int:
+def hand_off(child: Child, handoff: dict[str, object]) -> int:
     """Give the waiting `child` its run under the run's memory limit, wait for it, return the slot's exit code."""
     environment = handoff["env"]
     assert isinstance(environment, dict)
@@ -104,17 +109,27 @@ def hand_off(child: "subprocess.Popen[bytes]", handoff: dict[str, object]) -> in
     return memlimit.wait_measured(child, megabytes, kind, started, cpu_before)
 
 
+def start(command: list[str]) -> Child:
+    """The interpreter: forked by the fork server named in LAKEOPS_FORK_SERVER, else COMMAND, spawned."""
+    if server := os.environ.get(FORK_SERVER_ENV):
+        try:
+            return ForkedChild(server)
+        except ForkRefused as refused:
+            memlimit.say(f"{refused}; starting the interpreter instead")
+    # We run no threads: preexec_fn is safe. The interpreter dies with its slot.
+    return subprocess.Popen(command, stdin=subprocess.PIPE, preexec_fn=memlimit.die_with_parent)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     command = list(sys.argv[1:] if argv is None else argv)
     if not command:
         memlimit.say("usage: python -m lakeops.healing.slot COMMAND [ARGS...]  (the run on stdin, one JSON line)")
         return 2
-    # We run no threads: preexec_fn is safe. The interpreter dies with its slot.
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, preexec_fn=memlimit.die_with_parent)
+    child = start(command)
     while not select.select([sys.stdin], [], [], 0.5)[0]:
-        if child.poll() is not None:  # it died waiting (a failed import, a kill): so does the slot
-            memlimit.say(f"the warm interpreter exited {child.returncode} before a run was handed to it")
-            return memlimit.pass_through(child.returncode)
+        if (code := child.poll()) is not None:  # it died waiting (a failed import, a kill): so does the slot
+            memlimit.say(f"the warm interpreter exited {code} before a run was handed to it")
+            return memlimit.pass_through(code)
     line = sys.stdin.buffer.readline()
     if not line.strip():  # the worker stopped or dropped us: nothing was handed over, so nothing is lost
         assert child.stdin is not None

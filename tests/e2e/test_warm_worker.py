@@ -19,13 +19,15 @@ from prefect.states import Cancelling
 
 from admin.stack import worker_type
 from lakeops.datasets import names
+from workers.pool import WarmPoolSettings
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(worker_type() != "lakeops-warm", reason="the session's worker is not the warm one"),
 ]
 DRILL = names.deployment(names.DRILL_FLOW, names.DRILL)
-HANDED = re.compile(r"Handed to warm interpreter slot (\d+) \(ready since (\S+), warmed in")
+HANDED = re.compile(r"Handed to warm interpreter slot (\d+) \(ready since (\S+), (forked|warmed) in")
+DRILL_PROCESS = re.compile(r"allocating \d+ MB in process (\d+)")
 POOL_READY = re.compile(r"(\d+) of (\d+) idle ready")
 
 
@@ -80,15 +82,13 @@ def logs(run: FlowRun) -> list[str]:
 
 
 def interpreter_of(run: FlowRun) -> int:
-    """The pid of the interpreter running `run`: the one child of the slot the worker handed it to."""
-    slot = int(run.infrastructure_pid)
-    children = [
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and _parent(p) == slot and "workers.interpreter" in _cmdline(p)
-    ]
-    assert len(children) == 1, f"slot {slot} has {children}"
-    return children[0]
+    """The pid of the interpreter running `run` (the drill logs it): a copy of the fork server, or the slot's child."""
+    found = DRILL_PROCESS.search(logged(run, "in process"))
+    assert found, f"the drill {run.name} did not log its process"
+    pid = int(found.group(1))
+    parent = Path(f"/proc/{_parent(Path(f'/proc/{pid}'))}")
+    assert "workers.zygote" in _cmdline(parent) or parent.name == str(run.infrastructure_pid), _cmdline(parent)
+    return pid
 
 
 def _parent(proc: Path) -> int | None:
@@ -128,6 +128,7 @@ def test_a_run_is_handed_to_an_interpreter_that_was_ready_before_the_run_existed
     handed = handed_to(run)
     assert len(handed) == 1
     assert datetime.fromisoformat(handed[0].group(2)) < run.created  # warm before the run was created
+    assert handed[0].group(3) == ("forked" if WarmPoolSettings().fork else "warmed")
     assert "Finished in state Completed" in logged(run, "Finished in state Completed")  # the engine's own logs
 
 
