@@ -5,13 +5,14 @@ One local SQLite server, the warm worker and the capacity-drill deployment. Each
 fallback); one whose interpreter is SIGKILLed while it runs; one whose slot (the supervisor) is
 SIGKILLed while it runs; or a plain run after an idle interpreter of the pool was SIGKILLed. Each run
 must end in the state its fate calls for. At the end no run may be left unfinished, and the only
-lakeops processes left are the pool's idle slots. Prints the worker's resident memory over the runs
-and what the idle pool holds.
+lakeops processes left are the pool's idle slots (one interpreter each) and the fork server. Prints
+the worker's resident memory over the runs and what the idle pool holds.
 
     .venv/bin/python benchmarks/warm_robustness.py [--runs 200] [--seed 7]
 """
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from admin.setup import ensure_work_pool
 from admin.stack import PROJECT_DIR, WORK_POOL, LocalStack, free_port
 from lakeops.datasets import names
+from lakeops.healing.slot import status_mb
 from lakeops.iceberg.provenance import code_version
 from workers.warm import WORKER_TYPE
 
@@ -60,20 +62,42 @@ def processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def slots_of(worker: int) -> list[int]:
     return [pid for pid, (parent, cmd) in processes().items() if parent == worker and "lakeops.healing.slot" in cmd]
 
 
-def interpreters() -> dict[int, int]:
-    """interpreter pid -> its slot's pid."""
-    return {pid: parent for pid, (parent, cmd) in processes().items() if "-m workers.interpreter" in cmd}
+def interpreters(worker: int) -> list[int]:
+    """The worker's interpreters: forked by its fork server, or spawned by its slots (one per slot either way)."""
+    found = processes()
+    servers = {pid for pid, (parent, cmd) in found.items() if parent == worker and "-m workers.zygote" in cmd}
+    slots = set(slots_of(worker))
+    return [
+        pid
+        for pid, (parent, cmd) in found.items()
+        if (parent in servers and "-m workers.zygote" in cmd) or (parent in slots and "-m workers.interpreter" in cmd)
+    ]
+
+
+def fork_servers(worker: int) -> list[int]:
+    return [pid for pid, (parent, cmd) in processes().items() if parent == worker and "-m workers.zygote" in cmd]
+
+
+def proportional_mb(pid: int) -> float:
+    """A process's proportional set size in MB: its private pages plus its share of those it shares."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
 
 
 def start(fate: str) -> FlowRun:
@@ -98,20 +122,21 @@ def kill(pid: int) -> None:
 
 def one(fate: str, worker: int, rng: random.Random) -> tuple[FlowRun, float]:
     if fate == "idle interpreter killed":
-        idle = [pid for pid, slot in interpreters().items() if slot in slots_of(worker)]
-        if idle:
+        if idle := interpreters(worker):
             kill(rng.choice(idle))
     run = start(fate)
     if fate in ("interpreter killed", "slot killed"):
         running = wait(run, lambda r: r.state.is_running() and r.infrastructure_pid, 60)
         time.sleep(rng.uniform(0, 1.5))
         slot = int(running.infrastructure_pid)
-        # the run's process: a warm interpreter below its slot, or (started cold) the engine below its supervisor
+        # the run's process: the one warm interpreter with threads (the engine's; an idle one has none),
+        # or (started cold) the engine below its supervisor
+        busy = [pid for pid in interpreters(worker) if threads(pid) > 1]
         children = [pid for pid, (parent, _) in processes().items() if parent == slot]
-        target = slot if fate == "slot killed" or not children else children[0]
+        target = slot if fate == "slot killed" else (busy or children or [slot])[0]
         kill(target)
     ended = wait(run, lambda r: r.state.is_final())
-    return ended, resident_mb(worker)
+    return ended, status_mb(worker)
 
 
 def start_latency(run: FlowRun) -> float | None:
@@ -142,11 +167,15 @@ def main() -> None:
             log = stack.home / "worker.log"
             while f"{args.interpreters} of {args.interpreters} idle ready" not in log.read_text(errors="replace"):
                 time.sleep(0.5)
-            idle_mb = sum(resident_mb(p) for p in slots_of(worker)) + sum(
-                resident_mb(p) for p, s in interpreters().items() if s in slots_of(worker)
+            idle = [*slots_of(worker), *interpreters(worker), *fork_servers(worker)]
+            idle_mb = sum(proportional_mb(p) for p in idle)
+            rss = [status_mb(worker)]
+            servers = [status_mb(p) for p in fork_servers(worker)]
+            print(
+                f"worker {worker}: {rss[0]:.0f} MB resident; fork server {sum(servers):.0f} MB resident; idle pool "
+                f"of {args.interpreters} with its fork server: {idle_mb:.0f} MB proportional set size (shared pages "
+                "counted once)"
             )
-            rss = [resident_mb(worker)]
-            print(f"worker {worker}: {rss[0]:.0f} MB resident; idle pool of {args.interpreters}: {idle_mb:.0f} MB")
             tally: Counter[tuple[str, str]] = Counter()
             wrong, latencies = [], []
             started = time.monotonic()
@@ -169,17 +198,21 @@ def main() -> None:
                     )
                 )
             slots = slots_of(worker)
-            orphans = [p for p, s in interpreters().items() if s not in slots]
+            orphans = len(interpreters(worker)) - len(slots)  # each slot has exactly one
             print(f"\n{args.runs} runs in {time.monotonic() - started:.0f} s (seed {args.seed}):")
             for (fate, state), count in sorted(tally.items()):
                 print(f"  {fate:24} {state:10} {count}")
             print(f"  not as expected: {len(wrong)}", *wrong[:10], sep="\n    ")
             print(f"  left unfinished: {len(unfinished)}")
-            print(f"  slots left: {len(slots)} (the pool's {args.interpreters}); orphaned interpreters: {len(orphans)}")
+            print(f"  slots left: {len(slots)} (the pool's {args.interpreters}); orphaned interpreters: {orphans}")
             print(
                 f"  worker resident memory: start {rss[0]:.0f} MB, peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB "
                 f"(first half mean {statistics.mean(rss[: len(rss) // 2]):.0f}, "
                 f"second half {statistics.mean(rss[len(rss) // 2 :]):.0f})"
+            )
+            print(
+                f"  fork server resident memory: start {sum(servers):.0f} MB, "
+                f"end {sum(map(status_mb, fork_servers(worker))):.0f} MB"
             )
             if latencies:
                 quartiles = statistics.quantiles(latencies, n=4)

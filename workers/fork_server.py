@@ -43,6 +43,7 @@ class ForkServerProcess:
         self._imports, self._logger, self._command = imports, logger, command
         self._stdout, self._stderr = stdout, stderr
         self._ready = anyio.Event()
+        self._first_settled = anyio.Event()  # the first server said ready or exited
         self._process: anyio.abc.Process | None = None
         self._closing = False
 
@@ -52,8 +53,9 @@ class ForkServerProcess:
         return self._path if alive and self._ready.is_set() else None
 
     async def wait_ready(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the first server to say ready (or exit); whether it is ready now."""
         with anyio.move_on_after(seconds):
-            await self._ready.wait()
+            await self._first_settled.wait()
         return self.socket is not None
 
     async def run(self) -> None:
@@ -91,12 +93,14 @@ class ForkServerProcess:
                 time.monotonic() - started,
             )
             self._ready.set()
+            self._first_settled.set()
 
         assert process.stdout is not None and process.stderr is not None
         async with anyio.create_task_group() as relays:
             relays.start_soon(relay_stdout, process.stdout, self._stdout or sys.stdout, said_ready)
             relays.start_soon(relay, process.stderr, self._stderr or sys.stderr)
         code = await process.wait()
+        self._first_settled.set()
         with anyio.CancelScope(shield=True):
             await process.aclose()
         was_ready, self._ready = self._ready.is_set(), anyio.Event()

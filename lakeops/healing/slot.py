@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 
 from lakeops.healing import memlimit
+from lakeops.healing.cgroup import CgroupUnavailable, MemoryCgroup
 from lakeops.healing.forked import FORK_SERVER_ENV, ForkedChild, ForkRefused
 
 Child = subprocess.Popen[bytes] | ForkedChild
@@ -45,22 +46,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
-def resident_mb(pid: int) -> float:
-    """A live process's resident set in MB (Linux /proc), 0.0 where it cannot be read."""
+def status_mb(pid: int, field: str = "VmRSS") -> float:
+    """A field of a live process's status in MB (VmRSS: resident, VmSize: address space); 0.0 where unreadable."""
     try:
         for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def virtual_mb(pid: int) -> float:
-    """A live process's address space in MB (Linux /proc), 0.0 where it cannot be read."""
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmSize:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -74,24 +64,24 @@ def hand_off(child: Child, handoff: dict[str, object]) -> int:
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in environment.items()})
     megabytes = memlimit.limit_mb(os.environ)
-    started, cpu_before, held = time.monotonic(), cpu_seconds(child.pid), resident_mb(child.pid)
+    started, cpu_before, held = time.monotonic(), cpu_seconds(child.pid), status_mb(child.pid)
     cgroup, kind, enforced = None, "none", "none"
     if megabytes is not None:
         try:
             if os.environ.get(memlimit.FALLBACK_ENV) == "1":
-                raise memlimit.CgroupUnavailable(f"{memlimit.FALLBACK_ENV}=1")
-            cgroup = memlimit.MemoryCgroup.create(megabytes)
+                raise CgroupUnavailable(f"{memlimit.FALLBACK_ENV}=1")
+            cgroup = MemoryCgroup.create(megabytes)
             cgroup.enter(child.pid)
             enforced = memlimit.enforced_by(cgroup, megabytes)
             memlimit.say(f"limit {megabytes} MB (no swap) in {enforced}; {held:.0f} MB held warm, not counted")
-        except memlimit.CgroupUnavailable as unavailable:
+        except CgroupUnavailable as unavailable:
             if cgroup is not None:
                 cgroup.remove()
                 cgroup = None
             # Address space, unlike a cgroup, counts what the interpreter mapped while warm: the run's
             # allowance is on top of that, as the cgroup's is.
             # Plus room for the threads the engine starts (each maps a malloc arena and a stack).
-            allowance = megabytes + round(virtual_mb(child.pid)) + THREADS_HEADROOM_MB
+            allowance = megabytes + round(status_mb(child.pid, "VmSize")) + THREADS_HEADROOM_MB
             enforced = memlimit.limit_address_space(allowance, str(unavailable), child.pid)
             kind, enforced = "rlimit", f"{enforced} ({megabytes} MB for the run over {allowance - megabytes} MB warm)"
     environment[memlimit.ENFORCED_ENV] = enforced

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lakeops.healing import memlimit
-from lakeops.healing.memlimit import CgroupUnavailable, MemoryCgroup
+from lakeops.healing import cgroup, memlimit
+from lakeops.healing.cgroup import CgroupUnavailable, MemoryCgroup
 
 ALLOCATE = "import sys; block = bytearray({mb} * 1024 * 1024); block[::4096] = b'x' * len(block[::4096]); print('ok')"
 
@@ -40,7 +40,7 @@ def python(code: str) -> tuple[str, ...]:
 
 
 def own_lakeops_cgroups() -> list[Path]:
-    parent, _ = memlimit._own_memory_cgroup(Path("/proc/self/cgroup").read_text(), memlimit.CGROUP_ROOT)
+    parent, _ = cgroup._own_memory_cgroup(Path("/proc/self/cgroup").read_text(), cgroup.CGROUP_ROOT)
     base = parent / "lakeops"
     return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 

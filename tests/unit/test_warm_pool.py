@@ -13,8 +13,9 @@ import time
 import anyio
 import pytest
 
+from workers.fork_server import ZYGOTE_COMMAND
 from workers.interpreter import READY_LINE
-from workers.pool import Slot, WarmPool, WarmPoolSettings
+from workers.pool import SLOT_COMMAND, Slot, WarmPool, WarmPoolSettings
 
 STAND_IN = f"""
 import json, os, sys, time
@@ -157,3 +158,26 @@ async def test_leaving_the_pool_ends_every_idle_slot_and_its_interpreter() -> No
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in pids)
+
+
+async def test_with_a_fork_server_the_slots_interpreters_are_forked_from_it(caplog: pytest.LogCaptureFixture) -> None:
+    settings = WarmPoolSettings(interpreters=2, imports="lakeops.healing")
+    with caplog.at_level(logging.INFO, LOG.name):
+        async with WarmPool(settings, LOG, SLOT_COMMAND, io.StringIO(), io.StringIO(), ZYGOTE_COMMAND) as warm:
+            await until(lambda: len(warm.idle) == 2 and all(s.ready.is_set() for s in warm.idle), timeout=120)
+            assert all(slot.forked for slot in warm.idle)
+            assert "forked in" in warm.idle[0].describe()
+    assert "Fork server (pid" in caplog.text and "warm interpreters are forked from it" in caplog.text
+
+
+async def test_a_fork_server_that_dies_before_ready_leaves_the_slots_to_spawn_their_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dying = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    with caplog.at_level(logging.INFO, LOG.name):
+        async with WarmPool(
+            WarmPoolSettings(interpreters=2), LOG, COMMAND, io.StringIO(), io.StringIO(), dying
+        ) as warm:
+            await until(lambda: len(warm.idle) == 2 and all(s.ready.is_set() for s in warm.idle))
+            assert not any(slot.forked for slot in warm.idle)
+    assert "The fork server (pid" in caplog.text and "exited 3" in caplog.text
