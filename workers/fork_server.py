@@ -46,6 +46,7 @@ class ForkServerProcess:
         self._first_settled = anyio.Event()  # the first server said ready or exited
         self._process: anyio.abc.Process | None = None
         self._closing = False
+        self._ended = anyio.Event()  # run() returned
 
     @property
     def socket(self) -> str | None:
@@ -59,6 +60,12 @@ class ForkServerProcess:
         return self.socket is not None
 
     async def run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            self._ended.set()
+
+    async def _serve(self) -> None:
         pause = FIRST_PAUSE
         while not self._closing:
             pid, code, was_ready = await self._run_once()
@@ -109,10 +116,15 @@ class ForkServerProcess:
     def _stopped(self) -> bool:  # (a method: `stop()` sets it while `run()` awaits)
         return self._closing
 
-    async def stop(self) -> None:
-        """End of input: the server takes no more requests and exits once its running copies have ended."""
+    async def stop(self, seconds: float = 5) -> None:
+        """End of input: the server takes no more requests and exits once its running copies have ended.
+
+        Waits up to `seconds` for that (runs still going keep it, and it outlives the worker until they end).
+        """
         self._closing = True
         if self._process is not None and self._process.stdin is not None:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 await self._process.stdin.aclose()
+            with anyio.move_on_after(seconds):
+                await self._ended.wait()
         shutil.rmtree(self._directory, ignore_errors=True)
