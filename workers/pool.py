@@ -1,7 +1,8 @@
 """The warm worker's idle interpreters: started ahead of runs, one handed to each run, replaced in the background.
 
-A slot is `python -m lakeops.healing.slot python -m workers.interpreter`: the memory supervisor and,
-below it, an interpreter that has imported everything a flow run needs. The pool keeps
+A slot is `python -m lakeops.healing.slot python -m workers.interpreter`: the memory supervisor and an
+interpreter that has imported everything a flow run needs, forked for it by the worker's fork server
+(`workers.fork_server`) while that is ready, else spawned below it. The pool keeps
 LAKEOPS_WARM_INTERPRETERS of them idle. `take()` gives a run the first one that is ready, else the
 oldest (still importing, it is ahead of a cold start), and starts a replacement at once. Each slot's
 output is relayed to the worker's own stdout and stderr for its whole life, as the process worker
@@ -45,9 +46,10 @@ class WarmPoolSettings(BaseSettings):
     interpreters: int = Field(
         default=3,
         ge=1,
-        description="Idle interpreters kept ready; each holds about 380 MB (Prefect, pandas, pyarrow, pyiceberg, "
-        "great_expectations and the flow modules) and takes about 10 s of one core to warm up. Three let a "
-        "window's producer, Silver and Gold all start warm.",
+        description="Idle interpreters kept ready. Forked from the fork server (the default), each is ready in "
+        "about 0.1 s and shares the server's memory (about 400 MB: Prefect, pandas, pyarrow, pyiceberg, "
+        "great_expectations and the flow modules); spawned, each holds that much and takes about 10 s of one "
+        "core to warm up. Three let a window's producer, Silver and Gold all start warm.",
     )
     imports: str = Field(
         default="flows", description="Comma-separated packages whose every module an idle interpreter imports."

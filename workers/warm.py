@@ -7,8 +7,10 @@ how a run's process comes to be: the same job configuration and variables (`comm
 crashed hooks), the same concurrency limits. Where the process worker starts `python -m
 prefect.engine`, this one takes an idle slot from its pool (`workers.pool`) and hands it the run's
 environment; the slot's interpreter runs the engine's `__main__` exactly as that command would, and
-exits. A deployment that sets its own `command` is started cold, as the process worker does, and so
-is a run that comes when every idle interpreter is still importing (a cold start is sooner then).
+exits. The interpreters are forked from the worker's fork server (`workers.zygote`), which imported
+everything once. A deployment that sets its own `command` is started cold, as the process worker
+does, and so is a run that comes when every idle interpreter is still importing (a cold start is
+sooner then: while the fork server itself warms up, after the worker starts).
 """
 
 from __future__ import annotations
@@ -89,8 +91,9 @@ class WarmStarter:
 class WarmWorker(ProcessWorker):
     type = WORKER_TYPE
     _description = (
-        "Executes flow runs as subprocesses, like the process worker, in interpreters that have already imported "
-        "Prefect, the data libraries and the flow modules: a run starts in tens of milliseconds, not seconds."
+        "Executes flow runs as subprocesses, like the process worker, in interpreters forked ready from one that "
+        "has already imported Prefect, the data libraries and the flow modules: nothing is imported between a "
+        "run's pickup and its start."
     )
     _display_name = "lakeops warm process"
     _documentation_url = "https://github.com/lakeops/lakeops#warm-starts"
