@@ -11,8 +11,10 @@ and a usage record for the run.
 
 What the interpreter imported while warm stays charged to the worker, not to the run's cgroup: the
 limit counts what the run allocates after the hand-off, and the recorded peak adds what the
-interpreter held before it (its resident set at the hand-off). Its CPU before the hand-off is not
-the run's either. End of input before a hand-off (the worker stopped or dropped the slot): the
+interpreter held before it (its resident set at the hand-off). A forked interpreter's pages stay
+shared with the fork server until the run writes to them: the copies it makes then are the run's,
+and count (so the recorded peak is an upper bound). Its CPU before the hand-off is not the run's
+either. End of input before a hand-off (the worker stopped or dropped the slot): the
 interpreter is stopped at once (it ran nothing), and the slot exits 0. An
 interpreter that dies before its hand-off takes the slot with it (exit code passed through), so the
 worker never hands a run to a dead one.
