@@ -68,9 +68,7 @@ def slots_of(worker: int) -> list[int]:
 
 def interpreters(worker: int) -> list[int]:
     """The worker's interpreters: forked by its fork server, or spawned by its slots (one per slot either way)."""
-    found = processes()
-    servers = {pid for pid, (parent, cmd) in found.items() if parent == worker and "-m workers.zygote" in cmd}
-    slots = set(slots_of(worker))
+    found, servers, slots = processes(), set(fork_servers(worker)), set(slots_of(worker))
     return [
         pid
         for pid, (parent, cmd) in found.items()

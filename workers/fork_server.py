@@ -24,7 +24,7 @@ from workers.protocol import IMPORTS_ENV
 from workers.relay import relay, relay_stdout
 
 ZYGOTE_COMMAND = [sys.executable, "-m", "workers.zygote"]
-FIRST_PAUSE, LONGEST_PAUSE = 1.0, 60.0
+FIRST_PAUSE, LONGEST_PAUSE = 1.0, 60.0  # seconds before a process that died is started again, doubling
 
 
 class ForkServerProcess:

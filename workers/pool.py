@@ -29,12 +29,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lakeops.healing.forked import FORK_SERVER_ENV
-from workers.fork_server import ForkServerProcess
+from workers.fork_server import FIRST_PAUSE, LONGEST_PAUSE, ForkServerProcess
 from workers.protocol import IMPORTS_ENV
 from workers.relay import relay, relay_stdout
 
 SLOT_COMMAND = [sys.executable, "-m", "lakeops.healing.slot", sys.executable, "-m", "workers.interpreter"]
-FIRST_PAUSE, LONGEST_PAUSE = 1.0, 60.0
 FORK_SERVER_WAIT = 120.0  # seconds the first slots wait for the fork server before they spawn their own
 
 
