@@ -3,6 +3,7 @@
 from declarations.flight_weather import suites, v1
 from declarations.flight_weather.schemas import FLIGHT_WEATHER, KEY
 from lakeops.datasets.declaration import Dataset, Layer
+from lakeops.datasets.engines import on_pandas
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
 
@@ -22,7 +23,7 @@ DATASET = Dataset(
             partition=("flight_date",),
             # Two other teams' layers, in the order the transform takes them.
             inputs=("flights.silver", "weather.silver"),
-            transforms={"v1": v1.to_gold},
+            transforms={"v1": on_pandas(v1.to_gold)},
             suite=suites.gold,
             description="One row per (flight_date, origin): flights, cancelled, mean delays, visibility, "
             "precipitation, wind, and the hourly observations they come from.",

@@ -6,6 +6,7 @@ from declarations.flights import suites, v1, v1_1, v2
 from declarations.flights.schemas import DAILY_DELAYS, GOLD_KEY, NATURAL_KEY, SILVER, SOURCE_COLUMNS
 from lakeops.datasets.checks import Between, Matches, Timestamp
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer, Readiness, Source
+from lakeops.datasets.engines import on_pandas
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
 
@@ -51,7 +52,11 @@ DATASET = Dataset(
             key=NATURAL_KEY,
             partition=("flight_date",),
             inputs=("flights.bronze",),
-            transforms={"v1": v1.to_silver, "v1.1": v1_1.to_silver, "v2": v2.to_silver},
+            transforms={
+                "v1": on_pandas(v1.to_silver),
+                "v1.1": on_pandas(v1_1.to_silver),
+                "v2": on_pandas(v2.to_silver),
+            },
             suite=suites.silver,
             lineage="_bronze_snapshot_id",
             description="Cleaned, deduplicated on the natural key, dated.",
@@ -64,7 +69,7 @@ DATASET = Dataset(
             key=GOLD_KEY,
             partition=("flight_date",),
             inputs=("flights.silver",),
-            transforms={"v1": v1.to_gold, "v1.1": v1_1.to_gold, "v2": v2.to_gold},
+            transforms={"v1": on_pandas(v1.to_gold), "v1.1": on_pandas(v1_1.to_gold), "v2": on_pandas(v2.to_gold)},
             suite=suites.daily_delays,
             description="One row per day and origin: flights, cancelled, mean delays, on-time arrivals.",
         ),

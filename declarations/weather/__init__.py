@@ -6,6 +6,7 @@ from declarations.weather import suites, v1
 from declarations.weather.schemas import NATURAL_KEY, NON_NULL, SILVER, SOURCE_COLUMNS
 from lakeops.datasets.checks import Between, Matches, Timestamp
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer, Readiness, Source
+from lakeops.datasets.engines import on_pandas
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
 
@@ -52,7 +53,7 @@ DATASET = Dataset(
             key=NATURAL_KEY,
             partition=("weather_date",),
             inputs=("weather.bronze",),
-            transforms={"v1": v1.to_silver},
+            transforms={"v1": on_pandas(v1.to_silver)},
             suite=suites.silver,
             lineage="_bronze_snapshot_id",
             description="Cleaned, deduplicated on (origin, UTC hour), dated by the local day.",

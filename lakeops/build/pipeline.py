@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 
 from lakeops.build import fallback
-from lakeops.build.validation import Validator
+from lakeops.build.validation import Validator, suite_frame
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer
 from lakeops.datasets.filters import equal_to
 from lakeops.datasets.registry import Registry, bronze_of
@@ -188,21 +190,24 @@ def build(
         raise ValueError(f"{output.table} reads {list(output.inputs)}: no snapshot given for {missing}")
     version = version or dataset.default_version
     source = carry_from or window
-    frames = [_input_rows(catalog, registry.layer(name), source, inputs[name]) for name in output.inputs]
-    frame = output.transform(version)(*frames)
+    tables = [_input_rows(catalog, registry.layer(name), source, inputs[name]) for name in output.inputs]
+    batch_ids = sorted(set().union(*(_batches(rows) for rows in tables)))
+    built = output.transform(version)(*tables)
+    del tables  # one window's data at a time: the inputs are let go before the commit
     if output.lineage:
-        frame = frame.assign(**{output.lineage: inputs[output.inputs[0]]})
-    batch_ids = sorted({b for rows in frames for b in _batches(rows)})
-    if "_batch_id" in output.schema.names and "_batch_id" not in frame.columns:
+        built = _with_constant(built, output.lineage, pa.scalar(inputs[output.inputs[0]], pa.int64()))
+    if "_batch_id" in output.schema.names and "_batch_id" not in built.column_names:
         # A window extended by late records derives from several batches: the output names them all.
-        frame = frame.assign(_batch_id=",".join(batch_ids))
+        built = _with_constant(built, "_batch_id", pa.scalar(",".join(batch_ids), pa.string()))
+    rows = lake.conform(built, output.schema)
     if carry_from is not None:
         parts = dataset.source.event_time.parts if dataset.source else ()
-        frame = fallback.carry_forward(frame, output.schema, parts, carry_from, window)
+        moved = fallback.carry_forward(rows.to_pandas(), output.schema, parts, carry_from, window)
+        rows = lake.to_arrow(moved, output.schema)
     return _publish_window(
         catalog,
         output,
-        frame,
+        rows,
         window,
         run,
         stale,
@@ -214,23 +219,32 @@ def build(
     )
 
 
-def _input_rows(catalog: Catalog, layer: Layer, window: Window, snapshot_id: int) -> pd.DataFrame:
-    rows = lake.read(lake.load(catalog, layer.table), layer.window.filter(window), snapshot_id)
-    if rows.empty:
+def _input_rows(catalog: Catalog, layer: Layer, window: Window, snapshot_id: int) -> pa.Table:
+    rows = lake.read_arrow(lake.load(catalog, layer.table), layer.window.filter(window), snapshot_id)
+    if not len(rows):
         raise EmptyWindow(f"{layer.table} has no rows for window {window} in snapshot {snapshot_id}")
     return rows
 
 
-def _batches(rows: pd.DataFrame) -> set[str]:
-    if "_batch_id" not in rows.columns:
+def _batches(rows: pa.Table) -> set[str]:
+    if "_batch_id" not in rows.column_names:
         return set()
-    return {b for joined in rows["_batch_id"].dropna().astype(str) for b in joined.split(",")}
+    joined = pc.unique(rows["_batch_id"].drop_null()).to_pylist()
+    return {b for value in joined for b in str(value).split(",")}
+
+
+def _with_constant(rows: pa.Table, name: str, value: pa.Scalar) -> pa.Table:
+    """`rows` with column `name` set to `value` on every row (replaced where the transform wrote it)."""
+    column = pa.repeat(value, len(rows))
+    if name in rows.column_names:
+        return rows.set_column(rows.column_names.index(name), name, column)
+    return rows.append_column(name, column)
 
 
 def _publish_window(
     catalog: Catalog,
     layer: Layer,
-    frame: pd.DataFrame,
+    rows: pa.Table,
     window: Window,
     run: RunInfo,
     stale: bool,
@@ -247,8 +261,7 @@ def _publish_window(
     window that fails is never committed, so never seen on the branch nor signalled.
     """
     table = lake.load(catalog, layer.table)
-    rows = lake.to_arrow(frame, layer.schema)
-    report = target.validate(layer, rows.to_pandas()) if target.validate else None
+    report = target.validate(layer, suite_frame(rows)) if target.validate else None
     if report is not None and not report.success:
         good = tags.last_known_good(table)
         head = lake.head(table, target.branch)
@@ -274,4 +287,4 @@ def _publish_window(
     snapshot_id = lake.replace_rows(table, rows, layer.window.filter(window), provenance)
     if provenance.validated and not stale and target.branch == lake.MAIN:
         tags.mark_good(table, snapshot_id)
-    return markers.signal_of(table, layer.table, snapshot_id, provenance, len(frame))
+    return markers.signal_of(table, layer.table, snapshot_id, provenance, len(rows))

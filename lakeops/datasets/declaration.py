@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import Any, Literal
 
-import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakeops.datasets.checks import DATE_PARTS, Check, Timestamp
+from lakeops.datasets.engines import Transform
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
 
@@ -25,7 +25,6 @@ BRONZE = "bronze"
 LINEAGE_COLUMNS = ("_batch_id", "_source", "_ingested_at")  # what ingest adds to every Bronze row
 _TS = pa.timestamp("us", tz="UTC")
 
-Transform = Callable[..., pd.DataFrame]  # one frame per input layer, in the layer's `inputs` order
 Suite = Callable[[Any], list[Any]]  # great_expectations (imported lazily) -> the layer's expectations
 
 
@@ -127,7 +126,7 @@ class Layer:
     key: tuple[str, ...]
     partition: tuple[str, ...] = ()  # identity partition columns: one partition per window
     inputs: tuple[str, ...] = ()  # layers read, as "<dataset>.<layer>" (another team's too)
-    transforms: Mapping[str, Transform] = field(default_factory=dict)  # version -> transform
+    transforms: Mapping[str, Transform] = field(default_factory=dict)  # version -> Arrow transform (`engines`)
     suite: Suite | None = None
     lineage: str | None = None  # a column recording the input snapshot each row was built from (replay reads it)
     description: str = ""

@@ -1,5 +1,6 @@
-"""Processing windows (a day, or an hour of a day) and the columns that place a row in one."""
+"""Processing windows (a calendar month, a day, or an hour of a day) and the columns that place a row in one."""
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -11,25 +12,36 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, Or
 
 from lakeops.datasets.filters import equal_to, greater_than_or_equal, is_in, less_than
 
-Grain = Literal["day", "hour"]
+Grain = Literal["month", "day", "hour"]
 
 
 @dataclass(frozen=True, order=True)
 class Window:
-    """A daily window, or one hour of a day; `key` (2013-01-01 or 2013-01-01T05) names it in events and markers."""
+    """A daily window, one hour of a day, or a calendar month (`day` its first day); `key` (2013-01-01,
+    2013-01-01T05 or 1995-03) names it in events, markers and source files."""
 
     day: date
     hour: int | None = None
+    month: bool = False
 
     def __post_init__(self) -> None:
         if self.hour is not None and not 0 <= self.hour < 24:
             raise ValueError(f"an hour window's hour is 0..23, got {self.hour}")
+        if self.month and (self.hour is not None or self.day.day != 1):
+            raise ValueError(f"a month window starts on the first of the month, got {self.day} {self.hour}")
+
+    @classmethod
+    def of_month(cls, moment: date) -> "Window":
+        """The month window holding `moment`."""
+        return cls(moment.replace(day=1), month=True)
 
     @classmethod
     def parse(cls, value: "str | date | Window", grain: Grain = "day") -> "Window":
         """Accept a Window, a date(time) or an ISO string, as a window of `grain`; raise ValueError otherwise."""
         if isinstance(value, Window):
             return value
+        if grain == "month":
+            return cls._parse_month(value)
         if isinstance(value, datetime):
             return cls(value.date(), value.hour if grain == "hour" else None)
         if isinstance(value, date):
@@ -46,12 +58,26 @@ class Window:
             example = "2013-01-01T05" if grain == "hour" else "2013-01-01"
             raise ValueError(f"window must be an ISO {grain} like {example}, got {value!r}") from exc
 
+    @classmethod
+    def _parse_month(cls, value: "str | date") -> "Window":
+        if isinstance(value, date):
+            return cls.of_month(value)
+        text = str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}(-01)?", text):
+            raise ValueError(f"a month window is an ISO month like 1995-03, got {value!r}")
+        try:
+            return cls.of_month(date.fromisoformat(f"{text[:7]}-01"))
+        except ValueError as exc:
+            raise ValueError(f"a month window is an ISO month like 1995-03, got {value!r}") from exc
+
     @property
     def grain(self) -> Grain:
-        return "day" if self.hour is None else "hour"
+        return "month" if self.month else "day" if self.hour is None else "hour"
 
     @property
     def key(self) -> str:
+        if self.month:
+            return self.day.isoformat()[:7]
         return self.day.isoformat() if self.hour is None else f"{self.day.isoformat()}T{self.hour:02d}"
 
     @property
@@ -60,6 +86,10 @@ class Window:
 
     @property
     def end(self) -> datetime:
+        if self.month:
+            following = self.day.replace(year=self.day.year + 1, month=1) if self.day.month == 12 else None
+            following = following or self.day.replace(month=self.day.month + 1)
+            return datetime.combine(following, time(0), tzinfo=UTC)
         return self.start + (timedelta(days=1) if self.hour is None else timedelta(hours=1))
 
     def shifted(self, to: "Window") -> timedelta:
@@ -74,7 +104,8 @@ class Window:
 class WindowColumn:
     """The column(s) placing a row in its window: a date or timestamp `column`, or integer date `parts`.
 
-    `parts` are year, month, day (and hour for an hour grain), as a source often delivers them.
+    `parts` are year, month, day (and hour for an hour grain), as a source often delivers them. A month
+    window is placed by a date column only.
     """
 
     column: str | None = None
@@ -84,6 +115,8 @@ class WindowColumn:
     def __post_init__(self) -> None:
         if (self.column is None) == (not self.parts):
             raise ValueError("a window column is either one column or the year, month, day[, hour] parts")
+        if self.parts and self.grain == "month":
+            raise ValueError("a month window is placed by one date or timestamp column, not by date parts")
         if self.parts and len(self.parts) != (3 if self.grain == "day" else 4):
             raise ValueError(f"an {self.grain} window from parts needs {'3' if self.grain == 'day' else '4'} columns")
 
@@ -106,6 +139,12 @@ class WindowColumn:
                 result = And(term, result)
             return result
         assert self.column is not None
+        if self.grain == "month" or window.month:
+            # Dates compare with ISO dates, timestamps with ISO instants (pyiceberg binds the literal to the column).
+            return And(
+                greater_than_or_equal(self.column, window.start.date().isoformat()),
+                less_than(self.column, window.end.date().isoformat()),
+            )
         if self.grain == "day" and window.hour is None:
             return equal_to(self.column, window.key)
         return And(
@@ -128,13 +167,16 @@ class WindowColumn:
             frame = rows[list(self.parts)].astype("int64").set_axis(names, axis=1)
             return pd.to_datetime(frame, utc=True)
         moments = pd.to_datetime(rows[self.column], utc=True, format="ISO8601")
+        if self.grain == "month":
+            return moments.dt.tz_localize(None).dt.to_period("M").dt.to_timestamp().dt.tz_localize(UTC)
         return moments.dt.floor("h" if self.grain == "hour" else "D")
 
     def windows(self, rows: pd.DataFrame) -> list[Window]:
         """Each row's window, in row order."""
-        return [
-            Window(m.date(), m.hour if self.grain == "hour" else None) for m in self.moments(rows).dt.to_pydatetime()
-        ]
+        moments = self.moments(rows).dt.to_pydatetime()
+        if self.grain == "month":
+            return [Window.of_month(m.date()) for m in moments]
+        return [Window(m.date(), m.hour if self.grain == "hour" else None) for m in moments]
 
     def shift(self, rows: pd.DataFrame, by: timedelta) -> pd.DataFrame:
         """The rows re-dated by `by`: the window column(s) moved, so that they fall in a later window."""

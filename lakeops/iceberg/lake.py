@@ -128,11 +128,27 @@ def read(
     snapshot_id: int | None = None,
     columns: tuple[str, ...] = ("*",),
 ) -> pd.DataFrame:
-    """Rows matching `row_filter` as of `snapshot_id` (current when None)."""
+    """Rows matching `row_filter` as of `snapshot_id` (current when None), as a pandas frame."""
+    return read_arrow(table, row_filter, snapshot_id, columns).to_pandas()
+
+
+def read_arrow(
+    table: Table,
+    row_filter: BooleanExpression,
+    snapshot_id: int | None = None,
+    columns: tuple[str, ...] = ("*",),
+) -> pa.Table:
+    """Rows matching `row_filter` as of `snapshot_id` (current when None), as Arrow: no detour through pandas."""
     if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
         raise SnapshotNotFound(f"table {'.'.join(table.name())} has no snapshot {snapshot_id}")
-    scan = table.scan(row_filter=row_filter, snapshot_id=snapshot_id, selected_fields=columns)
-    return scan.to_pandas()
+    return table.scan(row_filter=row_filter, snapshot_id=snapshot_id, selected_fields=columns).to_arrow()
+
+
+def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """An Arrow table cast to a table's declared schema (column order and types); a missing column is named."""
+    if missing := [name for name in schema.names if name not in rows.column_names]:
+        raise ValueError(f"rows lack the columns {missing} of the table's schema")
+    return rows.select(schema.names).cast(schema)
 
 
 def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance) -> int:

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lakeops.datasets.declaration import Dataset, Layer, Source
+from lakeops.datasets.engines import on_pandas
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.windows import WindowColumn
 
@@ -76,9 +77,11 @@ DATASET = Dataset(
         Layer("bronze", TableRef("bronze", "orders"), SOURCE.bronze_schema(), WindowColumn("order_date"),
               key=("order_id",), partition=("order_date",)),
         Layer("silver", TableRef("silver", "orders"), SILVER, DAY, key=("order_id",), partition=("order_day",),
-              inputs=("orders.bronze",), transforms={"v1": to_silver, "v2": to_silver}, lineage="_bronze_snapshot_id"),
+              inputs=("orders.bronze",), transforms={"v1": on_pandas(to_silver), "v2": on_pandas(to_silver)},
+              lineage="_bronze_snapshot_id"),
         Layer("gold", TableRef("gold", "daily_revenue"), REVENUE, DAY, key=("order_day",), partition=("order_day",),
-              inputs=("orders.silver",), transforms={"v1": revenue_v1, "v2": revenue_v2}, suite=suite),
+              inputs=("orders.silver",), transforms={"v1": on_pandas(revenue_v1), "v2": on_pandas(revenue_v2)},
+              suite=suite),
     ),
     release=("silver", "gold"),
 )

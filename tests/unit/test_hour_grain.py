@@ -10,6 +10,7 @@ import pytest
 
 from lakeops.build import pipeline
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer, Source
+from lakeops.datasets.engines import on_pandas
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window, WindowColumn
@@ -70,7 +71,7 @@ SENSORS = Dataset(
             HOUR,
             key=SOURCE.natural_key,
             inputs=("sensors.bronze",),
-            transforms={"v1": to_silver, "v2": to_silver},
+            transforms={"v1": on_pandas(to_silver), "v2": on_pandas(to_silver)},
             lineage="_bronze_snapshot_id",
         ),
         Layer(
@@ -80,7 +81,7 @@ SENSORS = Dataset(
             HOUR,
             key=("reading_hour", "sensor"),
             inputs=("sensors.silver",),
-            transforms={"v1": hourly, "v2": lambda silver: hourly(silver, scale=2.0)},
+            transforms={"v1": on_pandas(hourly), "v2": on_pandas(lambda silver: hourly(silver, scale=2.0))},
         ),
     ),
     release=("silver", "gold"),

@@ -26,8 +26,8 @@ def test_current_version_is_registered():
     assert FLIGHTS.default_version in FLIGHTS.versions
     for layer in (SILVER, GOLD):
         assert layer.transform(FLIGHTS.default_version) is layer.transforms[FLIGHTS.default_version]
-    assert SILVER.transform("v1") is flights_v1.to_silver
-    assert GOLD.transform("v1") is flights_v1.to_gold
+    assert SILVER.transform("v1").__wrapped__ is flights_v1.to_silver
+    assert GOLD.transform("v1").__wrapped__ is flights_v1.to_gold
 
 
 @pytest.mark.parametrize("version", ["v9", "", "V1", "flights_v1"])

@@ -56,8 +56,8 @@ def test_v2_silver_is_v1_silver(silver, drop_day):
     batch = drop_day(DAY_A)
     bronze = batches.with_lineage(parse(batch), batch, datetime.now(UTC))
 
-    assert SILVER.transform("v2") is flights_v1.to_silver
-    assert GOLD.transform("v2") is flights_v2.to_gold
+    assert SILVER.transform("v2").__wrapped__ is flights_v1.to_silver
+    assert GOLD.transform("v2").__wrapped__ is flights_v2.to_gold
     pd.testing.assert_frame_equal(flights_v2.to_silver(bronze), flights_v1.to_silver(bronze))
 
 
