@@ -13,6 +13,7 @@ import yaml
 
 from lakeops.datasets.declaration import Dataset, Layer
 from lakeops.datasets.names import (
+    BACKFILL_FLOW,
     BUILD_FLOW,
     DEADLINE_HANDLER,
     DEADLINE_MISSED_FLOW,
@@ -32,6 +33,7 @@ from lakeops.datasets.names import (
     RELEASE_FLOW,
     REPLAY_FLOW,
     ROLLBACK_FLOW,
+    backfill_deployment,
     opener_deployment,
     release_deployment,
     replay_deployment,
@@ -71,6 +73,7 @@ ENTRYPOINTS = {
     INGEST_FLOW: "flows/ingest.py:ingest",
     BUILD_FLOW: "flows/build_layer.py:build_layer",
     REPLAY_FLOW: "flows/replay.py:replay_dataset",
+    BACKFILL_FLOW: "flows/backfill.py:backfill_dataset",
     RELEASE_FLOW: "flows/release.py:release_dataset",
     ROLLBACK_FLOW: "flows/release_rollback.py:release_rollback",
     OPEN_WINDOW_FLOW: "flows/sla_open_window.py:open_window",
@@ -118,15 +121,30 @@ def write_text(path: Path, text: str) -> bool:
 def dataset_deployments(registry: Registry) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for dataset in registry.datasets:
+        out += [_sized(dataset, d) for d in _of_dataset(registry, dataset)]
+    return out
+
+
+def _sized(dataset: Dataset, deployment: dict[str, Any]) -> dict[str, Any]:
+    """A dataset that declares its runs' memory sets the `memory` job variable of each of its deployments."""
+    if dataset.memory_mb is None:
+        return deployment
+    return {**deployment, "work_pool": {**deployment["work_pool"], "job_variables": {"memory": dataset.memory_mb}}}
+
+
+def _of_dataset(registry: Registry, dataset: Dataset) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if dataset.source is not None:
+        out.append(_ingest(dataset))
+    out += [_build(registry, dataset, layer) for layer in dataset.layers if layer.built]
+    if any(layer.built for layer in dataset.layers):
+        out.append(_replay(dataset))
         if dataset.source is not None:
-            out.append(_ingest(dataset))
-        out += [_build(registry, dataset, layer) for layer in dataset.layers if layer.built]
-        if any(layer.built for layer in dataset.layers):
-            out.append(_replay(dataset))
-        if dataset.release:
-            out += _release(dataset)
-        if dataset.readiness is not None:
-            out.append(_open_window(registry, dataset))
+            out.append(_backfill(dataset))
+    if dataset.release:
+        out += _release(dataset)
+    if dataset.readiness is not None:
+        out.append(_open_window(registry, dataset))
     return out
 
 
@@ -208,6 +226,17 @@ def _replay(dataset: Dataset) -> dict[str, Any]:
         f"Replays a transform version of {dataset.name} over a window range into a branch, from the input snapshots "
         "each window recorded; main does not move.",
         _tags(dataset, "versioning"),
+        parameters={"params": {"dataset": dataset.name}},
+    )
+
+
+def _backfill(dataset: Dataset) -> dict[str, Any]:
+    return _deployment(
+        BACKFILL_FLOW,
+        _name(backfill_deployment(dataset.name)),
+        f"Backfills {dataset.name}: every landed window (or a range), landing -> each layer it builds, the windows "
+        "fanned out on Dask (a local cluster, or LAKEOPS_DASK_ADDRESS); each window's chain in order.",
+        _tags(dataset, "backfill"),
         parameters={"params": {"dataset": dataset.name}},
     )
 

@@ -21,6 +21,7 @@ from admin import deployments
 from admin.deployments import ENTRYPOINTS
 from admin.setup import heartbeating
 from lakeops.datasets.names import (
+    BACKFILL_FLOW,
     BUILD_FLOW,
     DEADLINE_MISSED_FLOW,
     DRILL_FLOW,
@@ -47,6 +48,7 @@ SIZES: dict[str, tuple[int, int]] = {
     INGEST_FLOW: (512, 2048),
     BUILD_FLOW: (512, 2048),
     REPLAY_FLOW: (1024, 4096),
+    BACKFILL_FLOW: (2048, 4096),
     RELEASE_FLOW: (1024, 4096),
     ROLLBACK_FLOW: (256, 1024),
     OPEN_WINDOW_FLOW: (256, 1024),

@@ -52,7 +52,7 @@ from lakeops.readiness.ready import ReadySignal
 from lakeops.settings import LakeSettings
 
 
-def _io_options() -> dict[str, Any]:
+def io_options() -> dict[str, Any]:
     schedule = POLICIES[FailureClass.TRANSIENT]
     return {
         "retries": TASK_RETRIES,
@@ -68,7 +68,7 @@ def _io_options() -> dict[str, Any]:
 def io_task(fn: Callable[..., Any]) -> Any:
     """A task that touches I/O: each failure is retried within its class's budget (`failures.POLICIES`),
     with the TRANSIENT backoff and jitter (the only class retried at task level); a recovery is counted."""
-    return task(**_io_options())(fn)
+    return task(**io_options())(fn)
 
 
 def asset_of(registry: Registry, layer: Layer, catalog_name: str) -> Asset:
@@ -87,7 +87,7 @@ def materializing(registry: Registry, layer: Layer, catalog_name: str, fn: Calla
         asset_of(registry, layer, catalog_name),
         asset_deps=upstream,
         task_run_name=f"build {layer.table}",
-        **_io_options(),
+        **io_options(),
     )(fn)
 
 

@@ -4,7 +4,7 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pyiceberg.catalog import Catalog
 
 from flows.alerts import DEFAULT_BLOCK, alert_on_failure, send
@@ -23,8 +23,17 @@ from lakeops.readiness.ready import ReadySignal
 
 class IngestParams(BaseModel):
     dataset: str = Field(description="The dataset whose source file to ingest, e.g. flights (set by its deployment).")
-    window: date = Field(description="The day to ingest: reads the file the dataset's source path names for it.")
+    window: str = Field(
+        description="The window to ingest (2013-01-02, an hour 2013-01-02T05, a month 1995-03): reads the file "
+        "the dataset's source path names for it."
+    )
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _iso(cls, value: object) -> object:
+        """A date (a run started from Python, an older trigger) is its ISO day."""
+        return value.isoformat() if isinstance(value, date) else value
 
 
 @io_task
@@ -56,7 +65,7 @@ def ingest(params: IngestParams) -> ReadySignal:
     registry = platform()
     dataset = registry.dataset(params.dataset)
     bronze = bronze_of(dataset)
-    window = Window.parse(params.window)
+    window = Window.parse(params.window, bronze.window.grain)
     lakehouse, catalog = open_lakehouse(params.lakehouse)
     contract = contract_of(str(bronze.table))
     block = contract.alert_block if contract else DEFAULT_BLOCK

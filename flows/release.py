@@ -19,8 +19,10 @@ from prefect.states import Completed, State
 from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
+from flows import fanout
 from flows.alerts import alert_on_failure
-from flows.common import io_task, open_lakehouse, platform, run_info
+from flows.common import io_task, open_lakehouse, platform
+from flows.replay import replay_windows
 from lakeops.datasets.names import RELEASE_FLOW
 from lakeops.datasets.windows import Window
 from lakeops.release import blue_green, catch_up, promotion, release_log, release_suite
@@ -86,10 +88,9 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
     return planned
 
 
-@io_task
-def build(catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int | None]:
-    """One colour, every window, on its branch; a retry resumes where it stopped."""
-    result = blue_green.build(catalog, platform(), planned, colour, run_info())
+def build(lakehouse: str, catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int | None]:
+    """One colour, every window side by side on the flow's cluster, on its branch; a rerun resumes."""
+    result = replay_windows(lakehouse, catalog, blue_green.replay_plan(planned, colour), blue_green.BUILD_OPERATION)
     get_run_logger().info(
         "%s (%s) built on %s: %s windows",
         colour,
@@ -200,9 +201,9 @@ class Steps:
     rejected_because: str = ""
 
     def build(self, release: ReleasePlan) -> None:
-        """Both colours concurrently, two tasks."""
-        for future in [build.submit(self.catalog, release, colour) for colour in (BLUE, GREEN)]:
-            future.result()
+        """Each colour's windows side by side on the flow's cluster (blue, then green)."""
+        for colour in (BLUE, GREEN):
+            build(self.params.lakehouse, self.catalog, release, colour)
 
     def compare(self, release: ReleasePlan, windows: tuple[Window, ...] | None = None) -> Comparison:
         comparison = compare(self.catalog, release, self.params.thresholds, windows)
@@ -228,7 +229,12 @@ class Steps:
         return promote(self.catalog, release, comparison, actor)
 
 
-@flow(name=RELEASE_FLOW, flow_run_name="{params.dataset} {params.green_version}", on_failure=[alert_on_failure()])
+@flow(
+    name=RELEASE_FLOW,
+    flow_run_name="{params.dataset} {params.green_version}",
+    task_runner=fanout.task_runner(),
+    on_failure=[alert_on_failure()],
+)
 def release_dataset(params: ReleaseParams) -> State:
     """Pin, build blue and green concurrently, compare, gate (promote, or hold for a decision), switch, catching up."""
     _, catalog = open_lakehouse(params.lakehouse)

@@ -1,14 +1,16 @@
 """Replay: re-run a dataset's transform version over a window range into a branch, from its recorded inputs."""
 
+import time
 from datetime import date
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from pydantic import BaseModel, Field
 from pyiceberg.catalog import Catalog
 
+from flows import fanout
 from flows.alerts import alert_on_failure
-from flows.common import io_task, open_lakehouse, platform, run_info
+from flows.common import io_options, io_task, open_lakehouse, platform, run_info
 from lakeops.build.validation import validate
 from lakeops.datasets.names import REPLAY_FLOW
 from lakeops.versioning import replay
@@ -31,24 +33,54 @@ def plan(catalog: Catalog, params: ReplayParams) -> replay.ReplayPlan:
 
 
 @io_task
-def run(catalog: Catalog, planned: replay.ReplayPlan) -> replay.ReplayResult:
-    """One task for the whole range: a retry resumes, skipping the windows already on the branch."""
+def prepare(catalog: Catalog, planned: replay.ReplayPlan) -> None:
+    replay.prepare(catalog, platform(), planned)
+
+
+@task(task_run_name="{operation} {window}", **io_options())
+def replay_window(
+    lakehouse: str, planned: replay.ReplayPlan, index: int, window: str, operation: str = replay.OPERATION
+) -> replay.Replayed:
+    """One window on a worker of the flow's cluster; a retry skips the layers already on the branch."""
+    _, catalog = fanout.lakehouse(lakehouse)
+    source = planned.sources[index]
+    return replay.run_window(catalog, platform(), planned, source, run_info(), validate, operation)
+
+
+def replay_windows(
+    lakehouse: str, catalog: Catalog, planned: replay.ReplayPlan, operation: str = replay.OPERATION
+) -> replay.ReplayResult:
+    """Every window of the plan side by side on the flow's task runner, progress reported as they finish."""
     logger = get_run_logger()
-    progress_id = create_progress_artifact(0.0, description=f"replay {planned.version} -> {planned.branch}")
-
-    def report(progress: replay.Progress) -> None:
+    progress_id = create_progress_artifact(0.0, description=f"{operation} {planned.version} -> {planned.branch}")
+    prepare(catalog, planned)
+    futures = [
+        replay_window.submit(lakehouse, planned, i, s.window.key, operation) for i, s in enumerate(planned.sources)
+    ]
+    outcomes, rows, started = [], 0, time.monotonic()
+    for count, future in enumerate(futures, start=1):
+        outcome = future.result()
+        outcomes.append(outcome)
+        rows += outcome.rows
+        progress = replay.Progress(
+            outcome.window, count, len(futures), not outcome.built, rows, time.monotonic() - started
+        )
         logger.info("%s", progress)
-        update_progress_artifact(progress_id, 100.0 * progress.done / progress.total)
+        update_progress_artifact(progress_id, 100.0 * count / len(futures))
+    return replay.result(catalog, platform(), planned, outcomes)
 
-    return replay.run(catalog, platform(), planned, run_info(), validate, on_progress=report)
 
-
-@flow(name=REPLAY_FLOW, flow_run_name="{params.dataset} {params.transform_version}", on_failure=[alert_on_failure()])
+@flow(
+    name=REPLAY_FLOW,
+    flow_run_name="{params.dataset} {params.transform_version}",
+    task_runner=fanout.task_runner(),
+    on_failure=[alert_on_failure()],
+)
 def replay_dataset(params: ReplayParams) -> replay.ReplayResult:
     """Rebuild the dataset's windows with `transform_version` on a branch; consumers keep reading main."""
     _, catalog = open_lakehouse(params.lakehouse)
     planned = plan(catalog, params)
-    result = run(catalog, planned)
+    result = replay_windows(params.lakehouse, catalog, planned)
     create_table_artifact(
         [{"window": str(w), "status": "replayed"} for w in result.replayed]
         + [{"window": str(w), "status": "already on branch"} for w in result.skipped],

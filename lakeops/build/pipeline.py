@@ -86,10 +86,11 @@ def land(
     source = dataset.source
     assert source is not None
     policy = policy or source.lateness
-    typed = batches.parse(batch, source, accept_additive=accept_additive)
+    typed = batches.typed_rows(batch, source, accept_additive=accept_additive)
     table = lake.load(catalog, bronze.table)
     observed = _observed_lags(table, source.event_time) if policy.adaptive else np.array([], dtype="int64")
-    arrival = lateness.split(typed, batch.window, lateness.allowance(policy, observed), source.event_time)
+    events = typed.events(source.event_time)
+    arrival = lateness.split(events, batch.window, lateness.allowance(policy, observed), source.event_time)
     if arrival.own.empty:
         raise MalformedBatch(batch.source, f"no row of window {batch.window} (every row is dated earlier)")
     extended = tuple(w.key for w in arrival.late)
@@ -103,15 +104,17 @@ def land(
         extended_windows=extended,
     )
     from_file = equal_to("_source", Path(batch.source).name)
-    present = lake.read(table, from_file, columns=("_batch_id",))
+    present = lake.read_arrow(table, from_file, columns=("_batch_id",))["_batch_id"]
     current = table.current_snapshot()
     # Landed already: same bytes and the same rows accepted (a changed allowance lands again).
-    if current is not None and set(present["_batch_id"]) == {batch.batch_id} and len(present) == len(arrival.accepted):
+    accepted = arrival.accepted.index
+    if current is not None and pc.unique(present).to_pylist() == [batch.batch_id] and len(present) == len(accepted):
         snapshot_id = current.snapshot_id
     else:
         if len(arrival.too_late):
             _quarantine_too_late(catalog, dataset, batch, arrival, run)
-        rows = lake.to_arrow(batches.with_lineage(arrival.accepted, batch, datetime.now(UTC)), bronze.schema)
+        rows = lake.conform(batches.lineage(typed.take(accepted), batch, datetime.now(UTC)), bronze.schema)
+        del typed, events
         snapshot_id = lake.replace_rows(table, rows, from_file, provenance)
         tags.mark_good(table, snapshot_id)
     own = markers.signal_of(table, bronze.table, snapshot_id, provenance, len(arrival.own))

@@ -45,6 +45,11 @@ class LatePolicy:
             raise ValueError(f"allowed lateness must be >= 0 days and the quantile in (0, 1]; got {self}")
 
 
+def _from_text(typ: pa.DataType) -> bool:
+    """A type a CSV value is typed to: integer, number or string (a Parquet file carries the others)."""
+    return bool(pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_string(typ))
+
+
 @dataclass(frozen=True)
 class Source:
     """What a source system delivers: where its files land, their format and their schema contract.
@@ -74,6 +79,8 @@ class Source:
             raise ValueError(f"accept_additive_drift is true or false, got {self.accept_additive_drift!r}")
         if self.format not in ("csv", "parquet"):
             raise ValueError(f"source format is csv or parquet, got {self.format!r}")
+        if self.format == "csv" and (typed := [n for n, t in self.columns.items() if not _from_text(t)]):
+            raise ValueError(f"a CSV source's columns are integers, numbers or strings; {typed} need a Parquet source")
         if "{window}" not in self.path:
             raise ValueError(f"source path {self.path!r} must hold {{window}}: one file per window")
         if unknown := [c for c in (*self.natural_key, *self.non_null) if c not in self.columns]:
@@ -196,6 +203,7 @@ class Dataset:
     release: tuple[str, ...] = ()  # layers a release switches, in switch order (a reader after what it reads)
     readiness: Readiness | None = None  # the contract of the Bronze signal
     description: str = ""
+    memory_mb: int | None = None  # the memory job variable of its deployments: each run's limit (None: the pool's)
 
     def __post_init__(self) -> None:
         names = [layer.name for layer in self.layers]
@@ -209,6 +217,8 @@ class Dataset:
             if not self.layer(name).built:
                 raise ValueError(f"dataset {self.name}: a release switches built layers only, not {name!r}")
             self.layer(name).transform(self.default_version)
+        if self.memory_mb is not None and (isinstance(self.memory_mb, bool) or self.memory_mb < 1):
+            raise ValueError(f"dataset {self.name}: memory_mb is a positive number of MB, got {self.memory_mb!r}")
         if self.readiness is not None and self.source is None:
             raise ValueError(f"dataset {self.name}: a readiness contract needs a source")
 

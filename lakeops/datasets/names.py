@@ -36,6 +36,7 @@ class TableRef:
 INGEST_FLOW = "ingest"
 BUILD_FLOW = "build-layer"
 REPLAY_FLOW = "replay"
+BACKFILL_FLOW = "backfill"
 RELEASE_FLOW = "release"
 ROLLBACK_FLOW = "release-rollback"
 OPEN_WINDOW_FLOW = "sla-open-window"
@@ -67,6 +68,10 @@ def deployment(flow: str, name: str) -> str:
 # list shows names first, and one name must not stand for several deployments there.
 def replay_deployment(dataset: str) -> str:
     return deployment(REPLAY_FLOW, f"replay-{dataset}")
+
+
+def backfill_deployment(dataset: str) -> str:
+    return deployment(BACKFILL_FLOW, f"backfill-{dataset}")
 
 
 def release_deployment(dataset: str) -> str:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from lakeops.datasets.declaration import Source
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.ingest import drift, landing_zone, records, values
+from lakeops.ingest import drift, landing_zone, records, typed, values
 from lakeops.ingest.drift import NA_TOKENS
 from lakeops.ingest.landing_zone import DEFAULT_MAX_BYTES
 
@@ -40,16 +40,25 @@ class RawBatch:
         return f"{self.window.key}-{hashlib.sha256(self.content).hexdigest()[:12]}"
 
     @cached_property
-    def text(self) -> bytes:
-        """The file as CSV bytes: the content itself, or a Parquet file's table written as CSV."""
+    def table(self) -> pa.Table | None:
+        """A Parquet file's table as written (None for a CSV file); MalformedBatch when it cannot be read."""
         if self.format != "parquet":
-            return self.content
+            return None
         try:
-            table = pq.read_table(pa.BufferReader(self.content))
+            return pq.read_table(pa.BufferReader(self.content))
         except (pa.ArrowInvalid, OSError) as exc:
             raise MalformedBatch(self.source, f"not a readable Parquet file: {exc}") from exc
+
+    @cached_property
+    def text(self) -> bytes:
+        """The file as CSV bytes: the content itself, or a Parquet file's table written as CSV.
+
+        Only quarantine needs a Parquet file's text (its lines): ingest types the table itself.
+        """
+        if self.table is None:
+            return self.content
         out = io.BytesIO()
-        pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="needed"))
+        pacsv.write_csv(self.table, out, pacsv.WriteOptions(quoting_style="needed"))
         return out.getvalue()
 
     @property
@@ -112,6 +121,19 @@ def parse(batch: RawBatch, source: Source, *, accept_additive: bool | None = Non
     return typed  # indexed by line number: late records beyond the allowance are quarantined by line
 
 
+def typed_rows(batch: RawBatch, source: Source, *, accept_additive: bool | None = None) -> typed.TypedRows:
+    """The batch's rows typed to the contract in Arrow, each with its line; MalformedBatch as `parse` says.
+
+    A Parquet file is checked and cast in Arrow; a CSV file is parsed value by value (`parse`).
+    """
+    if batch.table is None:
+        return typed.from_frame(parse(batch, source, accept_additive=accept_additive), source)
+    additive = source.accept_additive_drift if accept_additive is None else accept_additive
+    rows = typed.from_table(batch.table, source, batch.source, additive)
+    values.check_window(rows.events(source.event_time), source, batch.window, batch.source)
+    return rows
+
+
 def _strings(read: records.Records) -> pd.DataFrame:
     """Every cell as a string (None for NA), indexed by the line each record starts on."""
     frame = pd.DataFrame(read.rows, columns=read.header, index=pd.Index(read.starts, name="line"), dtype="str")
@@ -125,6 +147,18 @@ def with_lineage(typed: pd.DataFrame, batch: RawBatch, ingested_at: datetime) ->
         _source=Path(batch.source).name,
         _ingested_at=pd.Timestamp(ingested_at.astimezone(UTC)),
     )
+
+
+def lineage(rows: pa.Table, batch: RawBatch, ingested_at: datetime) -> pa.Table:
+    """Bronze rows in Arrow: the typed source rows plus batch id, source and ingestion time."""
+    constants = {
+        "_batch_id": pa.scalar(batch.batch_id, pa.string()),
+        "_source": pa.scalar(Path(batch.source).name, pa.string()),
+        "_ingested_at": pa.scalar(ingested_at.astimezone(UTC), pa.timestamp("us", tz="UTC")),
+    }
+    for name, value in constants.items():
+        rows = rows.append_column(name, pa.repeat(value, len(rows)))
+    return rows
 
 
 def quarantine_rows(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakeops.datasets.declaration import Source
 from lakeops.ingest import records
@@ -40,14 +41,30 @@ SAMPLE_SIZE = 3
 
 
 def type_name(typ: pa.DataType) -> str:
-    """The drift check's name for an Arrow type of a source column; ValueError for types it cannot check."""
+    """The drift check's name for an Arrow type of a source column.
+
+    Text values parse to integer, number or string; a typed file (Parquet) also carries decimals,
+    dates and timestamps, named by their Arrow type (a decimal's precision and scale included).
+    """
     if pa.types.is_integer(typ):
         return INT
     if pa.types.is_floating(typ):
         return FLOAT
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         return STRING
-    raise ValueError(f"no drift check for source columns of type {typ}")
+    return str(typ)
+
+
+def parses_from_text(typ: pa.DataType) -> bool:
+    """A type a CSV value is typed to (integer, number, string); the others need a typed file."""
+    return type_name(typ) in _WIDTH
+
+
+def _fits(observed: str, expected: str) -> bool:
+    """Values of `observed` type are accepted as `expected`: a narrower text type, or the same typed one."""
+    if observed in _WIDTH and expected in _WIDTH:
+        return _WIDTH[observed] <= _WIDTH[expected]
+    return observed == expected or observed == NULL
 
 
 @dataclass(frozen=True)
@@ -94,7 +111,7 @@ class ObservedColumn:
 
     def not_of(self, type_: str) -> tuple[int, int | None, tuple[str, ...]]:
         """(count, first line, sample) of the values that do not parse as `type_`."""
-        wider = [k for k in self.kinds if _WIDTH[k.type] > _WIDTH[type_]]
+        wider = [k for k in self.kinds if not _fits(k.type, type_)]
         sample = tuple(v for k in wider for v in k.sample)[:SAMPLE_SIZE]
         return sum(k.count for k in wider), min((k.first_line for k in wider), default=None), sample
 
@@ -112,12 +129,47 @@ class ObservedSchema:
 
 
 def observe(batch: RawBatch) -> ObservedSchema:
-    """The batch's columns and what their values parse to; never raises (ingest names broken lines)."""
+    """The batch's columns and what their values parse to; never raises (ingest names broken lines).
+
+    A Parquet file's columns are typed already: its schema says what each holds.
+    """
+    if batch.format == "parquet" and batch.table is not None:
+        return observe_table(batch.table)
     read = records.tolerant(batch.text.decode("utf-8", errors="replace"))
     header, rows = read.header, read.rows
     cells = np.array(rows, dtype=object).reshape(len(rows), len(header))
     at = np.array(read.starts, dtype=np.int64)
     return ObservedSchema(tuple(_observe_column(name, cells[:, i], at) for i, name in enumerate(header)), len(rows))
+
+
+def observe_table(table: pa.Table) -> ObservedSchema:
+    """The columns of a typed table (a Parquet file), row N on line N + 1 of its CSV text (the header is line 1)."""
+    return ObservedSchema(tuple(_observe_typed(table, name) for name in table.column_names), len(table))
+
+
+def _observe_typed(table: pa.Table, name: str) -> ObservedColumn:
+    column = table[name]
+    type_ = NULL if pa.types.is_null(column.type) else type_name(column.type)
+    if type_ == FLOAT and _integral(column):
+        type_ = INT  # as in a text file, 42.0 is an integer (pandas writes an integer column with nulls as floats)
+    nulls = column.null_count
+    first_null = _first_line(column.is_null()) if nulls else None
+    values = len(column) - nulls
+    if not values:
+        return ObservedColumn(name, NULL, 0, nulls, first_null, ())
+    head = column.slice(0, 1000).drop_null().unique().slice(0, SAMPLE_SIZE)
+    first = _first_line(column.is_valid())
+    kind = ValueKind(type_, values, first, tuple(str(v) for v in head.to_pylist()))
+    return ObservedColumn(name, type_, values, nulls, first_null, (kind,))
+
+
+def _integral(column: pa.ChunkedArray) -> bool:
+    values = column.drop_null()
+    return bool(pc.all(pc.equal(pc.floor(values), values)).as_py() is not False)
+
+
+def _first_line(mask: pa.ChunkedArray) -> int:
+    return int(pc.index(mask, True).as_py()) + HEADER_LINE + 1
 
 
 def _observe_column(name: str, raw: np.ndarray, lines: np.ndarray) -> ObservedColumn:
@@ -223,7 +275,7 @@ def compare(expected: ExpectedSchema, observed: ObservedSchema) -> SchemaDrift:
 
 
 def _type_change(name: str, type_: str, column: ObservedColumn) -> list[Change]:
-    if _WIDTH[column.type] <= _WIDTH[type_]:
+    if _fits(column.type, type_):
         return []
     count, line, sample = column.not_of(type_)
     detail = f"{count} of {column.values} values are not {type_} (first at line {line}), e.g. {_quoted(sample)}"
@@ -256,7 +308,7 @@ def _pair_renames(
     A pair needs a type the old column accepts and a similar name; failing that, when exactly one
     column left and one arrived, the same type and (for a non-null column) no nulls.
     """
-    fits = [(r, a) for r in removed for a in added if _WIDTH[a.type] <= _WIDTH[expected.columns[r]]]
+    fits = [(r, a) for r in removed for a in added if _fits(a.type, expected.columns[r])]
     ranked = sorted((p for p in fits if _similar(p[0], p[1].name)), key=lambda p: -_ratio(p[0], p[1].name))
     pairs: dict[str, tuple[ObservedColumn, str]] = {}
     for old, new in ranked:

@@ -138,9 +138,13 @@ def build(
     catalog: Catalog, registry: Registry, release: ReleasePlan, colour: str, run: pipeline.RunInfo
 ) -> replay.ReplayResult:
     """Build every window of one colour on its branch from the pinned input (resumable)."""
+    return replay.run(catalog, registry, replay_plan(release, colour), run, operation=BUILD_OPERATION)
+
+
+def replay_plan(release: ReleasePlan, colour: str) -> replay.ReplayPlan:
+    """One colour's build as a replay of the pinned windows into its branch (an orchestrator fans it out)."""
     version, branch = release.version(colour), release.branch(colour)
-    planned = replay.ReplayPlan(release.dataset, version, branch, release.layers, release.sources)
-    return replay.run(catalog, registry, planned, run, operation=BUILD_OPERATION)
+    return replay.ReplayPlan(release.dataset, version, branch, release.layers, release.sources)
 
 
 def compare(

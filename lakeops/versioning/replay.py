@@ -21,7 +21,7 @@ from lakeops.build import pipeline
 from lakeops.build.validation import Validator
 from lakeops.datasets.declaration import Dataset, Layer
 from lakeops.datasets.registry import Registry
-from lakeops.datasets.windows import Window
+from lakeops.datasets.windows import Grain, Window
 from lakeops.errors import SnapshotNotFound
 from lakeops.iceberg import lake, tags
 
@@ -141,8 +141,10 @@ def plan(
     windows = set(recorded)
     for name, table in heads.items():
         windows |= lake.windows_in(table, registry.layer(name).window)
-    low = Window.parse(start) if start else _last_known_good_window(output, first)
-    high = Window.parse(end) if end else None
+    # A date names its day's window, or the month window it falls in.
+    grain: Grain = "month" if first.window.grain == "month" else "day"
+    low = Window.parse(start, grain) if start else _last_known_good_window(output, first)
+    high = Window.parse(end, grain) if end else None
     chosen = sorted(w for w in windows if (low is None or w.day >= low.day) and (high is None or w.day <= high.day))
     sources = []
     for window in chosen:
@@ -185,6 +187,65 @@ def recorded_sources(registry: Registry, layer: Layer, table: Table) -> dict[Win
     return {w: inputs for w, inputs in found.items() if w in present}
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """One window of a replay: built (False: every layer was on the branch already) and the rows it read."""
+
+    window: Window
+    built: bool
+    rows: int
+
+
+def prepare(catalog: Catalog, registry: Registry, replay: ReplayPlan) -> None:
+    """Fork the replay's branch of each replayed table (kept when it exists: a rerun resumes on it)."""
+    for name in replay.layers:
+        _ensure_branch(lake.load(catalog, registry.layer(name).table), replay.branch)
+
+
+def run_window(
+    catalog: Catalog,
+    registry: Registry,
+    replay: ReplayPlan,
+    source: WindowSource,
+    run_info: pipeline.RunInfo,
+    validate: Validator | None = None,
+    operation: str = OPERATION,
+) -> Replayed:
+    """Rebuild one planned window, layer by layer, on the branch; a layer already there is skipped.
+
+    Windows are independent (disjoint rows; a lost compare-and-swap is planned again), so any number
+    may run at once once `prepare` forked the branches.
+    """
+    target = pipeline.Target(branch=replay.branch, operation=operation, validate=validate)
+    window, snapshots, built, rows = source.window, dict(source.inputs), False, 0
+    for name in replay.layers:
+        layer = registry.layer(name)
+        table = lake.load(catalog, layer.table)
+        wanted = {i: snapshots[i] for i in layer.inputs}
+        there = completed(table, replay.branch, replay.version, operation, layer.window.grain).get(window)
+        if there is not None and there[1] == {str(registry.layer(i).table): s for i, s in wanted.items()}:
+            snapshots[name] = there[0]
+            continue
+        signal = pipeline.build(
+            catalog, registry, name, window, wanted, run_info, version=replay.version, target=target
+        )
+        # Rows are counted where the replay reads its input: the first layer's (Silver's) rows.
+        rows += signal.row_count if name == replay.layers[0] else 0
+        snapshots[name], built = signal.snapshot_id, True
+    return Replayed(window, built, rows)
+
+
+def result(catalog: Catalog, registry: Registry, replay: ReplayPlan, windows: list[Replayed]) -> ReplayResult:
+    """What the replay left on its branch, from each window's outcome."""
+    heads = {}
+    for name in replay.layers:
+        head = lake.head(lake.load(catalog, registry.layer(name).table), replay.branch)
+        heads[str(registry.layer(name).table)] = head.snapshot_id if head else None
+    replayed = tuple(w.window for w in windows if w.built)
+    skipped = tuple(w.window for w in windows if not w.built)
+    return ReplayResult(replay.version, replay.branch, replayed, skipped, heads, sum(w.rows for w in windows))
+
+
 def run(
     catalog: Catalog,
     registry: Registry,
@@ -194,46 +255,26 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     operation: str = OPERATION,
 ) -> ReplayResult:
-    """Rebuild each planned window, layer by layer, on the branch; windows already there are skipped.
+    """Rebuild each planned window in turn on the branch; windows already there are skipped.
 
     `operation` is recorded in each commit's provenance (a release builds its colours as `release-build`).
+    An orchestrator that fans windows out calls `prepare`, `run_window` per window and `result` itself.
     """
-    tables = {name: lake.load(catalog, registry.layer(name).table) for name in replay.layers}
-    for table in tables.values():
-        _ensure_branch(table, replay.branch)
-    done = {name: completed(t, replay.branch, replay.version, operation) for name, t in tables.items()}
-    target = pipeline.Target(branch=replay.branch, operation=operation, validate=validate)
-    replayed: list[Window] = []
-    skipped: list[Window] = []
+    prepare(catalog, registry, replay)
+    outcomes: list[Replayed] = []
     rows, started = 0, time.monotonic()
     for count, source in enumerate(replay.sources, start=1):
-        window, snapshots, built = source.window, dict(source.inputs), False
-        for name in replay.layers:
-            layer = registry.layer(name)
-            wanted = {i: snapshots[i] for i in layer.inputs}
-            there = done[name].get(window)
-            if there is not None and there[1] == {str(registry.layer(i).table): s for i, s in wanted.items()}:
-                snapshots[name] = there[0]
-                continue
-            signal = pipeline.build(
-                catalog, registry, name, window, wanted, run_info, version=replay.version, target=target
-            )
-            # Rows are counted where the replay reads its input: the first layer's (Silver's) rows.
-            rows += signal.row_count if name == replay.layers[0] else 0
-            snapshots[name], built = signal.snapshot_id, True
-        (replayed if built else skipped).append(window)
+        outcome = run_window(catalog, registry, replay, source, run_info, validate, operation)
+        outcomes.append(outcome)
+        rows += outcome.rows
         if on_progress:
             elapsed = time.monotonic() - started
-            on_progress(Progress(window, count, len(replay.sources), not built, rows, elapsed))
-    heads = {}
-    for name in tables:
-        head = lake.head(lake.load(catalog, registry.layer(name).table), replay.branch)
-        heads[str(registry.layer(name).table)] = head.snapshot_id if head else None
-    return ReplayResult(replay.version, replay.branch, tuple(replayed), tuple(skipped), heads, rows)
+            on_progress(Progress(source.window, count, len(replay.sources), not outcome.built, rows, elapsed))
+    return result(catalog, registry, replay, outcomes)
 
 
 def completed(
-    table: Table, branch: str, version: str, operation: str = OPERATION
+    table: Table, branch: str, version: str, operation: str = OPERATION, grain: Grain = "day"
 ) -> dict[Window, tuple[int, dict[str, int]]]:
     """Window -> (snapshot id, inputs by table) of the newest `operation` commit of `version` on `branch`."""
     found: dict[Window, tuple[int, dict[str, int]]] = {}
@@ -242,7 +283,7 @@ def completed(
         made = lake.provenance_of(snapshot)
         if not made or made.operation != operation or made.branch != branch or made.transform_version != version:
             continue
-        window = Window.parse(made.window, "hour" if "T" in made.window else "day")
+        window = Window.parse(made.window, "hour" if "T" in made.window else grain)
         found.setdefault(window, (snapshot.snapshot_id, dict(made.inputs)))
     return found
 

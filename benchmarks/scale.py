@@ -1,0 +1,231 @@
+"""Scale: TPC-H lineitem through lakeops at SF1 and SF10, beside a bare script and DuckDB.
+
+Per scale factor, in one run:
+- tpchgen-cli writes lineitem; it lands as one Parquet file per ship month;
+- bare script: per month, Parquet in -> the same Silver and Gold transforms (declarations/tpch/v1.py,
+  DuckDB over Arrow) -> Parquet out; no orchestration, no Iceberg; in a child process (its peak RSS);
+- DuckDB's Q1 on the raw Parquet;
+- lakeops backfill: the `backfill/backfill-tpch` deployment on a local server and the warm worker,
+  every month but the last, landing -> Bronze -> Silver -> Gold with each window audited, windows on a
+  local Dask cluster of 2 workers (and of 1, at the scale factors of --speedup);
+- steady state: the last month lands through the ingest deployment; its ready events start Silver then
+  Gold: the two hops' latency;
+- Q1 from the Gold table checked against DuckDB's on the raw Parquet (exact: decimal sums, counts).
+Peak memory is the memory supervisor's record of each flow run (its cgroup's peak: Dask workers included).
+The pipeline tax is the backfill's time over the bare script's.
+
+    .venv/bin/python benchmarks/scale.py [--sf 1,10] [--speedup 1]
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pyiceberg.expressions import AlwaysTrue
+
+from admin import runs
+from admin.setup import setup
+from admin.stack import PROJECT_DIR, LocalStack, free_port
+from declarations import tpch
+from declarations.tpch import generate, q1, v1
+from lakeops.datasets import registry as registry_file
+from lakeops.datasets.names import backfill_deployment
+from lakeops.datasets.windows import Window
+from lakeops.healing import usage
+from lakeops.iceberg import lake
+from lakeops.settings import LakeSettings
+
+CUTOFF = Window.parse("1998-09", "month").start.date()  # Q1's standard cutoff is 1998-09-02; any date is exact
+BACKFILL_TIMEOUT = 3600
+
+
+@dataclass
+class Figures:
+    sf: float
+    rows: int = 0
+    months: int = 0
+    generate_s: float = 0.0
+    land_s: float = 0.0
+    bare_s: float = 0.0
+    bare_peak_mb: float = 0.0
+    duckdb_q1_s: float = 0.0
+    backfill_s: dict[int, float] | None = None  # Dask workers -> seconds
+    backfill_peak_mb: dict[int, float] | None = None
+    steady_hops_s: tuple[float, float] = (0.0, 0.0)
+    steady_peak_mb: float = 0.0
+    q1_exact: bool = False
+
+
+def bare_script(landing: Path, out: Path) -> None:
+    """The same transforms with no orchestration and no Iceberg: Parquet in, Parquet out, month by month."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted((landing / "lineitem").glob("*.parquet")):
+        rows = pq.read_table(path)
+        lineage = {"_batch_id": pa.scalar(path.stem), "_ingested_at": pa.scalar(0, pa.timestamp("us", tz="UTC"))}
+        for name, value in lineage.items():
+            rows = rows.append_column(name, pa.repeat(value, len(rows)))
+        silver = v1.to_silver(rows)
+        pq.write_table(silver, out / f"silver-{path.stem}.parquet")
+        pq.write_table(v1.to_gold(silver), out / f"gold-{path.stem}.parquet")
+
+
+def timed_bare(landing: Path, out: Path) -> tuple[float, float]:
+    """The bare script in a child process: its wall time and peak resident set (MB)."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, __file__, "--bare", str(landing), str(out)], check=True, cwd=PROJECT_DIR)
+    return time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def backfill(stack: LocalStack, workers: int, end: str) -> tuple[float, float]:
+    """Run the backfill deployment on `workers` Dask workers up to `end`: wall seconds and the run's peak memory."""
+    started = time.monotonic()
+    run = run_deployment(
+        backfill_deployment("tpch"),
+        parameters={"params": {"dataset": "tpch", "end": end}},
+        job_variables={"env": {"LAKEOPS_DASK_WORKERS": str(workers)}},
+        timeout=BACKFILL_TIMEOUT,
+        poll_interval=1.0,
+    )
+    elapsed = time.monotonic() - started
+    if not (run.state and run.state.is_completed()):
+        raise RuntimeError(
+            f"backfill on {workers} workers ended {run.state and run.state.name}: {run.state and run.state.message}"
+        )
+    return elapsed, peak_of(stack, str(run.id))
+
+
+def peak_of(stack: LocalStack, flow_run_id: str) -> float:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = usage.read_all(stack.home / "usage").get(flow_run_id)
+        if found is not None:
+            return found.peak_memory_mb
+        time.sleep(0.5)
+    return float("nan")
+
+
+def reset_tables(settings: LakeSettings) -> None:
+    """Drop the tpch tables (a backfill on another cluster size starts from empty tables)."""
+    catalog = settings_catalog(settings)
+    for layer in tpch.DATASET.layers:
+        catalog.purge_table(layer.table.identifier)
+    lake.ensure_tables(catalog, registry_file.load(settings.registry))
+
+
+def settings_catalog(settings: LakeSettings):  # noqa: ANN201
+    return lake.open_catalog("default", lake.embedded_properties(settings))
+
+
+def measure(sf: float, root: Path, speedup: bool) -> Figures:
+    figures = Figures(sf)
+    home = root / f"sf{sf:g}"
+    started = time.monotonic()
+    generated = generate.generate(sf, home / "tpchgen")
+    figures.generate_s = time.monotonic() - started
+    figures.rows = pq.read_metadata(generated).num_rows
+    settings = LakeSettings(home=home / "lake", registry=PROJECT_DIR / "datasets.yaml")
+    started = time.monotonic()
+    months = generate.land_months(generated, settings.resolved_landing())
+    figures.land_s, figures.months = time.monotonic() - started, len(months)
+    print(f"SF{sf:g}: {figures.rows:,} rows in {len(months)} months", end="")
+    print(f"; generated in {figures.generate_s:.1f} s, landed in {figures.land_s:.1f} s")
+    figures.bare_s, figures.bare_peak_mb = timed_bare(settings.resolved_landing(), home / "bare")
+    print(f"  bare script {figures.bare_s:.1f} s, peak {figures.bare_peak_mb:.0f} MB")
+    started = time.monotonic()
+    q1.duckdb_q1(settings.resolved_landing() / "lineitem", CUTOFF)
+    figures.duckdb_q1_s = time.monotonic() - started
+    last = months[-1]
+    held = generate.month_file(settings.resolved_landing(), last)
+    held_back = held.with_name(f"{last}.held")
+    os.replace(held, held_back)  # the steady state's new month lands after the backfill
+    port = free_port()
+    stack = LocalStack(api_url=f"http://127.0.0.1:{port}/api", home=home)
+    env = {"LAKEOPS_REGISTRY": str(settings.registry), "LAKEOPS_HOME": str(settings.home)}
+    figures.backfill_s, figures.backfill_peak_mb = {}, {}
+    try:
+        stack.start_server(port, ui=False)
+        with temporary_settings({PREFECT_API_URL: stack.api_url}):
+            setup(stack, settings)
+            stack.start_worker(LAKEOPS_USAGE_DIR=str(stack.home / "usage"), **env)
+            stack.wait_until_warm()
+            for workers in (1, 2) if speedup else (2,):
+                if figures.backfill_s:
+                    reset_tables(settings)
+                seconds, peak = backfill(stack, workers, months[-2])
+                figures.backfill_s[workers], figures.backfill_peak_mb[workers] = seconds, peak
+                print(f"  backfill on {workers} Dask worker(s): {seconds:.1f} s, peak {peak:.0f} MB")
+            os.replace(held_back, held)
+            registry = registry_file.load(settings.registry)
+            catalog = settings_catalog(settings)
+            dataset = registry.dataset("tpch")
+            window = Window.parse(last, "month")
+            trace = runs.follow_window(
+                catalog, registry, dataset, window, runs.run_producer(dataset, window.day), timeout=600
+            )
+            figures.steady_hops_s = (trace.lag_s(1), trace.lag_s(2))
+            figures.steady_peak_mb = max(peak_of(stack, str(r.id)) for r in trace.runs)
+            print(f"  steady state {last}: one hop {trace.lag_s(1):.1f} s, two hops {trace.lag_s(2):.1f} s")
+            gold = lake.read_arrow(lake.load(catalog, dataset.layer("gold").table), AlwaysTrue())
+            diffs = q1.same_q1(
+                q1.q1_from_gold(gold, CUTOFF), q1.duckdb_q1(settings.resolved_landing() / "lineitem", CUTOFF)
+            )
+            figures.q1_exact = not diffs
+            if diffs:
+                print("  Q1 DIFFERS: " + "; ".join(diffs[:5]))
+    finally:
+        stack.stop()
+    return figures
+
+
+def report(results: list[Figures]) -> None:
+    print()
+    print("TPC-H lineitem, landing -> Gold (Bronze, Silver, Gold; every window audited), this machine")
+    columns = [("", 6), ("rows", 12), ("bare s", 9), ("rows/s", 11), ("lakeops s", 11), ("rows/s", 11)]
+    columns += [("tax", 6), ("peak MB", 9), ("bare MB", 9), ("Q1 s", 7), ("1w/2w", 7)]
+    print("".join(f"{name:>{width}}" for name, width in columns))
+    for f in results:
+        assert f.backfill_s is not None and f.backfill_peak_mb is not None
+        two = f.backfill_s[2]
+        speedup = f"{f.backfill_s[1] / two:.2f}x" if 1 in f.backfill_s else "-"
+        print(
+            f"SF{f.sf:<4g}{f.rows:>12,}{f.bare_s:>9.1f}{f.rows / f.bare_s:>11,.0f}{two:>11.1f}{f.rows / two:>11,.0f}"
+            f"{two / f.bare_s:>5.1f}x{max(f.backfill_peak_mb.values()):>9.0f}{f.bare_peak_mb:>9.0f}"
+            f"{f.duckdb_q1_s:>7.2f}{speedup:>7}"
+        )
+    print()
+    for f in results:
+        one, two = f.steady_hops_s
+        print(
+            f"SF{f.sf:g} steady state (one new month): Bronze -> Silver {one:.1f} s, -> Gold {two:.1f} s, "
+            f"peak {f.steady_peak_mb:.0f} MB; Q1 from Gold {'equals' if f.q1_exact else 'DIFFERS FROM'} DuckDB's"
+        )
+    print("tax = lakeops backfill (all months but the last, 2 Dask workers) / the bare script over all months")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sf", default="1,10", help="scale factors, comma-separated")
+    parser.add_argument("--speedup", default="1", help="scale factors also backfilled on 1 worker (the speed-up)")
+    parser.add_argument("--bare", nargs=2, metavar=("LANDING", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        bare_script(Path(args.bare[0]), Path(args.bare[1]))
+        return
+    speedup = {float(x) for x in args.speedup.split(",") if x}
+    with tempfile.TemporaryDirectory(prefix="lakeops-scale-") as root:
+        results = [measure(float(sf), Path(root), float(sf) in speedup) for sf in args.sf.split(",")]
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
