@@ -34,7 +34,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.expressions import AlwaysTrue
 
 from admin import runs
-from admin.setup import setup
+from admin.setup import save_lakehouse, setup
 from admin.stack import PROJECT_DIR, LocalStack, free_port
 from declarations import tpch
 from declarations.tpch import generate, q1, v1
@@ -123,7 +123,8 @@ def reset_tables(settings: LakeSettings) -> None:
 
 
 def settings_catalog(settings: LakeSettings):  # noqa: ANN201
-    return lake.open_catalog("default", lake.embedded_properties(settings))
+    """The catalog the flow runs use: the lakehouse block's."""
+    return save_lakehouse(settings).catalog()
 
 
 def measure(sf: float, root: Path, speedup: bool) -> Figures:

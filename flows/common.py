@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import pandas as pd
+import pyarrow as pa
 from prefect import Task, get_run_logger, task
 from prefect.assets import Asset, AssetProperties, materialize
 from prefect.cache_policies import NO_CACHE
@@ -271,7 +271,7 @@ def _has_run(client: SyncPrefectClient, deployment_id: UUID, consumer: Consumer)
 
 
 @task(name="audit", cache_policy=NO_CACHE)
-def audit(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+def audit(layer: Layer, frame: pa.Table) -> ValidationReport:
     """The layer's GX suite on a window's rows before they are committed (a task of its own in the UI).
 
     A pass is logged; a failure raises in the pipeline (nothing committed), never retried (DATA_LOGIC).

@@ -26,6 +26,7 @@ from declarations.tpch.generate import parquet_source
 
 _KEY = pa.string()
 _LOCK = threading.Lock()
+MEMORY_LIMIT = "256MB"
 
 
 def _money(scale: int) -> pa.Decimal128Type:
@@ -174,7 +175,8 @@ def connection() -> duckdb.DuckDBPyConnection:
 
 @cache
 def _database(pid: int) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
+    # A window's transform stays within this (DuckDB spills past it): one window at a time is the budget.
+    return duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema, **params: Any) -> pa.Table:

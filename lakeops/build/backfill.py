@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from lakeops.build import pipeline
@@ -107,6 +108,7 @@ def run_window(
         *build_layers(catalog, registry, dataset, window, landed.own.snapshot_id, run, version, validate),
     ]
     extended = tuple(s.window for s in landed.extended)
+    pa.default_memory_pool().release_unused()  # the window's buffers go back to the system before the next one
     return Chain(window.key, tuple(signals), extended, time.monotonic() - started)
 
 

@@ -17,7 +17,7 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 
 from lakeops.build import fallback
-from lakeops.build.validation import Validator, suite_frame
+from lakeops.build.validation import Validator
 from lakeops.datasets.declaration import Dataset, LatePolicy, Layer
 from lakeops.datasets.filters import equal_to
 from lakeops.datasets.registry import Registry, bronze_of
@@ -264,7 +264,7 @@ def _publish_window(
     window that fails is never committed, so never seen on the branch nor signalled.
     """
     table = lake.load(catalog, layer.table)
-    report = target.validate(layer, suite_frame(rows)) if target.validate else None
+    report = target.validate(layer, rows) if target.validate else None
     if report is not None and not report.success:
         good = tags.last_known_good(table)
         head = lake.head(table, target.branch)

@@ -29,23 +29,43 @@ class ValidationReport:
         return not self.failures
 
 
-Validator = Callable[[Layer, pd.DataFrame], ValidationReport]
+Validator = Callable[[Layer, pa.Table], ValidationReport]  # a layer and the window's rows about to be committed
+
+_COLUMN_FIELDS = ("column", "column_A", "column_B")
 
 
-def suite_frame(rows: pa.Table) -> pd.DataFrame:
-    """The frame a suite sees of a window's Arrow rows: decimals as float64 (GX's pandas engine compares
-    numbers; Python Decimal objects would cost seconds a window), everything else as pandas reads it."""
-    floats = [pc.cast(column, pa.float64()) if pa.types.is_decimal(column.type) else column for column in rows.columns]
-    return pa.Table.from_arrays(floats, names=rows.column_names).to_pandas()
+def suite_frame(rows: pa.Table, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The frame a suite sees of a window's Arrow rows: only `columns` (all when None), decimals as float64
+    (GX's pandas engine compares numbers; Python Decimal objects would cost seconds a window)."""
+    chosen = rows.select(list(columns)) if columns is not None else rows
+    floats = [pc.cast(c, pa.float64()) if pa.types.is_decimal(c.type) else c for c in chosen.columns]
+    return pa.Table.from_arrays(floats, names=chosen.column_names).to_pandas()
 
 
-def validate(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
-    """Run the layer's suite on `frame` (a failure described with result format SUMMARY); raises ValueError for a
-    layer with no suite."""
+def suite_columns(expectations: list[Any]) -> tuple[str, ...] | None:
+    """The columns a suite's expectations read, or None when one reads the table as a whole (its columns,
+    its row count): a window of 750,000 rows converts to pandas only what its suite looks at."""
+    names: list[str] = []
+    for expectation in expectations:
+        if getattr(expectation, "row_condition", None):
+            return None  # a condition may read any column
+        found = [str(v) for f in _COLUMN_FIELDS if (v := getattr(expectation, f, None))]
+        found += [str(v) for v in getattr(expectation, "column_list", None) or []]
+        if not found:
+            return None
+        names += [n for n in found if n not in names]
+    return tuple(names)
+
+
+def validate(layer: Layer, rows: pa.Table | pd.DataFrame) -> ValidationReport:
+    """Run the layer's suite on a window's rows (a failure described with result format SUMMARY); raises
+    ValueError for a layer with no suite. Arrow rows are seen as `suite_frame` gives them."""
     if layer.suite is None:
         raise ValueError(f"{layer.table} declares no validation suite")
     gx, batch_definition = gx_context()
-    suite = gx.ExpectationSuite(name=f"lakeops.{layer.table}", expectations=layer.suite(gx))
+    expectations = layer.suite(gx)
+    frame = suite_frame(rows, suite_columns(expectations)) if isinstance(rows, pa.Table) else rows
+    suite = gx.ExpectationSuite(name=f"lakeops.{layer.table}", expectations=expectations)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     # A pass needs no counts: BOOLEAN_ONLY takes about half the time. Only a failure is run again with SUMMARY,
     # for the rows each failed expectation hit and a sample of them.

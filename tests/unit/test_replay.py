@@ -4,6 +4,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from pyiceberg.table.snapshots import ancestors_of
 
@@ -242,8 +243,8 @@ def test_a_crash_between_silver_and_gold_resumes_without_redoing_or_duplicating(
     for day in (DAY_A, DAY_B):
         build_day(catalog, drop_day, day)
 
-    def gold_of_b_fails(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
-        hit = layer.table == GOLD_DAILY_DELAYS and set(frame["flight_date"]) == {DAY_B}
+    def gold_of_b_fails(layer: Layer, frame: pa.Table) -> ValidationReport:
+        hit = layer.table == GOLD_DAILY_DELAYS and set(frame["flight_date"].to_pylist()) == {DAY_B}
         return failing(layer, frame) if hit else passing(layer, frame)
 
     with pytest.raises(ValidationFailed):

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from declarations.flights import landing
@@ -81,11 +82,11 @@ def build_day(
     return Built(bronze, silver, gold)
 
 
-def passing(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+def passing(layer: Layer, frame: pa.Table) -> ValidationReport:
     return ValidationReport(f"fake.{layer.table}", len(frame), 3, ())
 
 
-def failing(layer: Layer, frame: pd.DataFrame) -> ValidationReport:
+def failing(layer: Layer, frame: pa.Table) -> ValidationReport:
     return ValidationReport(f"fake.{layer.table}", len(frame), 3, ("fake_check(column='x'): 2 rows",))
 
 
@@ -95,8 +96,9 @@ class Recorder:
 
     seen: list[tuple[TableRef, pd.DataFrame]] = field(default_factory=list)
 
-    def __call__(self, layer: Layer, frame: pd.DataFrame) -> ValidationReport:
-        self.seen.append((layer.table, frame.copy()))
+    def __call__(self, layer: Layer, rows: pa.Table) -> ValidationReport:
+        frame = rows.to_pandas()
+        self.seen.append((layer.table, frame))
         return passing(layer, frame)
 
 
