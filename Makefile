@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/release_diff.py
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/contention.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) .lakeops .pytest_cache .mypy_cache

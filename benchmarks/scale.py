@@ -7,14 +7,14 @@ Per scale factor, in one run:
 - DuckDB's Q1 on the raw Parquet;
 - lakeops backfill: the `backfill/backfill-tpch` deployment on a local server and the warm worker,
   every month but the last, landing -> Bronze -> Silver -> Gold with each window audited, windows on a
-  local Dask cluster of 2 workers (and of 1, at the scale factors of --speedup);
+  local Dask cluster of each size --workers names for the scale factor (a run that fails is reported);
 - steady state: the last month lands through the ingest deployment; its ready events start Silver then
   Gold: the two hops' latency;
 - Q1 from the Gold table checked against DuckDB's on the raw Parquet (exact: decimal sums, counts).
 Peak memory is the memory supervisor's record of each flow run (its cgroup's peak: Dask workers included).
 The pipeline tax is the backfill's time over the bare script's.
 
-    .venv/bin/python benchmarks/scale.py [--sf 1,10] [--speedup 1]
+    .venv/bin/python benchmarks/scale.py [--sf 1,10] [--workers "1=1,2;10=1,2"]
 """
 
 import argparse
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,6 +49,13 @@ CUTOFF = Window.parse("1998-09", "month").start.date()  # Q1's standard cutoff i
 BACKFILL_TIMEOUT = 3600
 
 
+@dataclass(frozen=True)
+class Backfill:
+    seconds: float
+    peak_mb: float
+    failed: str | None = None  # why the run did not complete (windows whose workers were killed out of memory)
+
+
 @dataclass
 class Figures:
     sf: float
@@ -59,8 +66,7 @@ class Figures:
     bare_s: float = 0.0
     bare_peak_mb: float = 0.0
     duckdb_q1_s: float = 0.0
-    backfill_s: dict[int, float] | None = None  # Dask workers -> seconds
-    backfill_peak_mb: dict[int, float] | None = None
+    backfills: dict[int, Backfill] = field(default_factory=dict)  # Dask workers -> the run
     steady_hops_s: tuple[float, float] = (0.0, 0.0)
     steady_peak_mb: float = 0.0
     q1_exact: bool = False
@@ -80,13 +86,14 @@ def bare_script(landing: Path, out: Path) -> None:
 
 
 def timed_bare(landing: Path, out: Path) -> tuple[float, float]:
-    """The bare script in a child process: its wall time and peak resident set (MB)."""
+    """The bare script in a child process: its wall time and its own peak resident set (MB)."""
     started = time.monotonic()
-    subprocess.run([sys.executable, __file__, "--bare", str(landing), str(out)], check=True, cwd=PROJECT_DIR)
-    return time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    command = [sys.executable, __file__, "--bare", str(landing), str(out)]
+    done = subprocess.run(command, check=True, cwd=PROJECT_DIR, capture_output=True, text=True)
+    return time.monotonic() - started, float(done.stdout.split()[-1])
 
 
-def backfill(stack: LocalStack, workers: int, end: str) -> tuple[float, float]:
+def backfill(stack: LocalStack, workers: int, end: str) -> Backfill:
     """Run the backfill deployment on `workers` Dask workers up to `end`: wall seconds and the run's peak memory."""
     started = time.monotonic()
     run = run_deployment(
@@ -97,11 +104,10 @@ def backfill(stack: LocalStack, workers: int, end: str) -> tuple[float, float]:
         poll_interval=1.0,
     )
     elapsed = time.monotonic() - started
+    failed = None
     if not (run.state and run.state.is_completed()):
-        raise RuntimeError(
-            f"backfill on {workers} workers ended {run.state and run.state.name}: {run.state and run.state.message}"
-        )
-    return elapsed, peak_of(stack, str(run.id))
+        failed = f"{run.state and run.state.name}: {(run.state and run.state.message or '')[:300]}"
+    return Backfill(elapsed, peak_of(stack, str(run.id)), failed)
 
 
 def peak_of(stack: LocalStack, flow_run_id: str) -> float:
@@ -127,7 +133,7 @@ def settings_catalog(settings: LakeSettings):  # noqa: ANN201
     return save_lakehouse(settings).catalog()
 
 
-def measure(sf: float, root: Path, speedup: bool) -> Figures:
+def measure(sf: float, root: Path, workers: tuple[int, ...]) -> Figures:
     figures = Figures(sf)
     home = root / f"sf{sf:g}"
     started = time.monotonic()
@@ -152,19 +158,20 @@ def measure(sf: float, root: Path, speedup: bool) -> Figures:
     port = free_port()
     stack = LocalStack(api_url=f"http://127.0.0.1:{port}/api", home=home)
     env = {"LAKEOPS_REGISTRY": str(settings.registry), "LAKEOPS_HOME": str(settings.home)}
-    figures.backfill_s, figures.backfill_peak_mb = {}, {}
     try:
         stack.start_server(port, ui=False)
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
             setup(stack, settings)
             stack.start_worker(LAKEOPS_USAGE_DIR=str(stack.home / "usage"), **env)
             stack.wait_until_warm()
-            for workers in (1, 2) if speedup else (2,):
-                if figures.backfill_s:
+            for count in workers:
+                if figures.backfills:
                     reset_tables(settings)
-                seconds, peak = backfill(stack, workers, months[-2])
-                figures.backfill_s[workers], figures.backfill_peak_mb[workers] = seconds, peak
-                print(f"  backfill on {workers} Dask worker(s): {seconds:.1f} s, peak {peak:.0f} MB")
+                done = figures.backfills[count] = backfill(stack, count, months[-2])
+                print(f"  backfill on {count} Dask worker(s): {done.seconds:.1f} s, peak {done.peak_mb:.0f} MB", end="")
+                print(f"; FAILED {done.failed}" if done.failed else "")
+            if figures.backfills[workers[-1]].failed:
+                return figures  # the tables miss windows: no steady state, no Q1
             os.replace(held_back, held)
             registry = registry_file.load(settings.registry)
             catalog = settings_catalog(settings)
@@ -191,40 +198,46 @@ def measure(sf: float, root: Path, speedup: bool) -> Figures:
 def report(results: list[Figures]) -> None:
     print()
     print("TPC-H lineitem, landing -> Gold (Bronze, Silver, Gold; every window audited), this machine")
-    columns = [("", 6), ("rows", 12), ("bare s", 9), ("rows/s", 11), ("lakeops s", 11), ("rows/s", 11)]
-    columns += [("tax", 6), ("peak MB", 9), ("bare MB", 9), ("Q1 s", 7), ("1w/2w", 7)]
+    columns = [("", 6), ("rows", 12), ("bare s", 9), ("rows/s", 11), ("workers", 8), ("lakeops s", 11)]
+    columns += [("rows/s", 11), ("tax", 7), ("peak MB", 9), ("bare MB", 9), ("Q1 s", 7)]
     print("".join(f"{name:>{width}}" for name, width in columns))
     for f in results:
-        assert f.backfill_s is not None and f.backfill_peak_mb is not None
-        two = f.backfill_s[2]
-        speedup = f"{f.backfill_s[1] / two:.2f}x" if 1 in f.backfill_s else "-"
-        print(
-            f"SF{f.sf:<4g}{f.rows:>12,}{f.bare_s:>9.1f}{f.rows / f.bare_s:>11,.0f}{two:>11.1f}{f.rows / two:>11,.0f}"
-            f"{two / f.bare_s:>5.1f}x{max(f.backfill_peak_mb.values()):>9.0f}{f.bare_peak_mb:>9.0f}"
-            f"{f.duckdb_q1_s:>7.2f}{speedup:>7}"
-        )
+        for count, run in sorted(f.backfills.items()):
+            print(
+                f"SF{f.sf:<4g}{f.rows:>12,}{f.bare_s:>9.1f}{f.rows / f.bare_s:>11,.0f}{count:>8}{run.seconds:>11.1f}"
+                f"{f.rows / run.seconds:>11,.0f}{run.seconds / f.bare_s:>6.1f}x{run.peak_mb:>9.0f}"
+                f"{f.bare_peak_mb:>9.0f}{f.duckdb_q1_s:>7.2f}" + ("  FAILED: " + run.failed if run.failed else "")
+            )
+        if 1 in f.backfills and 2 in f.backfills and not (f.backfills[1].failed or f.backfills[2].failed):
+            print(
+                f"SF{f.sf:g} speed-up from 1 to 2 Dask workers: {f.backfills[1].seconds / f.backfills[2].seconds:.2f}x"
+            )
     print()
     for f in results:
         one, two = f.steady_hops_s
-        print(
-            f"SF{f.sf:g} steady state (one new month): Bronze -> Silver {one:.1f} s, -> Gold {two:.1f} s, "
-            f"peak {f.steady_peak_mb:.0f} MB; Q1 from Gold {'equals' if f.q1_exact else 'DIFFERS FROM'} DuckDB's"
-        )
-    print("tax = lakeops backfill (all months but the last, 2 Dask workers) / the bare script over all months")
+        if one:
+            print(
+                f"SF{f.sf:g} steady state (one new month): Bronze -> Silver {one:.1f} s, -> Gold {two:.1f} s, "
+                f"peak {f.steady_peak_mb:.0f} MB; Q1 from Gold {'equals' if f.q1_exact else 'DIFFERS FROM'} DuckDB's"
+            )
+    print("tax = lakeops backfill (all months but the last) / the bare script over all months")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sf", default="1,10", help="scale factors, comma-separated")
-    parser.add_argument("--speedup", default="1", help="scale factors also backfilled on 1 worker (the speed-up)")
+    parser.add_argument(
+        "--workers", default="1=1,2;10=1,2", help="Dask workers to backfill on, per scale factor (SF=N,M;...)"
+    )
     parser.add_argument("--bare", nargs=2, metavar=("LANDING", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         bare_script(Path(args.bare[0]), Path(args.bare[1]))
+        print(f"bare script peak MB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}", flush=True)
         return
-    speedup = {float(x) for x in args.speedup.split(",") if x}
+    plan = {float(k): tuple(int(n) for n in v.split(",")) for k, v in (x.split("=") for x in args.workers.split(";"))}
     with tempfile.TemporaryDirectory(prefix="lakeops-scale-") as root:
-        results = [measure(float(sf), Path(root), float(sf) in speedup) for sf in args.sf.split(",")]
+        results = [measure(float(sf), Path(root), plan.get(float(sf), (2,))) for sf in args.sf.split(",")]
     report(results)
 
 

@@ -83,3 +83,48 @@ def test_a_layer_without_a_suite_is_refused():
     assert BRONZE.suite is None  # Bronze's validation is parsing
     with pytest.raises(ValueError, match=r"bronze\.flights declares no validation suite"):
         validation.validate(BRONZE, pd.DataFrame({"x": [1]}))
+
+
+def test_arrow_rows_are_validated_on_the_columns_the_suite_names_and_fail_alike(drop_day):
+    import pyarrow as pa
+
+    frame = silver_frame(drop_day(DAY_A))
+    gx, _ = validation.gx_context()
+    expectations = SILVER.suite(gx)
+    columns = validation.suite_columns(expectations)
+    named = {getattr(e, "column", None) for e in expectations} - {None}
+    if columns is not None:
+        assert named <= set(columns) and set(columns) <= set(frame.columns)
+    rows = pa.Table.from_pandas(frame, preserve_index=False)
+    assert validation.validate(SILVER, rows).success
+
+    broken = frame.copy()
+    broken.loc[broken.index[2], "air_time"] = -12.0
+    from_arrow = validation.validate(SILVER, pa.Table.from_pandas(broken, preserve_index=False))
+    from_pandas = validation.validate(SILVER, broken)
+    assert not from_arrow.success and len(from_arrow.failures) == len(from_pandas.failures) == 1
+    # The same expectation, the same row hit (the sample prints as the frame's dtype gives it).
+    assert from_arrow.failures[0].split(", e.g.")[0] == from_pandas.failures[0].split(", e.g.")[0]
+    assert "air_time" in from_arrow.failures[0] and "1 rows" in from_arrow.failures[0]
+
+
+def test_a_suite_with_a_table_expectation_sees_every_column():
+    gx, _ = validation.gx_context()
+    expectations = [
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="a"),
+        gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+    ]
+
+    assert validation.suite_columns(expectations) is None
+    assert validation.suite_columns(expectations[:1]) == ("a",)
+
+
+def test_decimals_reach_a_suite_as_floats():
+    import decimal
+
+    import pyarrow as pa
+
+    rows = pa.table({"price": pa.array([decimal.Decimal("1.25")], pa.decimal128(15, 2)), "x": [1]})
+
+    frame = validation.suite_frame(rows, ("price",))
+    assert list(frame.columns) == ["price"] and frame["price"].dtype == "float64" and frame["price"][0] == 1.25
