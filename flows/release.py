@@ -90,7 +90,8 @@ def pin(catalog: Catalog, params: ReleaseParams) -> ReleasePlan:
 
 def build(lakehouse: str, catalog: Catalog, planned: ReleasePlan, colour: str) -> dict[str, int | None]:
     """One colour, every window side by side on the flow's cluster, on its branch; a rerun resumes."""
-    result = replay_windows(lakehouse, catalog, blue_green.replay_plan(planned, colour), blue_green.BUILD_OPERATION)
+    colour_plan = blue_green.replay_plan(planned, colour)
+    result = replay_windows(lakehouse, catalog, colour_plan, blue_green.BUILD_OPERATION, audited=False)
     get_run_logger().info(
         "%s (%s) built on %s: %s windows",
         colour,

@@ -39,23 +39,38 @@ def prepare(catalog: Catalog, planned: replay.ReplayPlan) -> None:
 
 @task(task_run_name="{operation} {window}", **io_options())
 def replay_window(
-    lakehouse: str, planned: replay.ReplayPlan, index: int, window: str, operation: str = replay.OPERATION
+    lakehouse: str,
+    planned: replay.ReplayPlan,
+    index: int,
+    window: str,
+    operation: str = replay.OPERATION,
+    audited: bool = True,
 ) -> replay.Replayed:
     """One window on a worker of the flow's cluster; a retry skips the layers already on the branch."""
     _, catalog = fanout.lakehouse(lakehouse)
     source = planned.sources[index]
-    return replay.run_window(catalog, platform(), planned, source, run_info(), validate, operation)
+    suite = validate if audited else None
+    return replay.run_window(catalog, platform(), planned, source, run_info(), suite, operation)
 
 
 def replay_windows(
-    lakehouse: str, catalog: Catalog, planned: replay.ReplayPlan, operation: str = replay.OPERATION
+    lakehouse: str,
+    catalog: Catalog,
+    planned: replay.ReplayPlan,
+    operation: str = replay.OPERATION,
+    audited: bool = True,
 ) -> replay.ReplayResult:
+    """Every window of the plan side by side on the flow's task runner, progress reported as they finish.
+
+    `audited`: each window's output passes its layer's suite before its commit (a replay's; a release's
+    colours are compared, not audited, as before they were fanned out)."""
     """Every window of the plan side by side on the flow's task runner, progress reported as they finish."""
     logger = get_run_logger()
     progress_id = create_progress_artifact(0.0, description=f"{operation} {planned.version} -> {planned.branch}")
     prepare(catalog, planned)
     futures = [
-        replay_window.submit(lakehouse, planned, i, s.window.key, operation) for i, s in enumerate(planned.sources)
+        replay_window.submit(lakehouse, planned, i, s.window.key, operation, audited)
+        for i, s in enumerate(planned.sources)
     ]
     outcomes, rows, started = [], 0, time.monotonic()
     for count, future in enumerate(futures, start=1):
