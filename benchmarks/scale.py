@@ -18,6 +18,7 @@ The pipeline tax is the backfill's time over the bare script's.
 """
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -29,6 +30,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pyiceberg.expressions import AlwaysTrue
@@ -54,6 +57,7 @@ class Backfill:
     seconds: float
     peak_mb: float
     failed: str | None = None  # why the run did not complete (windows whose workers were killed out of memory)
+    windows_s: float = float("nan")  # the windows' own time inside their tasks, summed over workers
 
 
 @dataclass
@@ -107,7 +111,18 @@ def backfill(stack: LocalStack, workers: int, end: str) -> Backfill:
     failed = None
     if not (run.state and run.state.is_completed()):
         failed = f"{run.state and run.state.name}: {(run.state and run.state.message or '')[:300]}"
-    return Backfill(elapsed, peak_of(stack, str(run.id)), failed)
+    return Backfill(elapsed, peak_of(stack, str(run.id)), failed, windows_seconds(str(run.id)))
+
+
+def windows_seconds(flow_run_id: str) -> float:
+    """The time the run's windows took inside their tasks, summed (from the run's table artifact)."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    tables = [a for a in found if a.type == "table" and a.key == "backfill-tpch"]
+    if not tables:
+        return float("nan")
+    rows = tables[0].data if isinstance(tables[0].data, list) else json.loads(str(tables[0].data))
+    return sum(r["seconds"] or 0.0 for r in rows)
 
 
 def peak_of(stack: LocalStack, flow_run_id: str) -> float:
@@ -169,6 +184,7 @@ def measure(sf: float, root: Path, workers: tuple[int, ...]) -> Figures:
                     reset_tables(settings)
                 done = figures.backfills[count] = backfill(stack, count, months[-2])
                 print(f"  backfill on {count} Dask worker(s): {done.seconds:.1f} s, peak {done.peak_mb:.0f} MB", end="")
+                print(f", windows' own time {done.windows_s:.1f} s", end="")
                 print(f"; FAILED {done.failed}" if done.failed else "")
             if figures.backfills[workers[-1]].failed:
                 return figures  # the tables miss windows: no steady state, no Q1

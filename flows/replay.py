@@ -63,25 +63,22 @@ def replay_windows(
     """Every window of the plan side by side on the flow's task runner, progress reported as they finish.
 
     `audited`: each window's output passes its layer's suite before its commit (a replay's; a release's
-    colours are compared, not audited, as before they were fanned out)."""
-    """Every window of the plan side by side on the flow's task runner, progress reported as they finish."""
+    colours are compared, not audited, as before they were fanned out). A plan of few windows runs in the
+    flow's own process (`fanout.fans_out`)."""
     logger = get_run_logger()
     progress_id = create_progress_artifact(0.0, description=f"{operation} {planned.version} -> {planned.branch}")
     prepare(catalog, planned)
-    futures = [
-        replay_window.submit(lakehouse, planned, i, s.window.key, operation, audited)
-        for i, s in enumerate(planned.sources)
-    ]
+    calls = [(lakehouse, planned, i, s.window.key, operation, audited) for i, s in enumerate(planned.sources)]
     outcomes, rows, started = [], 0, time.monotonic()
-    for count, future in enumerate(futures, start=1):
-        outcome = future.result()
+    for count, ran in enumerate(fanout.run_each(replay_window, calls), start=1):
+        outcome = ran.result()
         outcomes.append(outcome)
         rows += outcome.rows
         progress = replay.Progress(
-            outcome.window, count, len(futures), not outcome.built, rows, time.monotonic() - started
+            outcome.window, count, len(calls), not outcome.built, rows, time.monotonic() - started
         )
         logger.info("%s", progress)
-        update_progress_artifact(progress_id, 100.0 * count / len(futures))
+        update_progress_artifact(progress_id, 100.0 * count / len(calls))
     return replay.result(catalog, platform(), planned, outcomes)
 
 

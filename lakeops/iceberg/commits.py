@@ -29,6 +29,7 @@ from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, FileScanTask, 
 from pyiceberg.utils.config import Config
 
 from lakeops.healing.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
+from lakeops.iceberg.transactions import Transaction
 
 
 @dataclass
@@ -145,7 +146,7 @@ def _commit_once(
     the plan made on the old head, while lakeops plans again from scratch, and counts the retry.
     """
     once = _single_attempt(table)
-    tx = once.transaction()
+    tx = Transaction(once)
     update = tx.update_snapshot(snapshot_properties=properties, branch=branch)
     with update.overwrite() if deleted else update.fast_append() as snapshot:
         for data_file in deleted:

@@ -6,6 +6,7 @@ from pyiceberg.table.snapshots import Snapshot
 
 from lakeops.healing.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
 from lakeops.iceberg.lake import sequence_number
+from lakeops.iceberg.transactions import manage_snapshots
 
 LAST_KNOWN_GOOD = "last-known-good"
 
@@ -41,5 +42,5 @@ def _move_good(table: Table, snapshot_id: int) -> bool:
     current = last_known_good(table)
     if current is not None and sequence_number(current) >= sequence_number(target):
         return False
-    table.manage_snapshots().create_tag(snapshot_id, LAST_KNOWN_GOOD).commit()
+    manage_snapshots(table).create_tag(snapshot_id, LAST_KNOWN_GOOD).commit()
     return True

@@ -2,11 +2,13 @@
 
 import pandas as pd
 import pytest
+from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from lakeops.build import pipeline
 from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
 from lakeops.iceberg import tags
+from lakeops.iceberg.transactions import Transaction
 
 from .conftest import DAY_A, DAY_B
 from .flights import BRONZE_FLIGHTS, GOLD_DAILY_DELAYS, SILVER_FLIGHTS, build_gold, build_silver, ingest_bronze
@@ -55,6 +57,20 @@ def test_mark_good_moves_forward_never_back(catalog, drop_day):
     table.manage_snapshots().create_tag(a, tags.LAST_KNOWN_GOOD).commit()  # someone put it back by hand
     assert tags.mark_good(catalog.load_table(BRONZE_FLIGHTS.identifier), b) is True
     assert good(catalog, BRONZE_FLIGHTS) == b
+
+
+def test_a_transaction_computes_its_staged_metadata_once_per_state(catalog, drop_day):
+    a = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
+    tx = Transaction(catalog.load_table(BRONZE_FLIGHTS.identifier))
+
+    first = tx.table_metadata
+    assert tx.table_metadata is first  # read again: the same state, not another deep copy
+    ManageSnapshots(transaction=tx).create_tag(a, "kept").commit()
+    staged = tx.table_metadata
+    assert staged is not first and staged.refs["kept"].snapshot_id == a  # a staged update is seen
+    assert "kept" not in first.refs
+    tx.commit_transaction()
+    assert catalog.load_table(BRONZE_FLIGHTS.identifier).snapshot_by_name("kept").snapshot_id == a
 
 
 def test_mark_good_of_an_unknown_snapshot_raises_naming_the_table(catalog, drop_day):
