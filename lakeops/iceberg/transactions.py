@@ -1,9 +1,9 @@
 """A pyiceberg transaction whose staged metadata is computed once per state, not on every read.
 
 pyiceberg's `Transaction.table_metadata` replays the staged updates on the table's metadata and
-deep-copies the result on every read, and a snapshot commit reads it a dozen times or more. The copy
-holds every snapshot of the table, so a commit's cost grew with the table's history: over a TPC-H
-backfill of 84 months, the last commits spent half their time copying metadata. This is the cache
+deep-copies the result on every read, and a commit reads it about ten times. The copy holds every
+snapshot of the table, so a commit's cost grew with the table's history: in the last window of an
+84-month TPC-H backfill, copying metadata took 0.61 s of the window's 1.33 s. This is the cache
 proposed upstream (apache/iceberg-python#3302, #3784): keyed on the identity of the table's metadata
 and of the staged updates (an immutable tuple, rebound by every staging), so any change misses it.
 The metadata models are frozen; pyiceberg derives new metadata by copying, never in place.
