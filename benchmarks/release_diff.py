@@ -104,7 +104,8 @@ def worker(method: str, folder: Path, repeat: int) -> dict:
     blue, green = pq.read_table(folder / "blue.parquet"), pq.read_table(folder / "green.parquet")
     figures = {}
     if method == "lakeops":
-        from lakeops.release.diff import fingerprint, keyed_diff
+        from lakeops.release.diff import keyed_diff
+        from lakeops.release.fingerprint import fingerprint
 
         baseline = rss_mb()
         best, runs, diff = best_of(repeat, lambda: keyed_diff(blue, green, KEY))

@@ -10,8 +10,11 @@ Per scale factor, in one run:
   local Dask cluster of each size --workers names for the scale factor (a run that fails is reported);
 - steady state: the last month lands through the ingest deployment; its ready events start Silver then
   Gold: the two hops' latency;
-- Q1 from the Gold table checked against DuckDB's on the raw Parquet (exact: decimal sums, counts).
-Peak memory is the memory supervisor's record of each flow run (its cgroup's peak: Dask workers included).
+- Q1 from the Gold table checked against DuckDB's on the raw Parquet (exact: decimal sums, counts);
+- at SF1 (--release): the blue-green release of tpch v2 (v1 in pyarrow, not DuckDB) over every month
+  through the release deployment: the colours' build, the comparison, the promotion, Q1 again.
+Memory is the memory supervisor's record of each flow run (its cgroup, Dask workers included): the peak
+(page cache included, which fills a cgroup to its limit) and the peak working set (what the run needed).
 The pipeline tax is the backfill's time over the bare script's.
 
     .venv/bin/python benchmarks/scale.py [--sf 1,10] [--workers "1=1,2;10=1,2"]
@@ -20,6 +23,7 @@ The pipeline tax is the backfill's time over the bare script's.
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -27,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,7 +47,7 @@ from admin.stack import PROJECT_DIR, LocalStack, free_port
 from declarations import tpch
 from declarations.tpch import generate, q1, v1
 from lakeops.datasets import registry as registry_file
-from lakeops.datasets.names import backfill_deployment
+from lakeops.datasets.names import backfill_deployment, release_deployment
 from lakeops.datasets.windows import Window
 from lakeops.healing import usage
 from lakeops.iceberg import lake
@@ -52,12 +57,27 @@ CUTOFF = Window.parse("1998-09", "month").start.date()  # Q1's standard cutoff i
 BACKFILL_TIMEOUT = 3600
 
 
+class Memory(NamedTuple):
+    """A run's memory as its supervisor recorded it: the cgroup's peak (page cache included) and the peak
+    working set (without the page cache the kernel drops first: what the run needed)."""
+
+    peak_mb: float
+    working_set_mb: float
+
+    def __str__(self) -> str:
+        return f"peak {self.peak_mb:.0f} MB (working set {self.working_set_mb:.0f} MB)"
+
+
+UNKNOWN = Memory(float("nan"), float("nan"))
+
+
 @dataclass(frozen=True)
 class Backfill:
     seconds: float
-    peak_mb: float
+    memory: Memory
     failed: str | None = None  # why the run did not complete (windows whose workers were killed out of memory)
     windows_s: float = float("nan")  # the windows' own time inside their tasks, summed over workers
+    ran_on: int | None = None  # the workers the run grew to under its memory limit (flows.fanout.fit_to_memory)
 
 
 @dataclass
@@ -72,8 +92,23 @@ class Figures:
     duckdb_q1_s: float = 0.0
     backfills: dict[int, Backfill] = field(default_factory=dict)  # Dask workers -> the run
     steady_hops_s: tuple[float, float] = (0.0, 0.0)
-    steady_peak_mb: float = 0.0
+    steady_memory: Memory = UNKNOWN
     q1_exact: bool = False
+    release: "Release | None" = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """The blue-green release of tpch v2 (v1 in pyarrow and Acero instead of DuckDB) over every window."""
+
+    seconds: float
+    build_s: float  # pinned -> both colours built (each colour's windows fanned out)
+    compare_s: float  # fingerprints window by window, keyed diff and suite where a window differs
+    promote_s: float  # both tables' main moved to green
+    verdict: str
+    memory: Memory
+    q1_exact: bool  # Q1 from the promoted Gold still equals DuckDB's
+    failed: str | None = None
 
 
 def bare_script(landing: Path, out: Path) -> None:
@@ -111,28 +146,60 @@ def backfill(stack: LocalStack, workers: int, end: str) -> Backfill:
     failed = None
     if not (run.state and run.state.is_completed()):
         failed = f"{run.state and run.state.name}: {(run.state and run.state.message or '')[:300]}"
-    return Backfill(elapsed, peak_of(stack, str(run.id)), failed, windows_seconds(str(run.id)))
+    return Backfill(elapsed, peak_of(stack, str(run.id)), failed, *windows_seconds(str(run.id)))
 
 
-def windows_seconds(flow_run_id: str) -> float:
-    """The time the run's windows took inside their tasks, summed (from the run's table artifact)."""
+def release(stack: LocalStack, catalog, dataset, landing: Path) -> Release:  # noqa: ANN001
+    """Release tpch v2 against the live v1 through the release deployment: the run's steps and its peak."""
+    started = time.monotonic()
+    run = run_deployment(
+        release_deployment("tpch"),
+        parameters={"params": {"dataset": "tpch", "green_version": "v2"}},
+        timeout=BACKFILL_TIMEOUT,
+        poll_interval=1.0,
+    )
+    elapsed = time.monotonic() - started
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+
+    def took(prefix: str) -> float:
+        found = [t for t in tasks if t.name.startswith(prefix) and t.start_time and t.end_time]
+        return sum((t.end_time - t.start_time).total_seconds() for t in found) if found else float("nan")
+
+    pinned = [t.end_time for t in tasks if t.name.startswith("pin-") and t.end_time]
+    compared = [t.start_time for t in tasks if t.name.startswith("compare-") and t.start_time]
+    build_s = (min(compared) - max(pinned)).total_seconds() if pinned and compared else float("nan")
+    failed = None if run.state and run.state.is_completed() else f"{run.state and run.state.name}"
+    gold = lake.read_arrow(lake.load(catalog, dataset.layer("gold").table), AlwaysTrue())
+    exact = not q1.same_q1(q1.q1_from_gold(gold, CUTOFF), q1.duckdb_q1(landing / "lineitem", CUTOFF))
+    verdict = (run.state.message or "") if run.state else ""
+    return Release(
+        elapsed, build_s, took("compare-"), took("promote-"), verdict, peak_of(stack, str(run.id)), exact, failed
+    )
+
+
+def windows_seconds(flow_run_id: str) -> tuple[float, int | None]:
+    """The time the run's windows took inside their tasks, summed, and the workers they ran on (from the
+    run's table artifact)."""
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     tables = [a for a in found if a.type == "table" and a.key == "backfill-tpch"]
     if not tables:
-        return float("nan")
+        return float("nan"), None
     rows = tables[0].data if isinstance(tables[0].data, list) else json.loads(str(tables[0].data))
-    return sum(r["seconds"] or 0.0 for r in rows)
+    workers = re.search(r"on (\d+) Dask workers", tables[0].description or "")
+    return sum(r["seconds"] or 0.0 for r in rows), int(workers.group(1)) if workers else None
 
 
-def peak_of(stack: LocalStack, flow_run_id: str) -> float:
+def peak_of(stack: LocalStack, flow_run_id: str) -> Memory:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = usage.read_all(stack.home / "usage").get(flow_run_id)
         if found is not None:
-            return found.peak_memory_mb
+            working_set = found.peak_working_set_mb
+            return Memory(found.peak_memory_mb, float("nan") if working_set is None else working_set)
         time.sleep(0.5)
-    return float("nan")
+    return UNKNOWN
 
 
 def reset_tables(settings: LakeSettings) -> None:
@@ -148,7 +215,7 @@ def settings_catalog(settings: LakeSettings):  # noqa: ANN201
     return save_lakehouse(settings).catalog()
 
 
-def measure(sf: float, root: Path, workers: tuple[int, ...]) -> Figures:
+def measure(sf: float, root: Path, workers: tuple[int, ...], release_at: tuple[float, ...] = (1.0,)) -> Figures:
     figures = Figures(sf)
     home = root / f"sf{sf:g}"
     started = time.monotonic()
@@ -183,8 +250,8 @@ def measure(sf: float, root: Path, workers: tuple[int, ...]) -> Figures:
                 if figures.backfills:
                     reset_tables(settings)
                 done = figures.backfills[count] = backfill(stack, count, months[-2])
-                print(f"  backfill on {count} Dask worker(s): {done.seconds:.1f} s, peak {done.peak_mb:.0f} MB", end="")
-                print(f", windows' own time {done.windows_s:.1f} s", end="")
+                print(f"  backfill on {count} Dask worker(s): {done.seconds:.1f} s, {done.memory}", end="")
+                print(f", windows' own time {done.windows_s:.1f} s, ran on {done.ran_on} worker(s)", end="")
                 print(f"; FAILED {done.failed}" if done.failed else "")
             if figures.backfills[workers[-1]].failed:
                 return figures  # the tables miss windows: no steady state, no Q1
@@ -197,7 +264,7 @@ def measure(sf: float, root: Path, workers: tuple[int, ...]) -> Figures:
                 catalog, registry, dataset, window, runs.run_producer(dataset, window.day), timeout=600
             )
             figures.steady_hops_s = (trace.lag_s(1), trace.lag_s(2))
-            figures.steady_peak_mb = max(peak_of(stack, str(r.id)) for r in trace.runs)
+            figures.steady_memory = max(peak_of(stack, str(r.id)) for r in trace.runs)
             print(f"  steady state {last}: one hop {trace.lag_s(1):.1f} s, two hops {trace.lag_s(2):.1f} s")
             gold = lake.read_arrow(lake.load(catalog, dataset.layer("gold").table), AlwaysTrue())
             diffs = q1.same_q1(
@@ -206,6 +273,14 @@ def measure(sf: float, root: Path, workers: tuple[int, ...]) -> Figures:
             figures.q1_exact = not diffs
             if diffs:
                 print("  Q1 DIFFERS: " + "; ".join(diffs[:5]))
+            if sf in release_at:
+                done = figures.release = release(stack, catalog, dataset, settings.resolved_landing())
+                print(
+                    f"  release v2: {done.seconds:.1f} s, built {done.build_s:.1f} s, compared {done.compare_s:.1f} s",
+                    end="",
+                )
+                print(f", promoted {done.promote_s:.2f} s, {done.memory}: {done.verdict}", end="")
+                print(f"; FAILED {done.failed}" if done.failed else "")
     finally:
         stack.stop()
     return figures
@@ -215,13 +290,15 @@ def report(results: list[Figures]) -> None:
     print()
     print("TPC-H lineitem, landing -> Gold (Bronze, Silver, Gold; every window audited), this machine")
     columns = [("", 6), ("rows", 12), ("bare s", 9), ("rows/s", 11), ("workers", 8), ("lakeops s", 11)]
-    columns += [("rows/s", 11), ("tax", 7), ("peak MB", 9), ("bare MB", 9), ("Q1 s", 7)]
+    columns += [("rows/s", 11), ("tax", 7), ("peak MB", 9), ("wset MB", 9), ("bare MB", 9), ("Q1 s", 7)]
     print("".join(f"{name:>{width}}" for name, width in columns))
     for f in results:
         for count, run in sorted(f.backfills.items()):
+            ran = str(count) if run.ran_on in (None, count) else f"{count}->{run.ran_on}"  # asked -> fitted
             print(
-                f"SF{f.sf:<4g}{f.rows:>12,}{f.bare_s:>9.1f}{f.rows / f.bare_s:>11,.0f}{count:>8}{run.seconds:>11.1f}"
-                f"{f.rows / run.seconds:>11,.0f}{run.seconds / f.bare_s:>6.1f}x{run.peak_mb:>9.0f}"
+                f"SF{f.sf:<4g}{f.rows:>12,}{f.bare_s:>9.1f}{f.rows / f.bare_s:>11,.0f}{ran:>8}{run.seconds:>11.1f}"
+                f"{f.rows / run.seconds:>11,.0f}{run.seconds / f.bare_s:>6.1f}x{run.memory.peak_mb:>9.0f}"
+                f"{run.memory.working_set_mb:>9.0f}"
                 f"{f.bare_peak_mb:>9.0f}{f.duckdb_q1_s:>7.2f}" + ("  FAILED: " + run.failed if run.failed else "")
             )
         if 1 in f.backfills and 2 in f.backfills and not (f.backfills[1].failed or f.backfills[2].failed):
@@ -234,9 +311,19 @@ def report(results: list[Figures]) -> None:
         if one:
             print(
                 f"SF{f.sf:g} steady state (one new month): Bronze -> Silver {one:.1f} s, -> Gold {two:.1f} s, "
-                f"peak {f.steady_peak_mb:.0f} MB; Q1 from Gold {'equals' if f.q1_exact else 'DIFFERS FROM'} DuckDB's"
+                f"{f.steady_memory}; Q1 from Gold {'equals' if f.q1_exact else 'DIFFERS FROM'} DuckDB's"
+            )
+    for f in results:
+        if (r := f.release) is not None:
+            print(
+                f"SF{f.sf:g} release of v2 (v1 rewritten in pyarrow) over every month: {r.seconds:.1f} s; both colours "
+                f"built in {r.build_s:.1f} s, compared in {r.compare_s:.1f} s, promoted in {r.promote_s:.2f} s; "
+                f"{r.memory}; Q1 from the promoted Gold {'equals' if r.q1_exact else 'DIFFERS FROM'} "
+                f"DuckDB's" + (f"; FAILED {r.failed}" if r.failed else "")
             )
     print("tax = lakeops backfill (all months but the last) / the bare script over all months")
+    print("workers a -> b: asked for a, the run's memory limit held b (flows.fanout.fit_to_memory)")
+    print("peak: the run's cgroup peak, page cache included; wset: its peak working set (without inactive cache)")
 
 
 def main() -> None:
@@ -245,6 +332,7 @@ def main() -> None:
     parser.add_argument(
         "--workers", default="1=1,2;10=1,2", help="Dask workers to backfill on, per scale factor (SF=N,M;...)"
     )
+    parser.add_argument("--release", default="1", help="scale factors to release tpch v2 at, comma-separated")
     parser.add_argument("--bare", nargs=2, metavar=("LANDING", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -253,7 +341,8 @@ def main() -> None:
         return
     plan = {float(k): tuple(int(n) for n in v.split(",")) for k, v in (x.split("=") for x in args.workers.split(";"))}
     with tempfile.TemporaryDirectory(prefix="lakeops-scale-") as root:
-        results = [measure(float(sf), Path(root), plan.get(float(sf), (2,))) for sf in args.sf.split(",")]
+        release_at = tuple(float(x) for x in args.release.split(",") if x)
+        results = [measure(float(sf), Path(root), plan.get(float(sf), (2,)), release_at) for sf in args.sf.split(",")]
     report(results)
 
 

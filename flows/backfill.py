@@ -78,8 +78,11 @@ def backfill_dataset(params: BackfillParams) -> list[backfill.Chain]:
     windows = backfill.landed_windows(Path(lakehouse.landing), dataset, params.start, params.end)
     logger = get_run_logger()
     logger.info("backfilling %s windows of %s with %s", len(windows), dataset.name, version)
-    futures = [backfill_window.submit(params.lakehouse, dataset.name, w.key, version) for w in windows]
-    chains, failed = _results(windows, futures)
+    # The largest window first: the cluster's workers are sized on the first window's peak.
+    order = backfill.largest_first(Path(lakehouse.landing), dataset, windows)
+    submitted = {w: backfill_window.submit(params.lakehouse, dataset.name, w.key, version) for w in order}
+    workers = fanout.fit_to_memory([submitted[order[0]]] if order else [])
+    chains, failed = _results(windows, [submitted[w] for w in windows])
     extended = sorted({e for c in chains for e in c.extended})
     for rebuilt in [rebuild_window.submit(params.lakehouse, dataset.name, e, version) for e in extended]:
         rebuilt.result()
@@ -87,7 +90,8 @@ def backfill_dataset(params: BackfillParams) -> list[backfill.Chain]:
         [{"window": c.window, "rows": c.rows, "seconds": round(c.seconds, 2)} for c in chains]
         + [{"window": w, "rows": 0, "seconds": None, "failed": why} for w, why in failed],
         key=f"backfill-{dataset.name}".lower().replace("_", "-"),
-        description=f"backfill of {dataset.name} ({version}): {len(chains)} windows built, {len(failed)} failed",
+        description=f"backfill of {dataset.name} ({version}): {len(chains)} windows built, {len(failed)} failed"
+        + (f", on {workers} Dask workers" if workers else ""),
     )
     rows = sum(c.rows for c in chains)
     logger.info("%s windows, %s rows built; %s extended windows rebuilt", len(chains), rows, len(extended))

@@ -6,19 +6,29 @@ the run, or the cluster at LAKEOPS_DASK_ADDRESS (`tcp://scheduler:8786`) in prod
 flow submits goes to the cluster: one task per window, which opens the catalog from the lakehouse
 block by name (a catalog does not travel between processes). A worker holds one window at a time, so
 a run's memory is its workers' windows, not the dataset.
+
+Under a memory limit (the run's `memory` job variable, LAKEOPS_MEMORY_MB) a local cluster starts with
+one worker. When its first window is done, the worker's peak (imports and one window) is what every
+worker will need: the run adds as many workers as its limit still holds, up to LAKEOPS_DASK_WORKERS
+(`fit_to_memory`). So SF1's months run two at a time in 2 GB and SF10's one at a time.
 """
 
+import math
 import os
-from collections.abc import Iterable, Iterator
+import resource
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from prefect import Task
+import psutil
+from prefect import Task, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.states import State
 from prefect_dask import DaskTaskRunner
 from pyiceberg.catalog import Catalog
 
 from blocks.lakehouse import IcebergLakehouse
+from lakeops.healing.memlimit import limit_mb
 
 ADDRESS_ENV, WORKERS_ENV = "LAKEOPS_DASK_ADDRESS", "LAKEOPS_DASK_WORKERS"
 DEFAULT_WORKERS = 2
@@ -33,18 +43,72 @@ class FanOut(DaskTaskRunner):
     duplicates a flow's task runner per run): a warm interpreter imported the flow module before the
     run's environment (its job variables) was set."""
 
+    most_workers: int = 1  # what a local cluster started with one worker may grow to (fit_to_memory)
+
     def duplicate(self) -> "FanOut":
         return task_runner()
 
+    def grow(self, limit: int) -> int:
+        """Add workers to the local cluster as `limit` MB hold at its one worker's measured peak; the count.
+
+        It grows from one worker only: a run that submits several plans (a release's two colours) sizes its
+        cluster on the first."""
+        client, cluster = self._client, self._cluster
+        if client is None or cluster is None:
+            return 0
+        current = len(client.scheduler_info()["workers"])
+        if current != 1 or self.most_workers <= 1:
+            return current
+        measured = client.run(worker_memory)
+        peak, now = max(measured.values())
+        # The flow's process holds the scheduler and the workers' nannies; the workers are its children.
+        run_now = sum(p.memory_info().rss for p in [psutil.Process(), *psutil.Process().children(recursive=True)])
+        workers = workers_that_fit(limit, run_now / 2**20 - now + peak, peak, self.most_workers)
+        if workers > 1:
+            cluster.scale(workers)
+        message = "a worker peaked at %.0f MB on its first window: %s of at most %s workers fit in %s MB"
+        logger = get_run_logger() if FlowRunContext.get() else self.logger  # the run's log, where there is a run
+        logger.info(message, peak, workers, self.most_workers, limit)
+        return workers
+
 
 def task_runner() -> FanOut:
-    """The cluster at LAKEOPS_DASK_ADDRESS, else a local one of LAKEOPS_DASK_WORKERS single-threaded processes."""
+    """The cluster at LAKEOPS_DASK_ADDRESS, else a local one of LAKEOPS_DASK_WORKERS single-threaded processes
+    (one to begin with under a memory limit: `fit_to_memory` adds the rest)."""
     if address := os.environ.get(ADDRESS_ENV):
         return FanOut(address=address)
     workers = int(os.environ.get(WORKERS_ENV) or DEFAULT_WORKERS)
+    fitted = limit_mb(os.environ) is not None and workers > 1
     # One thread per worker: a worker holds one window; the engines (DuckDB, Arrow) use threads of their own.
-    kwargs: dict[str, Any] = {"n_workers": workers, "threads_per_worker": 1, "dashboard_address": None}
-    return FanOut(cluster_kwargs=kwargs)
+    kwargs: dict[str, Any] = {"n_workers": 1 if fitted else workers, "threads_per_worker": 1, "dashboard_address": None}
+    runner = FanOut(cluster_kwargs=kwargs)
+    runner.most_workers = workers if fitted else 1
+    return runner
+
+
+def workers_that_fit(limit_mb: float, run_at_peak_mb: float, worker_mb: float, most: int) -> int:
+    """How many workers a run of `limit_mb` holds: one already there (the run, with it at its peak, holds
+    `run_at_peak_mb`), and each more needs `worker_mb`; a tenth of the limit is left for what varies."""
+    room = 0.9 * limit_mb - run_at_peak_mb
+    return max(1, min(most, 1 + math.floor(room / worker_mb)))
+
+
+def worker_memory() -> tuple[float, float]:
+    """In a Dask worker: its peak and its current resident set, MB."""
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak_kb / 1024, psutil.Process().memory_info().rss / 2**20
+
+
+def fit_to_memory(futures: Sequence[PrefectFuture[Any]]) -> int | None:
+    """Once the first of `futures` is done, grow the flow's local cluster to what the run's memory holds
+    (see the module doc); the workers it runs on, or None when there is no local cluster to fit."""
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    limit = limit_mb(os.environ)
+    if not futures or limit is None or not isinstance(runner, FanOut) or runner.address:
+        return None
+    futures[0].wait()
+    return runner.grow(limit)
 
 
 def lakehouse(name: str) -> tuple[IcebergLakehouse, Catalog]:
@@ -68,7 +132,9 @@ def run_each(task: Task[..., R], calls: list[tuple[Any, ...]]) -> Iterator[Prefe
     flow's own process as the caller takes them (each still a task run, with its retries).
     """
     if fans_out(len(calls)):
-        return iter([task.submit(*args) for args in calls])
+        futures = [task.submit(*args) for args in calls]
+        fit_to_memory(futures)
+        return iter(futures)
     return _in_process(task, calls)
 
 

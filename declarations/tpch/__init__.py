@@ -2,10 +2,10 @@
 gold.pricing_summary, from which TPC-H Q1 for any cutoff date is exact.
 
 The scale test of lakeops: a month is about 75,000 rows at SF1 and 750,000 at SF10. Its transforms run
-in DuckDB over Arrow (`v1`); no window goes through pandas.
+in DuckDB over Arrow (`v1`), or in pyarrow and Acero (`v2`, the same rows); no window goes through pandas.
 """
 
-from declarations.tpch import suites, v1
+from declarations.tpch import suites, v1, v2
 from declarations.tpch.schemas import GOLD, GOLD_KEY, NATURAL_KEY, NON_NULL, SILVER, SOURCE_COLUMNS
 from lakeops.datasets.checks import Between, OneOf
 from lakeops.datasets.declaration import Dataset, Layer, Source
@@ -54,7 +54,7 @@ DATASET = Dataset(
             key=NATURAL_KEY,
             partition=("ship_month",),
             inputs=("tpch.bronze",),
-            transforms={"v1": v1.to_silver},
+            transforms={"v1": v1.to_silver, "v2": v2.to_silver},
             suite=suites.silver,
             lineage="_bronze_snapshot_id",
             description="Line items cleaned and deduplicated on (l_orderkey, l_linenumber); money as decimal.",
@@ -67,7 +67,7 @@ DATASET = Dataset(
             key=GOLD_KEY,
             partition=("ship_month",),
             inputs=("tpch.silver",),
-            transforms={"v1": v1.to_gold},
+            transforms={"v1": v1.to_gold, "v2": v2.to_gold},
             suite=suites.gold,
             description="Sums and counts per ship date, return flag and line status: TPC-H Q1 for any cutoff.",
         ),

@@ -13,6 +13,7 @@ average by ~1e-14, below the tolerance, but is still a difference in a sum.
 
 import math
 import os
+import tempfile
 import threading
 from datetime import date
 from functools import cache
@@ -176,7 +177,9 @@ def connection() -> duckdb.DuckDBPyConnection:
 @cache
 def _database(pid: int) -> duckdb.DuckDBPyConnection:
     # A window's transform stays within this (DuckDB spills past it): one window at a time is the budget.
-    return duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+    # Past the limit DuckDB spills, by default into ./.tmp of whatever the cwd is (a worker's: the project).
+    spill = Path(tempfile.gettempdir()) / f"lakeops-duckdb-{pid}"
+    return duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)})
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema, **params: Any) -> pa.Table:

@@ -29,17 +29,25 @@ class _Layout:
     swap: str
     oom_events: str
     peak: str
+    usage: str  # what the cgroup holds now, page cache included
+    inactive_file: str  # the key in memory.stat of the page cache the kernel reclaims first
 
     def swap_value(self, limit_bytes: int) -> int:
         return limit_bytes if self.version == 1 else 0  # v1 memsw counts memory + swap; v2 swap alone
 
 
 _V1 = _Layout(
-    1, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.oom_control", "memory.max_usage_in_bytes"
+    1,
+    "memory.limit_in_bytes",
+    "memory.memsw.limit_in_bytes",
+    "memory.oom_control",
+    "memory.max_usage_in_bytes",
+    "memory.usage_in_bytes",
+    "total_inactive_file",
 )
 
 
-_V2 = _Layout(2, "memory.max", "memory.swap.max", "memory.events", "memory.peak")
+_V2 = _Layout(2, "memory.max", "memory.swap.max", "memory.events", "memory.peak", "memory.current", "inactive_file")
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,19 @@ class MemoryCgroup:
         """The most memory the cgroup held at once, in MB, where the kernel reports it."""
         raw = _read(self.path / self.layout.peak).strip()
         return int(raw) // (1024 * 1024) if raw.isdigit() else None
+
+    def working_set_mb(self) -> float | None:
+        """What the cgroup holds now less the page cache the kernel drops first (its inactive file pages), in
+        MB: the working set, as cAdvisor and the kubelet measure a container. None where unreadable."""
+        raw = _read(self.path / self.layout.usage).strip()
+        if not raw.isdigit():
+            return None
+        inactive = 0
+        for line in _read(self.path / "memory.stat").splitlines():
+            key, _, value = line.partition(" ")
+            if key == self.layout.inactive_file and value.strip().isdigit():
+                inactive = int(value)
+        return max(int(raw) - inactive, 0) / 2**20
 
     def remove(self) -> bool:
         """Remove the cgroup (and `lakeops/` when it is the last); False when processes still live in it."""

@@ -21,7 +21,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from lakeops.healing import usage
@@ -32,6 +33,7 @@ FALLBACK_ENV = "LAKEOPS_MEMORY_FALLBACK"  # "1": skip cgroups and use the addres
 ENFORCED_ENV = "LAKEOPS_MEMORY_ENFORCED"  # set for the command: how its limit is enforced
 OOM_EXIT_CODE = 137  # 128 + SIGKILL, what a shell or a container runtime reports for an OOM kill
 _PR_SET_PDEATHSIG = 1
+SAMPLE_SECONDS = 0.2  # how often the supervisor reads the working set of a run's cgroup
 
 
 class ChildProcess(Protocol):
@@ -39,9 +41,24 @@ class ChildProcess(Protocol):
 
     pid: int
 
+    def poll(self) -> int | None: ...
+
     def wait(self) -> int: ...
 
     def send_signal(self, signum: int, /) -> None: ...
+
+
+@dataclass
+class Peak:
+    """The largest value `read` returned over the calls of `sample` (None: none read yet)."""
+
+    read: Callable[[], float | None]
+    peak: float | None = None
+
+    def sample(self) -> None:
+        now = self.read()
+        if now is not None and (self.peak is None or now > self.peak):
+            self.peak = now
 
 
 def limit_mb(environ: Mapping[str, str]) -> int | None:
@@ -83,23 +100,27 @@ def wait_in_cgroup(
     """Wait for `child`, which runs in `cgroup`; record its usage, remove the cgroup; 137 after an OOM kill.
 
     `held_mb` is memory the child held before it entered the cgroup (charged elsewhere; added to the
-    recorded peak), `cpu_before` the CPU seconds it had used by then (not the run's).
+    recorded peak), `cpu_before` the CPU seconds it had used by then (not the run's). While it waits it
+    samples the cgroup's working set (what it holds less the page cache the kernel drops first): the
+    kernel's peak counts page cache, which fills a cgroup up to its limit without ever being needed.
     """
-    code = _wait(child)
+    working = Peak(cgroup.working_set_mb)
+    code = _wait(child, working.sample)
     killed = code == -signal.SIGKILL and cgroup.oom_kills() > 0
     grown = cgroup.peak_mb()
     peak = None if grown is None else round(grown + held_mb)
+    working_peak = None if working.peak is None else round(working.peak + held_mb)
     if not cgroup.remove():
         say(f"{cgroup.path} still holds processes; a later run removes it")
     exit_code = OOM_EXIT_CODE if killed else (code if code >= 0 else 128 - code)
-    usage.record_from_env(exit_code, peak, megabytes, "cgroup", started, say, cpu_before)
+    usage.record_from_env(exit_code, peak, megabytes, "cgroup", started, say, cpu_before, working_peak)
     held = f" (+{held_mb:.0f} MB held before the limit)" if held_mb else ""
     if killed:
         say(
             f"out of memory: the kernel killed the command at its {megabytes} MB limit{held} (peak {peak} MB); exit 137"
         )
         return OOM_EXIT_CODE
-    say(f"command exited {code}; peak memory {peak} MB of {megabytes} MB{held}")
+    say(f"command exited {code}; peak memory {peak} MB (working set {working_peak} MB) of {megabytes} MB{held}")
     return pass_through(code)
 
 
@@ -124,9 +145,13 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _wait(child: "ChildProcess") -> int:
+def _wait(child: "ChildProcess", sample: Callable[[], object] | None = None) -> int:
+    """Wait for `child`, passing our termination signals on; call `sample` every SAMPLE_SECONDS meanwhile."""
     for forwarded in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(forwarded, lambda signum, _frame: child.send_signal(signum))
+    while sample is not None and child.poll() is None:
+        sample()
+        time.sleep(SAMPLE_SECONDS)
     return child.wait()
 
 

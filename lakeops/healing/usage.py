@@ -4,7 +4,10 @@ The memory supervisor (`lakeops.memlimit`) wraps every flow run of the local wor
 LAKEOPS_USAGE_DIR set it writes one JSON record per run, named by the flow run's id, once the run's
 process has exited: also after an out-of-memory kill, which the run itself cannot report. CPU
 seconds are the run's process tree's (getrusage of the waited children); peak memory is the memory
-cgroup's peak where the run had one, else the largest child's maximum resident set.
+cgroup's peak where the run had one, else the largest child's maximum resident set. A cgroup's peak
+counts page cache (files read and written), which grows to the limit without the run needing it; the
+peak working set (sampled: what the cgroup held less its inactive page cache, as cAdvisor and the
+kubelet measure a container) is what the run needed.
 """
 
 import json
@@ -28,6 +31,7 @@ class Usage:
     limit_mb: int | None
     enforced: str  # "cgroup", "rlimit" or "none"
     wall_seconds: float
+    peak_working_set_mb: float | None = None  # in a cgroup: the largest sampled working set (else None)
 
 
 def children_cpu_seconds() -> float:
@@ -59,6 +63,7 @@ def record_from_env(
     started: float,
     say: Callable[[str], None],
     cpu_before: float = 0.0,
+    working_set_mb: int | None = None,
 ) -> None:
     """The supervisor's record of the run it waited for, where LAKEOPS_USAGE_DIR says (unset: nothing).
 
@@ -71,7 +76,8 @@ def record_from_env(
         return
     peak = float(peak_mb) if peak_mb is not None else children_peak_mb()
     cpu = max(children_cpu_seconds() - cpu_before, 0.0)
-    measured = Usage(flow_run_id, exit_code, cpu, peak, limit, enforced, time.monotonic() - started)
+    wall = time.monotonic() - started
+    measured = Usage(flow_run_id, exit_code, cpu, peak, limit, enforced, wall, working_set_mb)
     try:
         record(measured, Path(directory))
     except OSError as exc:  # never fail a run for its bookkeeping

@@ -4,11 +4,14 @@ Blue is the transform version consumers read now, green the candidate. Both read
 Bronze snapshots (the ones the published Silver rows record) and write Silver then Gold to their
 own branches (`release-<id>-blue`, `release-<id>-green`) of the real tables, forked from main at
 the moment the release was pinned: consumers reading main see neither. The comparison runs
-cheapest first: fingerprints (identical outputs stop there), then a keyed diff, then a suite on
-green built from blue's statistics. Promotion and rollback are in `lakeops.release.promotion`, catching
-up with windows main gained meanwhile in `lakeops.release.catch_up`.
+cheapest first, window by window (one window of each colour in memory): fingerprints (identical
+windows stop there), then a keyed diff, then a suite on green built from blue's statistics.
+Promotion and rollback are in `lakeops.release.promotion`, catching up with windows main gained
+meanwhile in `lakeops.release.catch_up`.
 """
 
+import functools
+import operator
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from lakeops.build import pipeline
+from lakeops.build.validation import ValidationReport, suite_frame
 from lakeops.datasets.declaration import Layer
 from lakeops.datasets.names import TableRef
 from lakeops.datasets.registry import Registry
@@ -26,7 +30,8 @@ from lakeops.datasets.windows import Window
 from lakeops.iceberg import lake
 from lakeops.release import release_log
 from lakeops.release.comparison import Comparison, Suite, TableComparison, Thresholds
-from lakeops.release.diff import fingerprint, keyed_diff
+from lakeops.release.diff import KeyedDiff, keyed_diff, merged
+from lakeops.release.fingerprint import RowSum, row_sum
 from lakeops.versioning import replay
 
 BLUE, GREEN = "blue", "green"
@@ -172,31 +177,54 @@ def _compare_table(
     thresholds: Thresholds,
     suite: Suite | None,
 ) -> TableComparison:
+    """The colours of one table compared window by window: one window of each in memory at a time.
+
+    A window whose fingerprints are equal goes no further; a window that differs gets a keyed diff (a row
+    is matched within its window) and the suite, parameterised with blue's window. The table's
+    fingerprints, diff and suite report add up from its windows'.
+    """
     ref = layer.table
     table = lake.load(catalog, ref)
-    where = layer.window.filter_any(windows)
     heads = {}
     for colour in (BLUE, GREEN):
         head = lake.head(table, release.branch(colour))
         if head is None:
             raise ValueError(f"{ref} has no branch {release.branch(colour)}: build the colours first")
         heads[colour] = head.snapshot_id
-    blue, green = (table.scan(row_filter=where, snapshot_id=heads[c]).to_arrow() for c in (BLUE, GREEN))
-    prints = fingerprint(blue), fingerprint(green)
-    if prints[0] == prints[1]:
-        return TableComparison(str(ref), heads[BLUE], heads[GREEN], *prints, None, None, ())
-    diff = keyed_diff(
-        blue,
-        green,
-        layer.key,
-        tolerance=_known(thresholds.column_tolerance, blue),
-        float_tolerance=thresholds.float_tolerance,
-    )
+    sums: dict[str, list[RowSum]] = {BLUE: [], GREEN: []}
+    diffs: list[KeyedDiff] = []
+    reports: list[tuple[Window, ValidationReport]] = []
+    identical_rows = 0
+    for window in windows:
+        where = layer.window.filter_any([window])
+        blue, green = (table.scan(row_filter=where, snapshot_id=heads[c]).to_arrow() for c in (BLUE, GREEN))
+        sums[BLUE].append(row_sum(blue))
+        sums[GREEN].append(row_sum(green))
+        if sums[BLUE][-1] == sums[GREEN][-1]:
+            identical_rows += blue.num_rows
+            continue
+        tolerance = _known(thresholds.column_tolerance, blue)
+        diffs.append(
+            keyed_diff(blue, green, layer.key, tolerance=tolerance, float_tolerance=thresholds.float_tolerance)
+        )
+        if suite:
+            reports.append((window, suite(layer, suite_frame(blue), suite_frame(green), thresholds)))
+    blue_print, green_print = (functools.reduce(operator.add, sums[c]).fingerprint() for c in (BLUE, GREEN))
+    if not diffs:
+        return TableComparison(str(ref), heads[BLUE], heads[GREEN], blue_print, green_print, None, None, ())
+    diff = merged(diffs, identical_rows)
     breaches = thresholds.breaches(diff)
-    report = suite(layer, blue.to_pandas(), green.to_pandas(), thresholds) if suite else None
+    report = _suite_report(reports) if suite else None
     if report and not report.success:
         breaches += tuple(f"suite: {failure}" for failure in report.failures)
-    return TableComparison(str(ref), heads[BLUE], heads[GREEN], *prints, diff, report, breaches)
+    return TableComparison(str(ref), heads[BLUE], heads[GREEN], blue_print, green_print, diff, report, breaches)
+
+
+def _suite_report(reports: list[tuple[Window, ValidationReport]]) -> ValidationReport:
+    """The windows' suite reports as one: the rows and expectations they evaluated, each failure by window."""
+    failures = tuple(f"{window}: {failure}" for window, report in reports for failure in report.failures)
+    name = reports[0][1].suite if reports else "release suite"
+    return ValidationReport(name, sum(r.rows for _, r in reports), sum(r.evaluated for _, r in reports), failures)
 
 
 def _known(tolerance: dict[str, float], rows: pa.Table) -> dict[str, float]:

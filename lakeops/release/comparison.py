@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from lakeops.build.validation import ValidationReport
 from lakeops.datasets.declaration import Layer
 from lakeops.datasets.windows import Window
-from lakeops.release.diff import Fingerprint, KeyedDiff
+from lakeops.release.diff import KeyedDiff
+from lakeops.release.fingerprint import Fingerprint
 
 
 class Thresholds(BaseModel):

@@ -1,11 +1,9 @@
-"""Compare a release's two outputs (blue, green), cheapest first: a fingerprint, then a keyed diff.
+"""Compare a release's two outputs (blue, green) when their fingerprints (`fingerprint`) differ: a keyed diff.
 
-Equal fingerprints mean the same multiset of rows (up to a 64-bit hash collision), whatever the row
-order. The keyed diff matches rows by key and says which are only on one side, which changed and in
-which columns, within a tolerance per column.
+The keyed diff matches rows by key and says which are only on one side, which changed and in which
+columns, within a tolerance per column. Diffs of a table's windows merge into the table's (`merged`).
 """
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,28 +23,6 @@ from lakeops.release.hashing import is_number, row_hashes
 
 _THREADS = min(4, os.cpu_count() or 1)
 _NO_TOLERANCE: Mapping[str, float] = MappingProxyType({})
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """Row count and an order-independent digest of a table's values and column names and types."""
-
-    rows: int
-    digest: str
-
-
-def fingerprint(table: pa.Table, columns: Sequence[str] | None = None) -> Fingerprint:
-    """The fingerprint of `columns` of `table` (default: every column, by sorted name), in any row order.
-
-    Raises ValueError if a named column is missing.
-    """
-    names = list(columns) if columns is not None else sorted(table.column_names)
-    if missing := [name for name in names if name not in table.column_names]:
-        raise ValueError(f"fingerprint: no column {', '.join(map(repr, missing))} in the table")
-    total = int(row_hashes(table, names).sum(dtype=np.uint64))  # the sum wraps mod 2**64: any row order
-    schema = ";".join(f"{name}:{table.schema.field(name).type}" for name in names)
-    digest = hashlib.blake2b(f"{schema}|{table.num_rows}|{total}".encode(), digest_size=16).hexdigest()
-    return Fingerprint(rows=table.num_rows, digest=digest)
 
 
 @dataclass(frozen=True)
@@ -141,6 +117,35 @@ def keyed_diff(
         columns_only_blue=tuple(n for n in blue.column_names if n not in green.column_names and n not in skip),
         columns_only_green=tuple(n for n in green.column_names if n not in blue.column_names and n not in skip),
         sample=_sample((blue, green), key, match, mismatches, changed[:sample_size], sample_size),
+    )
+
+
+def merged(parts: Sequence[KeyedDiff], identical_rows: int = 0, sample_size: int = 10) -> KeyedDiff:
+    """The diff of two tables from the diffs of their parts (windows: a key is in one part on both sides),
+    and `identical_rows` rows of parts whose fingerprints were equal (the same columns, every value matched)."""
+    if not parts:
+        raise ValueError("merged: no diff to merge")
+    columns: dict[str, ColumnDiff] = {}
+    for column in chain.from_iterable(p.columns for p in parts):
+        seen = columns.get(
+            column.column, ColumnDiff(column.column, identical_rows, identical_rows, column.tolerance, None)
+        )
+        largest = [x for x in (seen.max_abs_diff, column.max_abs_diff) if x is not None]
+        compared, matched = seen.compared + column.compared, seen.matched + column.matched
+        columns[column.column] = ColumnDiff(
+            column.column, compared, matched, seen.tolerance, max(largest, default=None)
+        )
+    return KeyedDiff(
+        key=parts[0].key,
+        rows_blue=identical_rows + sum(p.rows_blue for p in parts),
+        rows_green=identical_rows + sum(p.rows_green for p in parts),
+        only_blue=sum(p.only_blue for p in parts),
+        only_green=sum(p.only_green for p in parts),
+        changed=sum(p.changed for p in parts),
+        columns=tuple(columns.values()),
+        columns_only_blue=tuple(dict.fromkeys(chain.from_iterable(p.columns_only_blue for p in parts))),
+        columns_only_green=tuple(dict.fromkeys(chain.from_iterable(p.columns_only_green for p in parts))),
+        sample=tuple(chain.from_iterable(p.sample for p in parts))[:sample_size],
     )
 
 

@@ -41,6 +41,12 @@ def test_a_backfill_fans_the_windows_out_and_gold_answers_q1_exactly(e2e, landed
     chains = sorted(t.name for t in tasks if t.name.startswith("backfill tpch"))
     assert chains == [f"backfill tpch {m}" for m in MONTHS]
     assert all(t.state.is_completed() for t in tasks if t.name in chains)
+    # Under the deployment's 2 GB the cluster began with one worker and, its first window measured, took a second.
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    assert [a.description for a in found if a.key == "backfill-tpch"] == [
+        f"backfill of tpch (v1): {len(MONTHS)} windows built, 0 failed, on 2 Dask workers"
+    ]
     gold = lake.read_arrow(lake.load(e2e.catalog, e2e.registry.layer("tpch.gold").table), AlwaysTrue())
     cutoff = Window.parse(MONTHS[-1], "month").end.date()
     assert q1.same_q1(q1.q1_from_gold(gold, cutoff), q1.duckdb_q1(landed, cutoff)) == []

@@ -12,7 +12,7 @@ from declarations.flights import landing
 from lakeops.build import pipeline
 from lakeops.datasets.windows import Window
 from lakeops.release import promotion, release_log
-from lakeops.release.diff import fingerprint
+from lakeops.release.fingerprint import fingerprint
 from lakeops.release.release_log import Event
 from tests.e2e.conftest import GOLD_DAILY_DELAYS, SILVER_FLIGHTS
 

@@ -12,7 +12,7 @@ from lakeops.iceberg import lake
 from lakeops.release import blue_green, promotion
 from lakeops.release.blue_green import BLUE, GREEN, ReleasePlan
 from lakeops.release.comparison import Comparison, Thresholds
-from lakeops.release.diff import Fingerprint, fingerprint
+from lakeops.release.fingerprint import Fingerprint, fingerprint
 
 from .conftest import expected_gold
 from .flights import FLIGHTS, REGISTRY

@@ -66,6 +66,17 @@ def test_landed_windows_are_the_source_files_in_order_within_a_range(landing):
     assert [w.key for w in backfill.landed_windows(landing, tpch.DATASET, "1994-02", "1994-04")] == list(MONTHS[1:4])
 
 
+def test_the_largest_landed_window_goes_first_and_the_rest_keep_their_order(landing):
+    windows = backfill.landed_windows(landing, tpch.DATASET)
+    sizes = {w.key: (landing / tpch.SOURCE.file(w.key)).stat().st_size for w in windows}
+    largest = max(sizes, key=sizes.__getitem__)
+
+    order = [w.key for w in backfill.largest_first(landing, tpch.DATASET, windows)]
+
+    assert order == [largest, *(m for m in MONTHS if m != largest)]
+    assert backfill.largest_first(landing, tpch.DATASET, []) == []
+
+
 def test_the_build_order_puts_a_layer_after_the_layers_it_reads():
     assert backfill.build_order(tpch.DATASET) == ("tpch.silver", "tpch.gold")
 

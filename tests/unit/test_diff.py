@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from lakeops.release.diff import fingerprint, keyed_diff
+from lakeops.release.diff import keyed_diff, merged
+from lakeops.release.fingerprint import fingerprint, row_sum
 
 KEY = ("carrier", "flight", "flight_date")
 TIMESTAMP = pa.timestamp("us", "UTC")
@@ -220,3 +221,40 @@ def test_to_dict_is_json_serialisable():
     assert summary["changed"] == 1 and summary["only_blue"] == 1
     assert summary["sample"][0]["time_hour.green"] == "2014-01-01T00:00:00+00:00"
     assert summary["sample"][1] == {"carrier": "AA", "flight": 100, "flight_date": "2013-01-01", "side": "blue only"}
+
+
+def test_the_row_sums_of_a_tables_parts_add_up_to_its_fingerprint():
+    blue = flights(12)
+    parts = [blue.slice(0, 5), blue.slice(5, 4), blue.slice(9)]
+    assert (row_sum(parts[0]) + row_sum(parts[1]) + row_sum(parts[2])).fingerprint() == fingerprint(blue)
+    assert (row_sum(parts[0]) + row_sum(parts[1])).fingerprint() != fingerprint(blue)
+    with pytest.raises(ValueError, match="unlike schemas"):
+        row_sum(blue) + row_sum(blue.drop_columns(["dest"]))
+
+
+def test_the_diffs_of_a_tables_windows_merge_into_the_diff_of_the_table():
+    blue = flights(12)
+    green = with_value(with_value(blue, "dep_delay", 0, 99.0), "dest", 7, "XX")
+    green = green.slice(0, 10)  # rows 10 and 11 only in blue
+    windows = [(blue.slice(0, 4), green.slice(0, 4)), (blue.slice(4, 4), green.slice(4, 4))]
+    rest = (blue.slice(8), green.slice(8))
+    identical = (blue.slice(8, 2), green.slice(8, 2))  # a window whose fingerprints are equal: no diff
+    assert fingerprint(identical[0]) == fingerprint(identical[1])
+    parts = [keyed_diff(b, g, KEY, sample_size=3) for b, g in windows]
+
+    whole = keyed_diff(blue, green, KEY)
+    combined = merged([*parts, keyed_diff(*rest, KEY)], sample_size=3)
+    with_identical = merged([*parts, keyed_diff(blue.slice(10), green.slice(10), KEY)], identical_rows=2)
+
+    for result in (combined, with_identical):
+        assert (result.rows_blue, result.rows_green, result.only_blue, result.only_green, result.changed) == (
+            whole.rows_blue,
+            whole.rows_green,
+            whole.only_blue,
+            whole.only_green,
+            whole.changed,
+        )
+        assert result.columns == whole.columns
+    assert len(combined.sample) == 3 and combined.sample[0] == parts[0].sample[0]
+    with pytest.raises(ValueError, match="no diff"):
+        merged([])

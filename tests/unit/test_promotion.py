@@ -18,7 +18,7 @@ from lakeops.iceberg.provenance import Provenance
 from lakeops.release import blue_green, cut, promotion, release_log
 from lakeops.release.blue_green import BLUE, GREEN
 from lakeops.release.comparison import Verdict
-from lakeops.release.diff import fingerprint
+from lakeops.release.fingerprint import fingerprint
 from lakeops.release.release_log import Event
 from lakeops.versioning import maintenance
 

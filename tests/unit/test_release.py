@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 from pyiceberg.catalog import Catalog
+from pyiceberg.table import DataScan
 from pyiceberg.table.snapshots import ancestors_of
 
 from lakeops.datasets.windows import Window
@@ -336,3 +337,36 @@ def test_a_comparison_over_some_windows_covers_only_them_and_its_report_says_the
     assert every.windows == WINDOWS and "caught up" not in release_report.markdown(story.v2, every)
     with pytest.raises(ValueError, match="no window to compare"):
         blue_green.compare(story.catalog, REGISTRY, story.v2, Thresholds(), None, ())
+
+
+def test_the_colours_are_read_one_window_at_a_time_and_add_up_to_the_whole_table(story, monkeypatch):
+    read: list[int] = []
+    to_arrow = DataScan.to_arrow
+
+    def counted(scan: DataScan):  # noqa: ANN202
+        rows = to_arrow(scan)
+        read.append(rows.num_rows)
+        return rows
+
+    monkeypatch.setattr(DataScan, "to_arrow", counted)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, Thresholds(), None)
+    monkeypatch.undo()
+
+    assert len(read) == len(TABLES) * len(COLOURS) * len(WINDOWS)  # each table, colour and window once
+    per_table = len(COLOURS) * len(WINDOWS)
+    for i, (t, ref) in enumerate(zip(comparison.tables, TABLES, strict=True)):
+        whole = {c: table_print(story.catalog, ref, head_of(story.catalog, ref, story.v2.branch(c))) for c in COLOURS}
+        assert (t.blue, t.green) == (whole[BLUE], whole[GREEN])
+        assert max(read[i * per_table : (i + 1) * per_table]) < t.blue.rows  # no read held the table whole
+    gold = comparison.tables[1]
+    assert gold.diff.rows_blue == gold.blue.rows  # identical windows count in the diff's rows
+    assert all(c.compared == gold.diff.rows_blue for c in gold.diff.columns)
+
+
+def test_a_suite_failure_names_the_window_it_was_found_in(story):
+    strict_means = Thresholds(max_changed_fraction=1.0, mean_tolerance=1e-6)
+    comparison = blue_green.compare(story.catalog, REGISTRY, story.v2, strict_means, release_suite.check)
+    changed = {str(Window(date.fromisoformat(day))) for day, _ in v2_changes(DAYS)}
+
+    failures = comparison.tables[1].suite.failures
+    assert failures and {f.split(": ", 1)[0] for f in failures} <= changed

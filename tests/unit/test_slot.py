@@ -102,6 +102,8 @@ def test_the_limit_counts_what_the_run_allocates_after_the_hand_off(tmp_path: Pa
     recorded = usage.read_all(tmp_path / "usage")["run-1"]
     assert recorded.enforced == "cgroup" and recorded.limit_mb == 150
     assert 340 < recorded.peak_memory_mb < 450  # the cgroup's peak (about 60) plus the 300 held
+    assert recorded.peak_working_set_mb is not None  # sampled while it ran, with what was held added
+    assert 300 <= recorded.peak_working_set_mb <= recorded.peak_memory_mb
     assert own_lakeops_cgroups() == []
 
 

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from declarations.tpch import generate, q1
+from declarations.tpch import generate, q1, v1, v2
 
 SORT = [("l_orderkey", "ascending"), ("l_linenumber", "ascending")]
 STANDARD_CUTOFF = date(1998, 12, 1) - timedelta(days=90)  # 1998-09-02, TPC-H's default DELTA
@@ -175,3 +175,26 @@ def test_same_q1_reports_missing_groups(landed: Landed) -> None:
     diffs = q1.same_q1(result, result.slice(1))
     first = (result["l_returnflag"][0].as_py(), result["l_linestatus"][0].as_py())
     assert diffs == [f"group {first} only in the first result"]
+
+
+def bronze_like(month: pa.Table, ingested_at: int = 0) -> pa.Table:
+    """A landed month as Bronze holds it: plain strings, the batch and its ingestion time."""
+    rows = sorted_rows(month)
+    rows = rows.append_column("_batch_id", pa.array(["b1"] * rows.num_rows))
+    return rows.append_column("_ingested_at", pa.array([ingested_at] * rows.num_rows, pa.timestamp("us", tz="UTC")))
+
+
+def test_v2_in_pyarrow_builds_exactly_what_v1_builds_in_duckdb(landed: Landed) -> None:
+    months = month_tables(landed)
+    for month in (months[0], months[40], months[-1]):  # a first, a full and a last, partial month
+        bronze = bronze_like(month)
+        # The source re-sent three lines later, one with a new comment: both keep the last ingested copy.
+        resent = bronze_like(month.slice(5, 3), ingested_at=10)
+        resent = resent.set_column(resent.schema.get_field_index("l_comment"), "l_comment", pa.array(["x", "y", "z"]))
+        bronze = pa.concat_tables([resent.cast(bronze.schema), bronze])
+
+        silver = v1.to_silver(bronze)
+        assert v2.to_silver(bronze).equals(silver)
+        assert silver.num_rows == month.num_rows and silver["l_comment"][5].as_py() == "x"
+        assert v2.to_gold(silver).equals(v1.to_gold(silver))
+    assert v2.to_silver(bronze.slice(0, 0)).equals(v1.to_silver(bronze.slice(0, 0)))

@@ -77,3 +77,28 @@ def test_unreadable_records_are_skipped(tmp_path: Path):
 def test_the_exit_code_passes_through(tmp_path: Path, code: int):
     recorded = supervised(tmp_path, None, 1, code=code)
     assert recorded is not None and recorded.exit_code == code
+
+
+CACHE_WORK = (
+    "import sys, time; block = bytearray(150 * 1024 * 1024); block[::4096] = b'x' * len(block[::4096])\n"
+    "with open(sys.argv[1], 'wb') as out:\n"
+    "    for _ in range(300): out.write(b'y' * 1024 * 1024)\n"
+    "time.sleep(1)"
+)
+
+
+@needs_cgroups
+def test_the_working_set_leaves_out_the_page_cache_the_cgroups_peak_counts(tmp_path: Path):
+    environ = {
+        **os.environ,
+        memlimit.MEMORY_ENV: "1024",
+        usage.USAGE_DIR_ENV: str(tmp_path / "usage"),
+        usage.FLOW_RUN_ENV: "run-1",
+    }
+    command = [sys.executable, "-m", "lakeops.memlimit", sys.executable, "-c", CACHE_WORK, str(tmp_path / "file")]
+    subprocess.run(command, env=environ, check=True, capture_output=True, timeout=120)
+
+    recorded = usage.read_all(tmp_path / "usage")["run-1"]
+    assert recorded.peak_working_set_mb is not None
+    assert 150 <= recorded.peak_working_set_mb < 300  # the 150 MB it holds and the interpreter, not the file
+    assert recorded.peak_memory_mb >= recorded.peak_working_set_mb + 200  # the kernel's peak counts the file
