@@ -115,8 +115,7 @@ def land(
             _quarantine_too_late(catalog, dataset, batch, arrival, run)
         rows = lake.conform(batches.lineage(typed.take(accepted), batch, datetime.now(UTC)), bronze.schema)
         del typed, events
-        snapshot_id = lake.replace_rows(table, rows, from_file, provenance)
-        tags.mark_good(table, snapshot_id)
+        snapshot_id = lake.replace_rows(table, rows, from_file, provenance, tag=tags.LAST_KNOWN_GOOD)
     own = markers.signal_of(table, bronze.table, snapshot_id, provenance, len(arrival.own))
     late = tuple(_extended_signal(table, bronze, snapshot_id, provenance, window) for window in arrival.late)
     too_late = tuple(int(line) for line in arrival.too_late.index)
@@ -287,7 +286,8 @@ def _publish_window(
         validated=report is not None,
         carried_from=carried_from.key if carried_from else None,
     )
-    snapshot_id = lake.replace_rows(table, rows, layer.window.filter(window), provenance)
-    if provenance.validated and not stale and target.branch == lake.MAIN:
-        tags.mark_good(table, snapshot_id)
+    # A commit that earns last-known-good moves it in the same compare-and-swap (the newest snapshot: forward).
+    earned = provenance.validated and not stale and target.branch == lake.MAIN
+    tag = tags.LAST_KNOWN_GOOD if earned else None
+    snapshot_id = lake.replace_rows(table, rows, layer.window.filter(window), provenance, tag=tag)
     return markers.signal_of(table, layer.table, snapshot_id, provenance, len(rows))

@@ -26,6 +26,7 @@ from pyiceberg.io.pyarrow import (
 )
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, FileScanTask, Table, TableProperties
+from pyiceberg.table.update.snapshot import ManageSnapshots
 from pyiceberg.utils.config import Config
 
 from lakeops.healing.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
@@ -46,13 +47,20 @@ _Rewrites = dict[str, list[DataFile] | None]
 
 
 def commit_rows(
-    table: Table, rows: pa.Table, where: BooleanExpression, branch: str, properties: dict[str, str]
+    table: Table,
+    rows: pa.Table,
+    where: BooleanExpression,
+    branch: str,
+    properties: dict[str, str],
+    tag: str | None = None,
 ) -> None:
     """Replace the rows matching `where` on `branch` by `rows` in one snapshot; retry a lost race re-planned.
 
     Files the filter selects whole are dropped; a file it selects in part is rewritten without the
-    matched rows (copy-on-write) in the same snapshot. `AlwaysFalse()` appends. `table` is left at
-    the committed metadata. Raises the last conflict once the COMMIT_CONFLICT budget is spent.
+    matched rows (copy-on-write) in the same snapshot. `AlwaysFalse()` appends. With `tag`, the same
+    commit points that tag at the new snapshot (one compare-and-swap for both: a tag moved meanwhile
+    is a lost race too). `table` is left at the committed metadata. Raises the last conflict once the
+    COMMIT_CONFLICT budget is spent.
     """
     _check_pyarrow_schema_compatible(
         table.schema(),
@@ -66,7 +74,7 @@ def commit_rows(
 
     def attempt() -> None:
         deleted, remainders = _plan(table, where, branch, rewrites)
-        _commit_once(table, branch, properties, deleted, remainders + added)
+        _commit_once(table, branch, properties, deleted, remainders + added, tag)
         landed.extend(remainders)
 
     with_commit_retries(table, attempt)
@@ -138,9 +146,15 @@ def _write(table: Table, rows: pa.Table) -> list[DataFile]:
 
 
 def _commit_once(
-    table: Table, branch: str, properties: dict[str, str], deleted: list[DataFile], added: list[DataFile]
+    table: Table,
+    branch: str,
+    properties: dict[str, str],
+    deleted: list[DataFile],
+    added: list[DataFile],
+    tag: str | None = None,
 ) -> None:
-    """One snapshot on `branch` dropping `deleted` and adding `added`: OVERWRITE, or APPEND when it drops none.
+    """One snapshot on `branch` dropping `deleted` and adding `added`: OVERWRITE, or APPEND when it drops none;
+    `tag` (when given) moved to it in the same commit.
 
     pyiceberg's own retry is switched off for this commit (on a copy of the table): it would keep
     the plan made on the old head, while lakeops plans again from scratch, and counts the retry.
@@ -148,11 +162,16 @@ def _commit_once(
     once = _single_attempt(table)
     tx = Transaction(once)
     update = tx.update_snapshot(snapshot_properties=properties, branch=branch)
-    with update.overwrite() if deleted else update.fast_append() as snapshot:
+    # An append merges small manifests where the table enables it (lake.TABLE_PROPERTIES).
+    with update.overwrite() if deleted else update.merge_append() as snapshot:
         for data_file in deleted:
             snapshot.delete_data_file(data_file)
         for data_file in added:
             snapshot.append_data_file(data_file)
+    if tag is not None:
+        committed = tx.table_metadata.snapshot_by_name(branch)
+        assert committed is not None, "the snapshot was just staged"
+        ManageSnapshots(transaction=tx).create_tag(committed.snapshot_id, tag).commit()  # staged, not committed
     tx.commit_transaction()
     table.metadata, table.metadata_location = once.metadata, once.metadata_location
 

@@ -28,6 +28,7 @@ from lakeops.datasets.names import (
 from lakeops.datasets.registry import Registry
 from lakeops.datasets.windows import Window, WindowColumn
 from lakeops.errors import SnapshotNotFound, TableNotFound
+from lakeops.healing.failures import COMMIT_CONFLICT, is_commit_conflict, retrying
 from lakeops.iceberg import commits, schemas
 from lakeops.iceberg.provenance import Provenance
 from lakeops.settings import LakeSettings
@@ -67,9 +68,14 @@ def embedded_properties(settings: LakeSettings) -> dict[str, str]:
 
 
 # Old metadata files are deleted on commit: snapshots (what time travel needs) live in the current one.
+# An append merges the table's small manifests once there are four (Iceberg's merge-append): otherwise
+# each commit adds a manifest that every later scan plan opens (an 84-month TPC-H backfill in one process:
+# 61.3 s, 50.2 s merged; planning its reads and commits 16.5 s, 5.9 s).
 TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
+    "commit.manifest-merge.enabled": "true",
+    "commit.manifest.min-count-to-merge": "4",
 }
 MAIN = "main"
 
@@ -90,7 +96,9 @@ def ensure_tables(catalog: Catalog, registry: Registry) -> None:
             except (TableAlreadyExistsError, CommitFailedException):
                 if not catalog.table_exists(ref.identifier):
                     raise
-        _add_missing_columns(catalog.load_table(ref.identifier), spec.schema)
+        table = catalog.load_table(ref.identifier)
+        _add_missing_columns(table, spec.schema)
+        _add_missing_properties(table)
 
 
 def _create_table(catalog: Catalog, spec: TableSpec) -> None:
@@ -99,6 +107,21 @@ def _create_table(catalog: Catalog, spec: TableSpec) -> None:
             with tx.update_spec() as update:
                 for column in spec.partition:
                     update.add_identity(column)
+
+
+def _add_missing_properties(table: Table) -> None:
+    """A table made by an older lakeops gains the properties it lacks; one set by its owner is kept.
+    A commit that lands meanwhile (a run writing the table) is a lost race: read again and retried."""
+
+    def add() -> None:
+        table.refresh()
+        if missing := {k: v for k, v in TABLE_PROPERTIES.items() if k not in table.properties}:
+            with table.transaction() as tx:
+                tx.set_properties(missing)
+
+    if any(k not in table.properties for k in TABLE_PROPERTIES):
+        name = ".".join(table.name())
+        retrying(add, COMMIT_CONFLICT, retry_if=is_commit_conflict, what=f"setting the properties of {name}")
 
 
 def _add_missing_columns(table: Table, schema: pa.Schema) -> None:
@@ -151,15 +174,18 @@ def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     return rows.select(schema.names).cast(schema)
 
 
-def replace_rows(table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance) -> int:
+def replace_rows(
+    table: Table, rows: pa.Table, where: BooleanExpression, provenance: Provenance, tag: str | None = None
+) -> int:
     """Replace the rows matching `where` on `provenance.branch` by `rows` in ONE snapshot; return its id.
 
     One commit is one snapshot (OVERWRITE, or APPEND when nothing matched), so time travel never
     lands between a delete and its append. A commit that loses to a concurrent writer is planned
     again on fresh metadata and retried: no commit is lost. Writers of the same rows: the one that
     commits last wins, its batch replaces the window whole (never a mix of batches, never both).
+    With `tag`, that tag points at the new snapshot in the same commit.
     """
-    commits.commit_rows(table, rows, where, provenance.branch, provenance.to_properties())
+    commits.commit_rows(table, rows, where, provenance.branch, provenance.to_properties(), tag)
     return _head_id(table, provenance.branch)
 
 

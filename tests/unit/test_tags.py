@@ -2,12 +2,14 @@
 
 import pandas as pd
 import pytest
+from pyiceberg.expressions import AlwaysFalse
 from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from lakeops.build import pipeline
 from lakeops.datasets.windows import Window
 from lakeops.errors import ValidationFailed
-from lakeops.iceberg import tags
+from lakeops.iceberg import commits, lake, tags
+from lakeops.iceberg.provenance import Provenance
 from lakeops.iceberg.transactions import Transaction
 
 from .conftest import DAY_A, DAY_B
@@ -44,19 +46,31 @@ def test_ingest_always_marks_bronze_good(catalog, drop_day):
     assert tags.tags(catalog.load_table(BRONZE_FLIGHTS.identifier)) == {tags.LAST_KNOWN_GOOD: second}
 
 
-def test_mark_good_moves_forward_never_back(catalog, drop_day):
+def test_a_commit_moves_last_known_good_in_the_same_metadata_commit(catalog, drop_day):
+    ingest_bronze(catalog, drop_day(DAY_A), RUN)
+    before = len(catalog.load_table(BRONZE_FLIGHTS.identifier).metadata.metadata_log)
+
+    b = ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
+
+    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+    assert good(catalog, BRONZE_FLIGHTS) == b
+    assert len(table.metadata.metadata_log) == before + 1  # one catalog commit: the snapshot and its tag
+
+
+def test_a_tag_moved_by_hand_meanwhile_is_a_lost_race_retried_and_the_tag_ends_on_the_new_commit(catalog, drop_day):
     a = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
     b = ingest_bronze(catalog, drop_day(DAY_B), RUN).snapshot_id
-    table = catalog.load_table(BRONZE_FLIGHTS.identifier)
+    stale = catalog.load_table(BRONZE_FLIGHTS.identifier)  # its view: main and last-known-good at b
+    catalog.load_table(BRONZE_FLIGHTS.identifier).manage_snapshots().create_tag(a, tags.LAST_KNOWN_GOOD).commit()
+    retries = commits.COUNTS.retries
 
-    assert tags.mark_good(table, a) is False  # older than the tagged one
-    assert good(catalog, BRONZE_FLIGHTS) == b
-    assert tags.mark_good(table, b) is False  # already there
-    assert good(catalog, BRONZE_FLIGHTS) == b
+    made = Provenance("test", "run-2", DAY_B.isoformat(), "batch-2", validated=True)
+    again = stale.scan(snapshot_id=a).to_arrow()  # any rows: the commit is what is under test
+    committed = lake.replace_rows(stale, again, AlwaysFalse(), made, tag=tags.LAST_KNOWN_GOOD)
 
-    table.manage_snapshots().create_tag(a, tags.LAST_KNOWN_GOOD).commit()  # someone put it back by hand
-    assert tags.mark_good(catalog.load_table(BRONZE_FLIGHTS.identifier), b) is True
-    assert good(catalog, BRONZE_FLIGHTS) == b
+    assert commits.COUNTS.retries == retries + 1  # main had not moved: the tag's compare-and-swap failed once
+    assert committed not in (a, b)
+    assert good(catalog, BRONZE_FLIGHTS) == committed
 
 
 def test_a_transaction_computes_its_staged_metadata_once_per_state(catalog, drop_day):
@@ -71,14 +85,6 @@ def test_a_transaction_computes_its_staged_metadata_once_per_state(catalog, drop
     assert "kept" not in first.refs
     tx.commit_transaction()
     assert catalog.load_table(BRONZE_FLIGHTS.identifier).snapshot_by_name("kept").snapshot_id == a
-
-
-def test_mark_good_of_an_unknown_snapshot_raises_naming_the_table(catalog, drop_day):
-    b = ingest_bronze(catalog, drop_day(DAY_A), RUN).snapshot_id
-
-    with pytest.raises(ValueError, match=r"bronze\.flights has no snapshot 42"):
-        tags.mark_good(catalog.load_table(BRONZE_FLIGHTS.identifier), 42)
-    assert good(catalog, BRONZE_FLIGHTS) == b
 
 
 def test_a_validated_build_on_main_moves_last_known_good_to_its_commit(catalog, drop_day):
