@@ -1,9 +1,10 @@
 """Backfill: every landed window of a dataset, landing -> each layer it builds, the windows fanned out on Dask.
 
-The flow is the recipe; the work of a window is `lakeops.build.backfill`. Each window is one task on
-the flow's task runner (`flows.fanout`). The run publishes no per-window ready events (its own layers'
-deployments would rebuild what it just built); it writes each commit's marker files, and its table
-artifact lists every window.
+The flow is the recipe; the work of a window is `lakeops.build.backfill`. Each task on the flow's task
+runner (`flows.fanout`) runs consecutive windows one after the other (the first task the largest window
+alone, which sizes the cluster); the tasks run side by side. The run publishes no per-window ready
+events (its own layers' deployments would rebuild what it just built); it writes each commit's marker
+files, and its table artifact lists every window.
 """
 
 from pathlib import Path
@@ -11,18 +12,18 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
+from prefect.runtime import task_run
 from pydantic import BaseModel, Field
 
 from flows import fanout
 from flows.alerts import alert_on_failure
 from flows.common import io_options, open_lakehouse, platform, run_info
-from lakeops.build import backfill, pipeline
+from lakeops.build import backfill
+from lakeops.build.backfill import Failed
 from lakeops.build.validation import validate
 from lakeops.datasets.names import BACKFILL_FLOW
 from lakeops.datasets.registry import bronze_of
 from lakeops.datasets.windows import Window
-from lakeops.errors import MalformedBatch
-from lakeops.ingest import batches
 from lakeops.release import release_log
 
 
@@ -36,22 +37,24 @@ class BackfillParams(BaseModel):
     lakehouse: str = Field(default="default", description="IcebergLakehouse block document name.")
 
 
-@task(task_run_name="backfill {dataset} {window}", **io_options())
-def backfill_window(lakehouse: str, dataset: str, window: str, version: str) -> backfill.Chain:
-    """One window's chain on a worker: land its file, build each layer; a malformed file is quarantined whole."""
+def _task_name() -> str:
+    windows = task_run.parameters["windows"]
+    last = f"..{windows[-1]}" if len(windows) > 1 else ""
+    return f"backfill {task_run.parameters['dataset']} {windows[0]}{last}"
+
+
+@task(task_run_name=_task_name, **io_options())
+def backfill_windows(lakehouse: str, dataset: str, windows: list[str], version: str) -> list[backfill.Chain | Failed]:
+    """A run of consecutive windows' chains on a worker, one window at a time: land each file, build each layer.
+    A malformed file is quarantined whole and reported with the window, as a failed suite is."""
     block, catalog = fanout.lakehouse(lakehouse)
     registry = platform()
-    declared = registry.dataset(dataset)
-    parsed = Window.parse(window, bronze_of(declared).window.grain)
-    landing, run = Path(block.landing), run_info()
-    try:
-        return backfill.run_window(catalog, registry, dataset, landing, parsed, run, version, validate)
-    except MalformedBatch as error:
-        assert declared.source is not None
-        batch = batches.read_landed(landing, declared.source, parsed)
-        kept = pipeline.quarantine(catalog, declared, batch, error, run)
-        get_run_logger().error("quarantined %s rows of batch %s: %s", kept, batch.batch_id, error)
-        raise
+    grain = bronze_of(registry.dataset(dataset)).window.grain
+    parsed = [Window.parse(w, grain) for w in windows]
+    done = backfill.run_windows(catalog, registry, dataset, Path(block.landing), parsed, run_info(), version, validate)
+    for failed in (d for d in done if isinstance(d, Failed)):
+        get_run_logger().error("window %s failed: %s", failed.window, failed.reason)
+    return done
 
 
 @task(task_run_name="rebuild {dataset} {window}", **io_options())
@@ -78,11 +81,11 @@ def backfill_dataset(params: BackfillParams) -> list[backfill.Chain]:
     windows = backfill.landed_windows(Path(lakehouse.landing), dataset, params.start, params.end)
     logger = get_run_logger()
     logger.info("backfilling %s windows of %s with %s", len(windows), dataset.name, version)
-    # The largest window first: the cluster's workers are sized on the first window's peak.
-    order = backfill.largest_first(Path(lakehouse.landing), dataset, windows)
-    submitted = {w: backfill_window.submit(params.lakehouse, dataset.name, w.key, version) for w in order}
-    workers = fanout.fit_to_memory([submitted[order[0]]] if order else [])
-    chains, failed = _results(windows, [submitted[w] for w in windows])
+    # The largest window first, alone: the cluster's workers are sized on the first window's peak.
+    tasks = backfill.in_tasks(backfill.largest_first(Path(lakehouse.landing), dataset, windows), fanout.planned())
+    submitted = [backfill_windows.submit(params.lakehouse, dataset.name, [w.key for w in t], version) for t in tasks]
+    workers = fanout.fit_to_memory(submitted[:1])
+    chains, failed = _results(tasks, submitted)
     extended = sorted({e for c in chains for e in c.extended})
     for rebuilt in [rebuild_window.submit(params.lakehouse, dataset.name, e, version) for e in extended]:
         rebuilt.result()
@@ -103,13 +106,19 @@ def backfill_dataset(params: BackfillParams) -> list[backfill.Chain]:
 
 
 def _results(
-    windows: list[Window], futures: list[PrefectFuture[backfill.Chain]]
+    tasks: list[list[Window]], futures: list[PrefectFuture[list[backfill.Chain | Failed]]]
 ) -> tuple[list[backfill.Chain], list[tuple[str, str]]]:
-    """Each window's chain, or why it failed: one window's failure does not stop the others."""
+    """Each window's chain, or why it failed, in window order: one window's failure does not stop the others.
+    A task that failed whole (its retries spent) names each of its windows."""
     chains, failed = [], []
-    for window, future in zip(windows, futures, strict=True):
+    for windows, future in zip(tasks, futures, strict=True):
         try:
-            chains.append(future.result())
+            for done in future.result():
+                if isinstance(done, Failed):
+                    failed.append((done.window, done.reason))
+                else:
+                    chains.append(done)
         except Exception as error:  # noqa: BLE001 - reported per window, raised once at the end
-            failed.append((window.key, str(error).splitlines()[0] if str(error) else type(error).__name__))
-    return chains, failed
+            why = str(error).splitlines()[0] if str(error) else type(error).__name__
+            failed += [(w.key, f"its task failed: {why}") for w in windows]
+    return sorted(chains, key=lambda c: c.window), sorted(failed)

@@ -11,11 +11,16 @@ Under a memory limit (the run's `memory` job variable, LAKEOPS_MEMORY_MB) a loca
 one worker. When its first window is done, the worker's peak (imports and one window) is what every
 worker will need: the run adds as many workers as its limit still holds, up to LAKEOPS_DASK_WORKERS
 (`fit_to_memory`). So SF1's months run two at a time in 2 GB and SF10's one at a time.
+
+A task costs the orchestrator about 0.1 s (its task run's states, the hand-off to a worker), so a backfill
+submits runs of consecutive windows, about eight tasks per planned worker (`lakeops.build.backfill.in_tasks`);
+a worker opens the lakehouse once per flow run.
 """
 
 import math
 import os
 import resource
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -23,6 +28,7 @@ import psutil
 from prefect import Task, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 from prefect.states import State
 from prefect_dask import DaskTaskRunner
 from pyiceberg.catalog import Catalog
@@ -112,9 +118,24 @@ def fit_to_memory(futures: Sequence[PrefectFuture[Any]]) -> int | None:
 
 
 def lakehouse(name: str) -> tuple[IcebergLakehouse, Catalog]:
-    """The lakehouse block and its catalog, in the worker that runs a window's task."""
-    block = IcebergLakehouse.load(name)
-    return block, block.catalog()
+    """The lakehouse block and its catalog, in the worker that runs a window's task: loaded once per flow run
+    in each worker process (about 40 ms each: an API call and a catalog opened), not once per window."""
+    key = (name, str(flow_run.get_id()))
+    with _opened_lock:
+        if key not in _opened:
+            block = IcebergLakehouse.load(name)
+            _opened.clear()  # a worker of a long-lived cluster serves one run after another: keep the last only
+            _opened[key] = block, block.catalog()
+        return _opened[key]
+
+
+_opened: dict[tuple[str, str], tuple[IcebergLakehouse, Catalog]] = {}
+_opened_lock = threading.Lock()
+
+
+def planned() -> int:
+    """The workers a run plans its tasks for: LAKEOPS_DASK_WORKERS (2 by default), also at a cluster address."""
+    return int(os.environ.get(WORKERS_ENV) or DEFAULT_WORKERS)
 
 
 def fans_out(windows: int) -> bool:

@@ -1,6 +1,7 @@
 """Backfill's window chains: run side by side they land every window exactly once through every layer, in
 each window's order, and run again they change nothing (TPC-H lineitem at a small scale factor)."""
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,3 +125,48 @@ def test_a_backfill_run_again_lands_nothing_new_and_leaves_every_row(catalog, la
         [("l_shipdate", "ascending"), ("l_returnflag", "ascending"), ("l_linestatus", "ascending")]
     )
     assert gold_after.equals(gold_before)
+
+
+def test_a_task_of_windows_reports_a_malformed_file_quarantined_and_builds_the_others(catalog, landing, tmp_path):
+    own = tmp_path / "landing"
+    shutil.copytree(landing, own)
+    broken = generate.month_file(own, MONTHS[1])
+    broken.write_bytes(broken.read_bytes()[:100])  # a truncated delivery
+    windows = backfill.landed_windows(own, tpch.DATASET)[:3]
+
+    done = backfill.run_windows(catalog, REGISTRY, "tpch", own, windows, RUN, "v1", validation.validate)
+
+    assert [type(d).__name__ for d in done] == ["Chain", "Failed", "Chain"]
+    assert done[1].window == MONTHS[1] and "quarantined" in done[1].reason and broken.name in done[1].reason
+    quarantined = lake.read_arrow(lake.load(catalog, tpch.DATASET.quarantine), AlwaysTrue())
+    assert len(quarantined) > 0 and set(quarantined["source"].to_pylist()) == {broken.name}
+    gold = rows_of(catalog, "tpch.gold")
+    assert sorted({d.isoformat()[:7] for d in gold["l_shipdate"].to_pylist()}) == [MONTHS[0], MONTHS[2]]
+
+
+def test_a_transient_failure_in_a_task_of_windows_is_raised_for_the_task_to_retry(catalog, landing, monkeypatch):
+    windows = backfill.landed_windows(landing, tpch.DATASET)[:2]
+    built = pipeline.build
+
+    def flaky(catalog, registry, layer, window, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if window.key == MONTHS[1]:
+            raise ConnectionResetError("the catalog's connection was reset")
+        return built(catalog, registry, layer, window, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "build", flaky)
+    with pytest.raises(ConnectionResetError):
+        backfill.run_windows(catalog, REGISTRY, "tpch", landing, windows, RUN, "v1", validation.validate)
+
+
+@pytest.mark.parametrize(
+    ("windows", "workers", "sizes"),
+    [(84, 2, [1, *[6] * 13, 5]), (4, 2, [1, 1, 1, 1]), (17, 1, [1, *[2] * 8])],
+)
+def test_windows_go_to_tasks_the_first_alone_the_rest_in_consecutive_runs(windows, workers, sizes):
+    months = [Window.parse(f"{1992 + i // 12}-{i % 12 + 1:02d}", "month") for i in range(windows)]
+
+    tasks = backfill.in_tasks(months, workers)
+
+    assert [len(t) for t in tasks] == sizes
+    assert [w for t in tasks for w in t] == months  # every window once, in order
+    assert backfill.in_tasks([], workers) == []
