@@ -134,7 +134,8 @@ def measure(sf: float, root: Path, workers: tuple[int, ...], release_at: tuple[f
                     reset_tables(settings)
                 done = figures.backfills[count] = backfill(stack, count, months[-2])
                 print(f"  backfill on {count} Dask worker(s): {done.seconds:.1f} s, {done.memory}", end="")
-                print(f", windows' own time {done.windows_s:.1f} s, ran on {done.ran_on} worker(s)", end="")
+                where = "in the flow's own process" if done.ran_on == 0 else f"on {done.ran_on} worker(s)"
+                print(f", windows' own time {done.windows_s:.1f} s, ran {where}", end="")
                 print(f"; FAILED {done.failed}" if done.failed else "")
             if figures.backfills[workers[-1]].failed:
                 return figures  # the tables miss windows: no steady state, no Q1
@@ -177,7 +178,8 @@ def report(results: list[Figures]) -> None:
     print("".join(f"{name:>{width}}" for name, width in columns))
     for f in results:
         for count, run in sorted(f.backfills.items()):
-            ran = str(count) if run.ran_on in (None, count) else f"{count}->{run.ran_on}"  # asked -> fitted
+            fitted = "flow" if run.ran_on == 0 else run.ran_on  # 0: the flow's own process
+            ran = str(count) if run.ran_on in (None, count) else f"{count}->{fitted}"  # asked -> fitted
             print(
                 f"SF{f.sf:<4g}{f.rows:>12,}{f.bare_s:>9.1f}{f.rows / f.bare_s:>11,.0f}{ran:>8}{run.seconds:>11.1f}"
                 f"{f.rows / run.seconds:>11,.0f}{run.seconds / f.bare_s:>6.1f}x{run.memory.peak_mb:>9.0f}"
@@ -205,7 +207,8 @@ def report(results: list[Figures]) -> None:
                 f"DuckDB's" + (f"; FAILED {r.failed}" if r.failed else "")
             )
     print("tax = lakeops backfill (all months but the last) / the bare script over all months")
-    print("workers a -> b: asked for a, the run's memory limit held b (flows.fanout.fit_to_memory)")
+    print("workers a -> b: asked for a, the run's memory limit held b (flows.fanout.run_fitted; flow: no cluster,")
+    print("  the flow's own process ran the windows, one window filling the limit)")
     print("peak: the run's cgroup peak, page cache included; wset: its peak working set (without inactive cache)")
 
 

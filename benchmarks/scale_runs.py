@@ -44,7 +44,7 @@ class Backfill:
     memory: Memory
     failed: str | None = None  # why the run did not complete (windows whose workers were killed out of memory)
     windows_s: float = float("nan")  # the windows' own time inside their tasks, summed over workers
-    ran_on: int | None = None  # the workers the run grew to under its memory limit (flows.fanout.fit_to_memory)
+    ran_on: int | None = None  # the workers its memory limit held (flows.fanout.run_fitted); 0: the flow's process
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,10 @@ def windows_seconds(flow_run_id: str) -> tuple[float, int | None]:
     if not tables:
         return float("nan"), None
     rows = tables[0].data if isinstance(tables[0].data, list) else json.loads(str(tables[0].data))
-    workers = re.search(r"on (\d+) Dask workers", tables[0].description or "")
-    return sum(r["seconds"] or 0.0 for r in rows), int(workers.group(1)) if workers else None
+    description = tables[0].description or ""
+    workers = re.search(r"on (\d+) Dask workers", description)
+    ran_on = int(workers.group(1)) if workers else 0 if "in the flow's own process" in description else None
+    return sum(r["seconds"] or 0.0 for r in rows), ran_on
 
 
 def peak_of(stack: LocalStack, flow_run_id: str) -> Memory:

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import task_run
+from prefect.states import State
 from pydantic import BaseModel, Field
 
 from flows import fanout
@@ -83,18 +84,20 @@ def backfill_dataset(params: BackfillParams) -> list[backfill.Chain]:
     logger.info("backfilling %s windows of %s with %s", len(windows), dataset.name, version)
     # The largest window first, alone: the cluster's workers are sized on the first window's peak.
     tasks = backfill.in_tasks(backfill.largest_first(Path(lakehouse.landing), dataset, windows), fanout.planned())
-    submitted = [backfill_windows.submit(params.lakehouse, dataset.name, [w.key for w in t], version) for t in tasks]
-    workers = fanout.fit_to_memory(submitted[:1])
+    calls = [(params.lakehouse, dataset.name, [w.key for w in t], version) for t in tasks]
+    submitted, workers = fanout.run_fitted(backfill_windows, calls)
     chains, failed = _results(tasks, submitted)
     extended = sorted({e for c in chains for e in c.extended})
-    for rebuilt in [rebuild_window.submit(params.lakehouse, dataset.name, e, version) for e in extended]:
+    for rebuilt in fanout.run_each(rebuild_window, [(params.lakehouse, dataset.name, e, version) for e in extended]):
         rebuilt.result()
     create_table_artifact(
         [{"window": c.window, "rows": c.rows, "seconds": round(c.seconds, 2)} for c in chains]
         + [{"window": w, "rows": 0, "seconds": None, "failed": why} for w, why in failed],
         key=f"backfill-{dataset.name}".lower().replace("_", "-"),
         description=f"backfill of {dataset.name} ({version}): {len(chains)} windows built, {len(failed)} failed"
-        + (f", on {workers} Dask workers" if workers else ""),
+        + {None: "", 0: ", in the flow's own process (one window fills its memory)"}.get(
+            workers, f", on {workers} Dask workers"
+        ),
     )
     rows = sum(c.rows for c in chains)
     logger.info("%s windows, %s rows built; %s extended windows rebuilt", len(chains), rows, len(extended))
@@ -106,7 +109,8 @@ def backfill_dataset(params: BackfillParams) -> list[backfill.Chain]:
 
 
 def _results(
-    tasks: list[list[Window]], futures: list[PrefectFuture[list[backfill.Chain | Failed]]]
+    tasks: list[list[Window]],
+    futures: list[PrefectFuture[list[backfill.Chain | Failed]] | State[list[backfill.Chain | Failed]]],
 ) -> tuple[list[backfill.Chain], list[tuple[str, str]]]:
     """Each window's chain, or why it failed, in window order: one window's failure does not stop the others.
     A task that failed whole (its retries spent) names each of its windows."""

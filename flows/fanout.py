@@ -7,10 +7,13 @@ flow submits goes to the cluster: one task per window, which opens the catalog f
 block by name (a catalog does not travel between processes). A worker holds one window at a time, so
 a run's memory is its workers' windows, not the dataset.
 
-Under a memory limit (the run's `memory` job variable, LAKEOPS_MEMORY_MB) a local cluster starts with
-one worker. When its first window is done, the worker's peak (imports and one window) is what every
-worker will need: the run adds as many workers as its limit still holds, up to LAKEOPS_DASK_WORKERS
-(`fit_to_memory`). So SF1's months run two at a time in 2 GB and SF10's one at a time.
+Under a memory limit (the run's `memory` job variable, LAKEOPS_MEMORY_MB) a backfill fits its cluster
+before starting it (`run_fitted`): its first (largest) window runs in the flow's own process, sampled,
+and that peak (the imports a worker starts from, and one window) is what every worker will need. As many
+workers as the limit holds beside the flow's process, up to LAKEOPS_DASK_WORKERS, take the rest; when
+that is one, no cluster starts and the flow's process runs them. So SF1's months run two at a time in
+2 GB and SF10's one at a time, with no second interpreter. A replay or a release starts its cluster
+with one worker and grows it once the first window is done (`fit_to_memory`).
 
 A task costs the orchestrator about 0.1 s (its task run's states, the hand-off to a worker), so a backfill
 submits runs of consecutive windows, about eight tasks per planned worker (`lakeops.build.backfill.in_tasks`);
@@ -34,6 +37,7 @@ from prefect_dask import DaskTaskRunner
 from pyiceberg.catalog import Catalog
 
 from blocks.lakehouse import IcebergLakehouse
+from lakeops.build import backfill
 from lakeops.healing.memlimit import limit_mb
 
 ADDRESS_ENV, WORKERS_ENV = "LAKEOPS_DASK_ADDRESS", "LAKEOPS_DASK_WORKERS"
@@ -50,6 +54,7 @@ class FanOut(DaskTaskRunner):
     run's environment (its job variables) was set."""
 
     most_workers: int = 1  # what a local cluster started with one worker may grow to (fit_to_memory)
+    in_process: bool = False  # the run's windows run in the flow's own process: one window is all it holds
 
     def duplicate(self) -> "FanOut":
         return task_runner()
@@ -117,6 +122,72 @@ def fit_to_memory(futures: Sequence[PrefectFuture[Any]]) -> int | None:
     return runner.grow(limit)
 
 
+def run_fitted(
+    task: Task[..., R], calls: list[tuple[Any, ...]]
+) -> tuple[list[PrefectFuture[R] | State[R]], int | None]:
+    """Each call of `task`, fitted to the run's memory before any worker starts; the workers it ran on (0: the
+    flow's own process), or None when there was nothing to fit (no limit, a cluster at an address).
+
+    The first call runs in the flow's own process, its resident set sampled: a worker, which starts from the
+    same imports, will need what the process peaked at. As many workers as the limit holds beside the flow's
+    process, up to LAKEOPS_DASK_WORKERS, take the other calls; when that is one, the flow's process runs them
+    itself, one after the other (a single worker would only add its interpreter to the run's memory).
+    """
+    runner = _fitted_runner()
+    limit = limit_mb(os.environ)
+    if runner is None or limit is None or not calls:
+        return [task.submit(*args) for args in calls], None
+    with _Sampled() as process:
+        first = task(*calls[0], return_state=True)
+    backfill.release_memory()
+    # With n workers the run holds the flow's process as it is now (no cluster yet), and n workers at that peak.
+    workers = workers_that_fit(limit, _rss_mb() + process.peak_mb, process.peak_mb, runner.most_workers)
+    message = (
+        "the flow's process peaked at %.0f MB on the first window (from %.0f MB): %s of at most %s workers fit in %s MB"
+    )
+    get_run_logger().info(message, process.peak_mb, process.before_mb, workers, runner.most_workers, limit)
+    if workers <= 1:
+        runner.in_process = True
+        return [first, *_in_process(task, calls[1:])], 0
+    runner.cluster_kwargs["n_workers"] = workers  # the cluster starts at the first submit
+    return [first, *(task.submit(*args) for args in calls[1:])], workers
+
+
+def _fitted_runner() -> "FanOut | None":
+    """The run's task runner when it is a local cluster sized to the run's memory (started with no task yet)."""
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if not isinstance(runner, FanOut) or runner.address or runner.most_workers <= 1 or runner._client is not None:
+        return None
+    return runner
+
+
+class _Sampled:
+    """The process's resident set before, and its peak while the block runs (sampled every 20 ms), MB."""
+
+    def __init__(self) -> None:
+        self.before_mb = self.peak_mb = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def __enter__(self) -> "_Sampled":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, _rss_mb())
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def lakehouse(name: str) -> tuple[IcebergLakehouse, Catalog]:
     """The lakehouse block and its catalog, in the worker that runs a window's task: loaded once per flow run
     in each worker process (about 40 ms each: an API call and a catalog opened), not once per window."""
@@ -141,6 +212,9 @@ def planned() -> int:
 def fans_out(windows: int) -> bool:
     """Whether `windows` windows go to the cluster: always to a running one, to a local one when there
     are at least LAKEOPS_FANOUT_MIN_WINDOWS of them."""
+    context = FlowRunContext.get()
+    if context is not None and isinstance(context.task_runner, FanOut) and context.task_runner.in_process:
+        return False  # fitted to the run's memory: the flow's process runs the windows (`run_fitted`)
     if os.environ.get(ADDRESS_ENV):
         return True
     return windows >= int(os.environ.get(MIN_WINDOWS_ENV) or DEFAULT_MIN_WINDOWS)

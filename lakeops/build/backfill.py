@@ -177,11 +177,11 @@ def run_window(
         *build_layers(catalog, registry, dataset, window, landed.own.snapshot_id, run, version, validate),
     ]
     extended = tuple(s.window for s in landed.extended)
-    _release_memory()
+    release_memory()
     return Chain(window.key, tuple(signals), extended, time.monotonic() - started)
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """The window's freed buffers back to the system before the next window: Arrow's pool's, and the C heap's
     (glibc keeps freed pages of DuckDB's and Parquet's allocations; about 120 MB after a SF10 month)."""
     pa.default_memory_pool().release_unused()
