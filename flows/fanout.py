@@ -3,9 +3,9 @@
 A flow that fans windows out (backfill, replay, release) runs on `FanOut`, Prefect's DaskTaskRunner:
 a local cluster of LAKEOPS_DASK_WORKERS single-threaded worker processes (2 by default) started with
 the run, or the cluster at LAKEOPS_DASK_ADDRESS (`tcp://scheduler:8786`) in production. Only what a
-flow submits goes to the cluster: one task per window, which opens the catalog from the lakehouse
-block by name (a catalog does not travel between processes). A worker holds one window at a time, so
-a run's memory is its workers' windows, not the dataset.
+flow submits goes to the cluster: one task per window (a backfill's: per run of windows), which opens
+the catalog from the lakehouse block by name (a catalog does not travel between processes). A worker
+holds one window at a time, so a run's memory is its workers' windows, not the dataset.
 
 Under a memory limit (the run's `memory` job variable, LAKEOPS_MEMORY_MB) a backfill fits its cluster
 before starting it (`run_fitted`): its first (largest) window runs in the flow's own process, sampled,
@@ -211,7 +211,7 @@ def planned() -> int:
 
 def fans_out(windows: int) -> bool:
     """Whether `windows` windows go to the cluster: always to a running one, to a local one when there
-    are at least LAKEOPS_FANOUT_MIN_WINDOWS of them."""
+    are at least LAKEOPS_FANOUT_MIN_WINDOWS of them; never in a run fitted to its flow's own process."""
     context = FlowRunContext.get()
     if context is not None and isinstance(context.task_runner, FanOut) and context.task_runner.in_process:
         return False  # fitted to the run's memory: the flow's process runs the windows (`run_fitted`)
