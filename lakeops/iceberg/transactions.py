@@ -18,7 +18,6 @@ from pyiceberg.table import Table
 from pyiceberg.table import Transaction as _PyIcebergTransaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import AssertRefSnapshotId, TableRequirement, TableUpdate
-from pyiceberg.table.update.snapshot import ManageSnapshots
 
 
 class Transaction(_PyIcebergTransaction):
@@ -48,8 +47,3 @@ class Transaction(_PyIcebergTransaction):
             if isinstance(requirement, AssertRefSnapshotId) and requirement.ref not in asserted:
                 self._requirements += (requirement,)
         return self
-
-
-def manage_snapshots(table: Table) -> ManageSnapshots:
-    """`table.manage_snapshots()` on a cached transaction (committed by `.commit()`, as pyiceberg's)."""
-    return ManageSnapshots(transaction=Transaction(table, autocommit=True))
