@@ -16,7 +16,7 @@ from lakeops.datasets.names import INGEST_FLOW
 from lakeops.datasets.registry import bronze_of
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.ingest import batches, drift
+from lakeops.ingest import batches, drift, observed
 from lakeops.readiness import alerts
 from lakeops.readiness.ready import ReadySignal
 
@@ -104,6 +104,6 @@ def _tell_about_the_batch(
         )
         alert(alerts.too_late(dataset, batch, sample, landing.late_rows, landing.allowed_days), block)
     assert dataset.source is not None
-    found = drift.compare(drift.expected(dataset.source), drift.observe(batch))
+    found = drift.compare(drift.expected(dataset.source), observed.observe(batch))
     if found.drifted and contract:
         alert(alerts.schema_drift(dataset, batch, found), block)

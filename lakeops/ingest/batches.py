@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 from lakeops.datasets.declaration import Source
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.ingest import drift, landing_zone, records, typed, values
-from lakeops.ingest.drift import NA_TOKENS
+from lakeops.ingest import drift, landing_zone, observed, records, typed, values
 from lakeops.ingest.landing_zone import DEFAULT_MAX_BYTES
+from lakeops.ingest.observed import NA_TOKENS
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def parse(batch: RawBatch, source: Source, *, accept_additive: bool | None = Non
         raise MalformedBatch(batch.source, "empty file: no header and no rows")
     read = records.read(batch.source, batch.text, source.max_value_chars)
     additive = source.accept_additive_drift if accept_additive is None else accept_additive
-    found = drift.compare(drift.expected(source), drift.observe(batch))
+    found = drift.compare(drift.expected(source), observed.observe(batch))
     if found.drifted and not (additive and found.additive_only):
         raise SchemaDrifted(batch.source, found)
     frame = _strings(read)

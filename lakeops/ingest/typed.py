@@ -1,7 +1,7 @@
 """A batch's typed rows in Arrow, each with the line of its file it came from.
 
 A CSV file is typed value by value (`values`); a Parquet file is typed already, so its columns are
-checked against the contract by their Arrow types (`drift.observe_table`) and cast without leaving
+checked against the contract by their Arrow types (`observed.observe_table`) and cast without leaving
 Arrow: a window of hundreds of thousands of rows never becomes Python objects. Row N of a Parquet
 file is line N + 1 of its CSV text (the header is line 1), the lines its quarantine keeps.
 """
@@ -16,7 +16,7 @@ from lakeops.datasets.checks import Timestamp
 from lakeops.datasets.declaration import Source
 from lakeops.datasets.windows import WindowColumn
 from lakeops.errors import MalformedBatch, SchemaDrifted
-from lakeops.ingest import drift
+from lakeops.ingest import drift, observed
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ def from_table(table: pa.Table, source: Source, where: str, additive: bool) -> T
     """A Parquet batch's rows: its schema checked against the contract, cast to it, every value checked."""
     if not len(table):
         raise MalformedBatch(where, "no data rows")
-    found = drift.compare(drift.expected(source), drift.observe_table(table))
+    found = drift.compare(drift.expected(source), observed.observe_table(table))
     if found.drifted and not (additive and found.additive_only):
         raise SchemaDrifted(where, found)
-    lines = pd.RangeIndex(drift.HEADER_LINE + 1, len(table) + drift.HEADER_LINE + 1, name="line")
+    lines = pd.RangeIndex(observed.HEADER_LINE + 1, len(table) + observed.HEADER_LINE + 1, name="line")
     columns = [_cast(table[name], typ, name, where) for name, typ in source.columns.items()]
     typed = TypedRows(pa.Table.from_arrays(columns, schema=source_schema(source)), lines)
     _check_values(typed, source, where)

@@ -12,7 +12,7 @@ from declarations.flights import landing
 from lakeops.datasets.windows import Window
 from lakeops.errors import MalformedBatch, SchemaDrifted
 from lakeops.healing.failures import FailureClass, classify
-from lakeops.ingest import batches, drift
+from lakeops.ingest import batches, drift, observed
 from lakeops.readiness import alerts, contracts
 
 from .conftest import DAY_A, DropDay, day_text, edit_cell
@@ -62,7 +62,7 @@ def filled(text: str, column: str, value: Fill, rows: int | None = None) -> str:
 
 
 def drift_of(drop_day: DropDay, text: str) -> drift.SchemaDrift:
-    return drift.compare(EXPECTED, drift.observe(drop_day(DAY_A, text)))
+    return drift.compare(EXPECTED, observed.observe(drop_day(DAY_A, text)))
 
 
 # --- the contract's schema is true of the real data ---------------------------------------------
@@ -295,7 +295,7 @@ def test_to_dict_is_json(drop_day):
 
 def test_the_alert_names_dataset_window_changes_counts_owner_and_the_rerun_command(drop_day):
     batch = drop_day(DAY_A, filled(GOOD, "dep_delay", lambda i: "n/a"))
-    found = drift.compare(EXPECTED, drift.observe(batch))
+    found = drift.compare(EXPECTED, observed.observe(batch))
 
     subject, body = alerts.schema_drift(FLIGHTS, batch, found)
 
@@ -312,7 +312,7 @@ def test_the_alert_names_dataset_window_changes_counts_owner_and_the_rerun_comma
 
 def test_the_alert_of_accepted_additive_drift_says_it_entered_bronze_only(drop_day):
     batch = drop_day(DAY_A, with_column(GOOD, "wheels_off"))
-    found = drift.compare(EXPECTED, drift.observe(batch))
+    found = drift.compare(EXPECTED, observed.observe(batch))
 
     _, body = alerts.schema_drift(replace(FLIGHTS, source=ADDITIVE_OK), batch, found)
 
@@ -357,7 +357,7 @@ def test_schema_drifted_is_a_data_failure_that_survives_pickling(drop_day):
 def test_observe_never_raises_on_odd_files(content):
     batch = batches.RawBatch("odd.csv", Window(DAY_A), content)
 
-    found = drift.compare(EXPECTED, drift.observe(batch))
+    found = drift.compare(EXPECTED, observed.observe(batch))
 
     assert isinstance(found.describe(), str)
 
