@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lakeops.healing.failures import OOM_EXIT_CODES
+
 USAGE_DIR_ENV = "LAKEOPS_USAGE_DIR"
 FLOW_RUN_ENV = "PREFECT__FLOW_RUN_ID"  # set by Prefect's workers for the flow run's process
 
@@ -32,6 +34,15 @@ class Usage:
     enforced: str  # "cgroup", "rlimit" or "none"
     wall_seconds: float
     peak_working_set_mb: float | None = None  # in a cgroup: the largest sampled working set (else None)
+
+    @property
+    def memory_used_mb(self) -> float:
+        """The memory the run needed: its peak working set where sampled (the cgroup's peak counts page cache,
+        up to the limit), else its peak; the peak after an out-of-memory kill (it needed more than its limit,
+        and a sample may have missed the last moments)."""
+        if self.peak_working_set_mb is None or self.exit_code in OOM_EXIT_CODES:
+            return self.peak_memory_mb
+        return self.peak_working_set_mb
 
 
 def children_cpu_seconds() -> float:

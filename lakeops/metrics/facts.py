@@ -40,7 +40,8 @@ class RunFact:
     a person are the same unit); `expected_start` places it in time (a run's start time can be missing
     for a run that crashed before starting, so it is never used to place a run). `attempts` is the
     orchestrator's run count (flow-level retries inside one run). Requested resources come from job
-    variables; used ones from the memory supervisor (CPU seconds, peak memory), when it recorded them.
+    variables; used ones from the memory supervisor (CPU seconds, peak memory: the working set where it
+    sampled one, `Usage.memory_used_mb`), when it recorded them.
     `code_committed_at` is the commit time of `code_version`, recorded on the deployment when it was deployed.
     """
 

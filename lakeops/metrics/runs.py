@@ -84,7 +84,7 @@ def fact_of(run: FlowRunRecord, usage: Usage | None = None) -> RunFact | None:
         requested_cpu=cost.vcpus(run.work_pool_type, cpu) if cpu is not None else None,
         requested_memory_mb=_number(run.job_variables.get("memory")),
         cpu_seconds=usage.cpu_seconds if usage else None,
-        peak_memory_mb=usage.peak_memory_mb if usage else None,
+        peak_memory_mb=usage.memory_used_mb if usage else None,
     )
 
 

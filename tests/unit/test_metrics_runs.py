@@ -82,6 +82,15 @@ def test_an_ecs_pool_counts_cpu_in_units_of_1024_and_usage_is_attached():
     assert runs.fact_of(record(job_variables={"cpu": 2, "memory": None})).requested_cpu == 2.0  # type: ignore[union-attr]
 
 
+def test_memory_used_is_the_working_set_where_sampled_and_the_peak_after_an_oom_kill():
+    # The cgroup's peak counts page cache up to the limit: a run that read big files would look as large as its limit.
+    sampled = Usage("run-1", 0, 42.5, 2040.0, 2048, "cgroup", 61.0, peak_working_set_mb=700.0)
+    killed = Usage("run-2", 137, 42.5, 2048.0, 2048, "cgroup", 61.0, peak_working_set_mb=1900.0)
+    for usage, used in ((sampled, 700.0), (killed, 2048.0)):
+        fact = runs.fact_of(record(), usage)
+        assert fact is not None and fact.peak_memory_mb == used
+
+
 def test_commit_times_come_from_the_tags_and_a_deploy_without_git_records_none():
     tags = [
         runs.committed_tag("git:abc", COMMITTED),
