@@ -1,6 +1,6 @@
 """What a batch delivers: its header's columns, the type each column's values parse to, and where they are null.
 
-Type change or malformed value? A column's observed type is the narrowest type (int64 < float64 <
+A column's observed type is the narrowest type (int64 < float64 <
 string) that at least half of its non-null values parse to; a typed file (Parquet) says its types
 itself. `drift` compares what is observed here with the source's contract.
 """
