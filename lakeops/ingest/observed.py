@@ -1,8 +1,8 @@
 """What a batch delivers: its header's columns, the type each column's values parse to, and where they are null.
 
-A column's observed type is the narrowest type (int64 < float64 <
-string) that at least half of its non-null values parse to; a typed file (Parquet) says its types
-itself. `drift` compares what is observed here with the source's contract.
+A column's observed type is the narrowest type (int64 < float64 < string) that at least half of its
+non-null values parse to; a typed file (Parquet) says its types itself. `drift` compares what is
+observed here with the source's contract.
 """
 
 from __future__ import annotations
